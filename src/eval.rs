@@ -1,0 +1,261 @@
+//! Reproducible evaluations: AUROC, the ADBench-style protocol, 1000 Genomes
+//! leave-one-super-population-out and the GWAS-mix demonstration.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::Params;
+use crate::rng::SplitMix64;
+use crate::table::{Role, Table, TableOptions, read_table};
+use crate::verdict::{Assessment, Verdict};
+
+/// Area under the ROC curve of `scores` for `labels` (true = positive); ties
+/// count one half. `NaN` when a class is empty.
+pub fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let n_pos = labels.iter().filter(|&&l| l).count() as f64;
+    let n_neg = labels.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return f64::NAN;
+    }
+    // Mid-ranks.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let mid = (i + j) as f64 / 2.0 + 1.0;
+        for &t in &idx[i..=j] {
+            if labels[t] {
+                rank_sum += mid;
+            }
+        }
+        i = j + 1;
+    }
+    (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+}
+
+/// Quality of one detector run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunQuality {
+    /// Name of the data set or split.
+    pub name: String,
+    /// Reference size.
+    pub n_reference: usize,
+    /// Components kept.
+    pub n_components: usize,
+    /// AUROC of the `novelty` column.
+    pub auroc: f64,
+    /// AUROC of the kNN channel alone.
+    pub auroc_knn: f64,
+    /// AUROC of the residual channel alone.
+    pub auroc_residual: f64,
+    /// AUROC of the combined p-value (ranked by `-p_value`).
+    pub auroc_p: f64,
+    /// Fraction of held-out normal rows called `invisible`.
+    pub false_invisible: f64,
+    /// Fraction of held-out normal rows flagged (invisible or low_support).
+    pub false_flagged: f64,
+    /// Fraction of anomalies called `invisible`.
+    pub detected: f64,
+    /// Fraction of anomalies flagged (invisible or low_support).
+    pub flagged: f64,
+}
+
+/// Scores a set of assessments against labels (true = anomaly / out-of-cohort).
+pub fn quality(
+    name: &str,
+    n_reference: usize,
+    n_components: usize,
+    out: &[Assessment],
+    labels: &[bool],
+) -> RunQuality {
+    let col = |f: &dyn Fn(&Assessment) -> f64| -> Vec<f64> { out.iter().map(f).collect() };
+    let frac = |want: bool, pred: &dyn Fn(&Assessment) -> bool| -> f64 {
+        let sel: Vec<&Assessment> = out
+            .iter()
+            .zip(labels)
+            .filter(|(_, l)| **l == want)
+            .map(|(a, _)| a)
+            .collect();
+        if sel.is_empty() {
+            f64::NAN
+        } else {
+            sel.iter().filter(|a| pred(a)).count() as f64 / sel.len() as f64
+        }
+    };
+    let inv = |a: &Assessment| a.verdict == Verdict::Invisible;
+    let flag = |a: &Assessment| matches!(a.verdict, Verdict::Invisible | Verdict::LowSupport);
+    RunQuality {
+        name: name.to_string(),
+        n_reference,
+        n_components,
+        auroc: auroc(&col(&|a| a.novelty), labels),
+        auroc_knn: auroc(&col(&|a| a.knn_distance), labels),
+        auroc_residual: auroc(&col(&|a| a.residual), labels),
+        auroc_p: auroc(&col(&|a| -a.p_value), labels),
+        false_invisible: frac(false, &inv),
+        false_flagged: frac(false, &flag),
+        detected: frac(true, &inv),
+        flagged: frac(true, &flag),
+    }
+}
+
+/// One ADBench-style table: fit on 70% of the label-0 rows (seeded), assess
+/// the other 30% plus every label-1 row.
+///
+/// # Errors
+/// When the file cannot be read or has no `label` column.
+pub fn adbench_table(path: &Path, params: &Params, seed: u64) -> Result<RunQuality> {
+    let opts = TableOptions {
+        id_col: Some("id".into()),
+        group_col: Some("label".into()),
+        ..TableOptions::default()
+    };
+    let table = read_table(path, &opts, Role::Reference)?;
+    let groups = table.groups.clone().unwrap_or_default();
+    let is_anomaly: Vec<bool> = groups.iter().map(|g| g.trim() == "1").collect();
+    let mut normal: Vec<usize> = (0..table.n_rows()).filter(|&i| !is_anomaly[i]).collect();
+    let mut rng = SplitMix64::new(seed);
+    rng.shuffle(&mut normal);
+    let n_fit = (normal.len() as f64 * 0.7).round() as usize;
+    let mut fit_rows = normal[..n_fit].to_vec();
+    fit_rows.sort_unstable();
+    let mut test_rows: Vec<usize> = normal[n_fit..].to_vec();
+    test_rows.extend((0..table.n_rows()).filter(|&i| is_anomaly[i]));
+    test_rows.sort_unstable();
+    let mut reference = table.select_rows(&fit_rows);
+    reference.groups = None;
+    let mut test = table.select_rows(&test_rows);
+    test.groups = None;
+    let labels: Vec<bool> = test_rows.iter().map(|&i| is_anomaly[i]).collect();
+    let model = params.clone().seed(seed).fit(&reference)?;
+    let out = model.assess(&test)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(quality(
+        &name,
+        reference.n_rows(),
+        model.n_components(),
+        &out,
+        &labels,
+    ))
+}
+
+/// Every `*.csv` in `dir`, sorted by name.
+///
+/// # Errors
+/// When the directory cannot be read.
+pub fn csv_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("csv"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The bundled 1000 Genomes AISNP panel with `superpopulation` as the group.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn read_panel(path: &Path) -> Result<Table> {
+    let opts = TableOptions {
+        id_col: Some("sample".into()),
+        group_col: Some("superpopulation".into()),
+        exclude: vec!["population".into(), "sex".into()],
+        ..TableOptions::default()
+    };
+    read_table(path, &opts, Role::Reference)
+}
+
+/// Leave-one-super-population-out on the panel: fit on 70% of the other four
+/// (seeded), assess the other 30% (label false) plus the left-out one (label true).
+///
+/// # Errors
+/// When fitting fails.
+pub fn loso(panel: &Table, params: &Params, seed: u64) -> Result<Vec<RunQuality>> {
+    let groups = panel.groups.clone().unwrap_or_default();
+    let mut names = groups.clone();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for left in &names {
+        let mut inside: Vec<usize> = (0..panel.n_rows())
+            .filter(|&i| &groups[i] != left)
+            .collect();
+        let mut rng = SplitMix64::new(seed);
+        rng.shuffle(&mut inside);
+        let n_fit = (inside.len() as f64 * 0.7).round() as usize;
+        let mut fit_rows = inside[..n_fit].to_vec();
+        fit_rows.sort_unstable();
+        let mut test_rows = inside[n_fit..].to_vec();
+        test_rows.extend((0..panel.n_rows()).filter(|&i| &groups[i] == left));
+        test_rows.sort_unstable();
+        let reference = panel.select_rows(&fit_rows);
+        let test = panel.select_rows(&test_rows);
+        let labels: Vec<bool> = test_rows.iter().map(|&i| &groups[i] == left).collect();
+        let model = params.clone().seed(seed).fit(&reference)?;
+        let res = model.assess(&test)?;
+        out.push(quality(
+            &format!("without {left}"),
+            reference.n_rows(),
+            model.n_components(),
+            &res,
+            &labels,
+        ));
+    }
+    Ok(out)
+}
+
+/// GWAS-like split of the panel: most of the `major` group plus `per_minor`
+/// members of every other group form the reference; the rest are held out.
+/// Returns `(reference_rows, heldout_rows)`, both sorted.
+pub fn gwas_split(
+    panel: &Table,
+    major: &str,
+    major_fraction: f64,
+    per_minor: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let groups = panel.groups.clone().unwrap_or_default();
+    let mut names = groups.clone();
+    names.sort();
+    names.dedup();
+    let mut rng = SplitMix64::new(seed);
+    let mut reference = Vec::new();
+    let mut held = Vec::new();
+    for g in &names {
+        let mut rows: Vec<usize> = (0..panel.n_rows()).filter(|&i| &groups[i] == g).collect();
+        rng.shuffle(&mut rows);
+        let take = if g == major {
+            (rows.len() as f64 * major_fraction).round() as usize
+        } else {
+            per_minor.min(rows.len())
+        };
+        reference.extend_from_slice(&rows[..take]);
+        held.extend_from_slice(&rows[take..]);
+    }
+    reference.sort_unstable();
+    held.sort_unstable();
+    (reference, held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_of_perfect_random_and_tied_scores() {
+        let labels = [false, false, true, true];
+        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
+        assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &labels), 0.0);
+        assert_eq!(auroc(&[1.0, 1.0, 1.0, 1.0], &labels), 0.5);
+    }
+}

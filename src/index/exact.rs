@@ -1,0 +1,107 @@
+//! Exact nearest-neighbour search by a full scan.
+
+use super::{Neighbour, TopK};
+
+/// Exact search over row-major `n × dim` `f32` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactIndex {
+    points: Vec<f32>,
+    dim: usize,
+}
+
+/// Result of an exact query: the neighbours and how many points lie within a radius.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactResult {
+    /// The `k` nearest points, ascending by distance then index.
+    pub neighbours: Vec<Neighbour>,
+    /// Number of points at distance `<= radius` (if a radius was given).
+    pub within: u32,
+}
+
+impl ExactIndex {
+    /// Indexes row-major points of dimension `dim`.
+    ///
+    /// # Panics
+    /// If `points.len()` is not a multiple of `dim` (a caller bug).
+    pub fn new(points: Vec<f32>, dim: usize) -> Self {
+        assert!(dim > 0 && points.len() % dim == 0, "points shape");
+        ExactIndex { points, dim }
+    }
+
+    /// Number of indexed points.
+    pub fn len(&self) -> usize {
+        self.points.len() / self.dim
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Dimension of the points.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The point with row index `i`.
+    pub fn point(&self, i: usize) -> &[f32] {
+        &self.points[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// All points, row-major.
+    pub fn points(&self) -> &[f32] {
+        &self.points
+    }
+
+    /// The `k` nearest points to `query` (ascending distance, ties by index),
+    /// skipping the point `skip` if given, and the count of points within `radius`.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        skip: Option<u32>,
+        radius: Option<f32>,
+    ) -> ExactResult {
+        let dim = self.dim;
+        let mut top = TopK::new(k);
+        let r_sq = radius.map_or(f32::NEG_INFINITY, |r| r * r);
+        let mut within = 0u32;
+        for (i, p) in self.points.chunks_exact(dim).enumerate() {
+            let mut d = 0.0f32;
+            for (a, b) in p.iter().zip(query) {
+                let t = a - b;
+                d += t * t;
+            }
+            if Some(i as u32) == skip {
+                continue;
+            }
+            if d <= r_sq {
+                within += 1;
+            }
+            if d < top.worst() {
+                top.offer(d, i as u32);
+            }
+        }
+        ExactResult {
+            neighbours: top.into_neighbours(),
+            within,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nearest_with_ties_by_index() {
+        let idx = ExactIndex::new(vec![0.0, 0.0, 1.0, 0.0, -1.0, 0.0, 5.0, 5.0], 2);
+        let r = idx.search(&[0.0, 0.0], 3, None, Some(1.0));
+        let got: Vec<u32> = r.neighbours.iter().map(|n| n.index).collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        assert_eq!(r.within, 3);
+        let r = idx.search(&[0.0, 0.0], 2, Some(0), None);
+        assert_eq!(r.neighbours[0].index, 1);
+        assert_eq!(r.neighbours[0].distance, 1.0);
+    }
+}

@@ -1,0 +1,92 @@
+//! Nearest-neighbour search over the reference embeddings.
+//!
+//! Fourth step of the pipeline. [`ExactIndex`] scans every member (blocked,
+//! parallel over queries); [`HnswIndex`] wraps an `hnsw_rs` graph for large
+//! cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
+//! broken by increasing reference index. Distances are Euclidean (not squared).
+
+pub mod exact;
+pub mod hnsw;
+
+pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+
+use serde::{Deserialize, Serialize};
+
+/// One reference member near a query.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// Row index of the member in the reference.
+    pub index: u32,
+    /// Euclidean distance in the embedding.
+    pub distance: f32,
+}
+
+/// Which search structure a model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexKind {
+    /// Exact scan.
+    Exact,
+    /// `hnsw_rs` graph, with exact re-check of every non-supported patient.
+    Hnsw,
+}
+
+impl std::fmt::Display for IndexKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IndexKind::Exact => "exact",
+            IndexKind::Hnsw => "hnsw",
+        })
+    }
+}
+
+/// Keeps the `k` smallest `(distance_sq, index)` pairs seen, sorted ascending.
+/// Offered in increasing index order, equal distances keep the lower index.
+#[derive(Debug, Clone)]
+pub(crate) struct TopK {
+    k: usize,
+    items: Vec<(f32, u32)>,
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK {
+            k,
+            items: Vec::with_capacity(k + 1),
+        }
+    }
+
+    /// The current k-th smallest squared distance (infinity until full).
+    #[inline]
+    pub(crate) fn worst(&self) -> f32 {
+        if self.items.len() < self.k {
+            f32::INFINITY
+        } else {
+            self.items[self.k - 1].0
+        }
+    }
+
+    #[inline]
+    pub(crate) fn offer(&mut self, d_sq: f32, index: u32) {
+        if self.k == 0 || d_sq >= self.worst() {
+            return;
+        }
+        let pos = self
+            .items
+            .partition_point(|&(d, i)| d < d_sq || (d == d_sq && i < index));
+        self.items.insert(pos, (d_sq, index));
+        if self.items.len() > self.k {
+            self.items.pop();
+        }
+    }
+
+    pub(crate) fn into_neighbours(self) -> Vec<Neighbour> {
+        self.items
+            .into_iter()
+            .map(|(d, i)| Neighbour {
+                index: i,
+                distance: d.max(0.0).sqrt(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,217 @@
+//! Assessment: project each patient, score both channels, give a verdict.
+
+use rayon::prelude::*;
+
+use super::{ChannelPair, Model};
+use crate::calibrate::combine_bonferroni;
+use crate::error::Result;
+use crate::score::{self, knn_statistic};
+use crate::table::{FeatureMap, Table};
+use crate::verdict::{Assessment, FeatureContribution, Verdict};
+
+/// Number of features listed in `top_features`.
+pub const TOP_FEATURES: usize = 5;
+
+impl Model {
+    /// Matches a table's feature columns to the model's, by name.
+    pub fn feature_map(&self, table_features: &[String]) -> FeatureMap {
+        FeatureMap::new(&self.data.features, table_features)
+    }
+
+    /// Assesses every patient of `patients`, matching features by name.
+    /// Returns exactly one assessment per row, in row order.
+    ///
+    /// # Errors
+    /// None at present for in-memory tables; the `Result` leaves room for
+    /// checks on the input.
+    ///
+    /// # Examples
+    /// ```
+    /// use nof1::{Params, Table, Verdict};
+    /// let mut values = Vec::new();
+    /// for i in 0..80 {
+    ///     let t = i as f64 / 10.0;
+    ///     values.extend_from_slice(&[t.sin(), t.cos()]);
+    /// }
+    /// let ids = (0..80).map(|i| format!("r{i}")).collect();
+    /// let names = vec!["a".to_string(), "b".to_string()];
+    /// let model = Params::default().k(5).fit(&Table::from_rows(ids, names.clone(), values)?)?;
+    /// let far = Table::from_rows(vec!["far".into()], names, vec![40.0, -40.0])?;
+    /// let out = model.assess(&far)?;
+    /// assert_eq!(out[0].verdict, Verdict::Invisible);
+    /// # Ok::<(), nof1::Error>(())
+    /// ```
+    pub fn assess(&self, patients: &Table) -> Result<Vec<Assessment>> {
+        let map = self.feature_map(&patients.feature_names);
+        Ok(self.assess_mapped(patients, &map))
+    }
+
+    /// Assesses the rows of `patients` with an explicit feature map (one
+    /// assessment per row, in order; parallel, deterministic).
+    pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Vec<Assessment> {
+        (0..patients.n_rows())
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|i| {
+                let mut raw = vec![f64::NAN; self.data.features.len()];
+                map.gather(patients.row(i), &mut raw);
+                let group = patients.groups.as_ref().map(|g| g[i].clone());
+                self.assess_one(
+                    &patients.ids[i],
+                    group,
+                    &raw,
+                    patients.notes.get(i).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The calibration to use for a patient of `group`, and whether it is a
+    /// fallback to the pooled one.
+    fn calibration_for(&self, group: Option<&str>) -> (&ChannelPair, bool) {
+        let cal = &self.data.calibration;
+        let Some(by_group) = &cal.by_group else {
+            return (&cal.pooled, false);
+        };
+        let found = group
+            .and_then(|g| {
+                self.data
+                    .reference
+                    .group_names
+                    .binary_search_by(|x| x.as_str().cmp(g))
+                    .ok()
+            })
+            .and_then(|gi| by_group.get(gi))
+            .and_then(|c| c.as_ref());
+        match found {
+            Some(c) => (c, false),
+            None => (&cal.pooled, true),
+        }
+    }
+
+    /// Assesses one patient given its raw values in model feature order.
+    pub fn assess_one(
+        &self,
+        id: &str,
+        group: Option<String>,
+        raw: &[f64],
+        note: String,
+    ) -> Assessment {
+        let d = &self.data;
+        let params = &d.params;
+        let p = d.features.len();
+        let c = d.projector.n_components;
+        let k = params.k;
+        let mut z = vec![0.0; p];
+        let mut y = vec![0.0; c];
+        let (residual, n_obs) = d.projector.project(raw, &mut z, &mut y);
+        let coverage = n_obs as f64 / p as f64;
+        let (cal, pooled_fallback) = self.calibration_for(group.as_deref());
+        let mut out = Assessment {
+            id: id.to_string(),
+            group,
+            verdict: Verdict::InsufficientData,
+            p_value: f64::NAN,
+            novelty: f64::NAN,
+            knn_distance: f64::NAN,
+            p_novelty: f64::NAN,
+            residual: f64::NAN,
+            p_residual: f64::NAN,
+            density: f64::NAN,
+            support: 0,
+            coverage,
+            neighbours: Vec::new(),
+            top_features: Vec::new(),
+            embedding: Vec::new(),
+            note,
+            pooled_fallback,
+        };
+        if n_obs == 0 || coverage < params.min_coverage {
+            return out;
+        }
+        let q: Vec<f32> = y.iter().map(|v| *v as f32).collect();
+        let radius = cal.knn.radius(params.alpha / 2.0);
+        let radius_f32 = if radius.is_finite() {
+            radius as f32
+        } else {
+            f32::MAX
+        };
+        let p_residual = cal.residual.p_value(residual);
+        let decide = |stat: f64| {
+            let p_knn = cal.knn.p_value(stat);
+            let p = combine_bonferroni(p_knn, p_residual);
+            (
+                p_knn,
+                p,
+                Verdict::from_p_value(p, params.alpha, params.warn_alpha),
+            )
+        };
+        // Graph first; anything it would not call supported is re-checked exactly.
+        let mut found = None;
+        if let Some(g) = &self.hnsw {
+            let nb = g.search(&q, k);
+            if nb.len() == k {
+                let stat = knn_statistic(&nb, params.knn_statistic);
+                let (p_knn, p, verdict) = decide(stat);
+                if verdict == Verdict::Supported {
+                    let support = nb.iter().filter(|x| x.distance <= radius_f32).count() as u32;
+                    found = Some((nb, stat, p_knn, p, verdict, support));
+                }
+            }
+        }
+        let (neighbours, stat, p_knn, p_value, verdict, support) = match found {
+            Some(f) => f,
+            None => {
+                let r = self.exact.search(&q, k, None, Some(radius_f32));
+                let stat = knn_statistic(&r.neighbours, params.knn_statistic);
+                let (p_knn, p, verdict) = decide(stat);
+                (r.neighbours, stat, p_knn, p, verdict, r.within)
+            }
+        };
+        out.verdict = verdict;
+        out.p_value = p_value;
+        out.knn_distance = stat;
+        out.p_novelty = p_knn;
+        out.residual = residual;
+        out.p_residual = p_residual;
+        out.novelty = novelty_score(stat, residual, cal, params.alpha);
+        out.density = score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd);
+        out.support = support;
+        if verdict != Verdict::Supported {
+            if let Some(nn) = neighbours.first() {
+                let y_nn = self.exact.point(nn.index as usize);
+                let parts = score::contributions(&z, &y, y_nn, &d.projector.loadings);
+                let mut order: Vec<usize> = (0..p).collect();
+                order.sort_by(|&a, &b| {
+                    let sa = parts[a].0 + parts[a].1;
+                    let sb = parts[b].0 + parts[b].1;
+                    sb.total_cmp(&sa).then(a.cmp(&b))
+                });
+                out.top_features = order
+                    .into_iter()
+                    .take(TOP_FEATURES)
+                    .map(|j| FeatureContribution {
+                        feature: d.features[j].clone(),
+                        z: z[j],
+                        residual: parts[j].0,
+                        distance_sq: parts[j].1,
+                    })
+                    .collect();
+            }
+        }
+        out.neighbours = neighbours;
+        out.embedding = q;
+        out
+    }
+}
+
+/// The ranking score: each channel's statistic in units of its calibrated
+/// (1 − α/2) quantile, the larger of the two. Above 1 on a channel ⟺ beyond
+/// that channel's calibrated threshold.
+pub fn novelty_score(knn: f64, residual: f64, cal: &ChannelPair, alpha: f64) -> f64 {
+    let qk = cal.knn.quantile(1.0 - alpha / 2.0).max(1e-12);
+    let qr = cal.residual.quantile(1.0 - alpha / 2.0).max(1e-12);
+    let a = knn / qk;
+    let b = (residual.max(0.0) / qr).sqrt();
+    a.max(b)
+}

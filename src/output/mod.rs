@@ -1,0 +1,1 @@
+//! Writing assessments: CSV (fixed columns) and JSON Lines.

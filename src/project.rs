@@ -1,0 +1,426 @@
+//! Projection: principal components of the standardised reference (faer).
+//!
+//! Third step of the pipeline. The covariance of the standardised reference is
+//! accumulated block by block (missing values count as the mean, i.e. 0), its
+//! self-adjoint eigendecomposition is computed with faer, components are
+//! ordered by decreasing eigenvalue and each loading vector's sign is fixed so
+//! that its largest-magnitude entry is positive (ties: lowest feature index).
+//! How many components to keep is decided by a [`ComponentRule`].
+
+use faer::{Accum, Mat, MatRef, Par, Side};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, Result};
+use crate::rng::SplitMix64;
+
+/// Rows per block when accumulating the covariance.
+const BLOCK_ROWS: usize = 4096;
+
+/// Number of column permutations used by parallel analysis.
+pub const PARALLEL_ANALYSIS_PERMUTATIONS: usize = 19;
+
+/// Rows subsampled for parallel analysis.
+pub const PARALLEL_ANALYSIS_ROWS: usize = 4000;
+
+/// How many principal components to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ComponentRule {
+    /// Horn's parallel analysis: keep the leading components whose eigenvalue
+    /// exceeds the 95th percentile of the same eigenvalue of column-permuted data.
+    ParallelAnalysis,
+    /// Keep the fewest leading components that explain this fraction of variance.
+    Variance(f64),
+    /// Keep exactly this many components.
+    Fixed(usize),
+}
+
+impl std::fmt::Display for ComponentRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentRule::ParallelAnalysis => write!(f, "parallel analysis (95th percentile)"),
+            ComponentRule::Variance(v) => write!(f, "explained variance >= {v}"),
+            ComponentRule::Fixed(n) => write!(f, "fixed {n}"),
+        }
+    }
+}
+
+/// Eigen-decomposition of a standardised covariance, in decreasing order.
+#[derive(Debug, Clone)]
+pub struct Pca {
+    /// All eigenvalues, non-increasing, clamped at 0.
+    pub eigenvalues: Vec<f64>,
+    /// Loadings, row-major `p × r` (column `k` is the k-th component), sign-fixed.
+    pub loadings: Vec<f64>,
+    /// Number of loading columns held (`r`).
+    pub n_loadings: usize,
+}
+
+/// Standardises the rows `rows` of `values` (row-major, `p` columns) with
+/// `mean`/`scale`, missing as 0, into a dense `faer` matrix.
+fn standardised_block(
+    values: &[f64],
+    p: usize,
+    rows: &[usize],
+    mean: &[f64],
+    scale: &[f64],
+) -> Mat<f64> {
+    Mat::from_fn(rows.len(), p, |i, j| {
+        let x = values[rows[i] * p + j];
+        if x.is_nan() {
+            0.0
+        } else {
+            ((x - mean[j]) / scale[j])
+                .clamp(-crate::standardise::Z_CLAMP, crate::standardise::Z_CLAMP)
+        }
+    })
+}
+
+/// Covariance `ZᵀZ / (n − 1)` of the standardised rows, deterministic for any
+/// thread count (block products are summed in block order).
+pub fn covariance(
+    values: &[f64],
+    p: usize,
+    rows: &[usize],
+    mean: &[f64],
+    scale: &[f64],
+) -> Mat<f64> {
+    let partials: Vec<Mat<f64>> = rows
+        .par_chunks(BLOCK_ROWS)
+        .map(|chunk| {
+            let z = standardised_block(values, p, chunk, mean, scale);
+            let mut c = Mat::<f64>::zeros(p, p);
+            faer::linalg::matmul::matmul(
+                c.as_mut(),
+                Accum::Replace,
+                z.transpose(),
+                z.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+            c
+        })
+        .collect();
+    let mut cov = Mat::<f64>::zeros(p, p);
+    for part in &partials {
+        cov += part;
+    }
+    let denom = (rows.len().max(2) - 1) as f64;
+    cov *= faer::Scale(1.0 / denom);
+    cov
+}
+
+/// Eigen-decomposes a symmetric matrix; eigenvalues non-increasing, vectors sign-fixed.
+pub fn eigen_desc(cov: MatRef<'_, f64>, n_keep: usize) -> Result<Pca> {
+    let p = cov.nrows();
+    let evd = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| ErrorKind::Numerical(format!("eigendecomposition failed: {e:?}")))?;
+    let s = evd.S().column_vector();
+    let u = evd.U();
+    let r = n_keep.min(p);
+    let eigenvalues: Vec<f64> = (0..p).rev().map(|k| s[k].max(0.0)).collect();
+    let mut loadings = vec![0.0; p * r];
+    for (out_k, k) in (0..p).rev().take(r).enumerate() {
+        let mut best = 0usize;
+        let mut best_abs = -1.0;
+        for j in 0..p {
+            let a = u[(j, k)].abs();
+            if a > best_abs + 1e-12 {
+                best_abs = a;
+                best = j;
+            }
+        }
+        let sign = if u[(best, k)] < 0.0 { -1.0 } else { 1.0 };
+        for j in 0..p {
+            loadings[j * r + out_k] = sign * u[(j, k)];
+        }
+    }
+    Ok(Pca {
+        eigenvalues,
+        loadings,
+        n_loadings: r,
+    })
+}
+
+/// Number of components kept by the variance rule.
+pub fn n_for_variance(eigenvalues: &[f64], fraction: f64) -> usize {
+    let total: f64 = eigenvalues.iter().sum();
+    if total <= 0.0 {
+        return 1;
+    }
+    let mut acc = 0.0;
+    for (k, e) in eigenvalues.iter().enumerate() {
+        acc += e;
+        if acc / total >= fraction - 1e-12 {
+            return k + 1;
+        }
+    }
+    eigenvalues.len()
+}
+
+/// Parallel analysis: the 95th percentile of each eigenvalue of column-permuted
+/// data, and the real eigenvalues on the same subsample.
+///
+/// Returns `(real, null95)`, both non-increasing in index.
+pub fn parallel_analysis(
+    values: &[f64],
+    p: usize,
+    rows: &[usize],
+    mean: &[f64],
+    scale: &[f64],
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut rng = SplitMix64::new(seed ^ 0x5041_5241);
+    let mut sub: Vec<usize> = rows.to_vec();
+    if sub.len() > PARALLEL_ANALYSIS_ROWS {
+        rng.shuffle(&mut sub);
+        sub.truncate(PARALLEL_ANALYSIS_ROWS);
+        sub.sort_unstable();
+    }
+    let z = standardised_block(values, p, &sub, mean, scale);
+    let m = sub.len();
+    let denom = (m.max(2) - 1) as f64;
+    let eig = |z: MatRef<'_, f64>| -> Result<Vec<f64>> {
+        let mut c = Mat::<f64>::zeros(p, p);
+        faer::linalg::matmul::matmul(
+            c.as_mut(),
+            Accum::Replace,
+            z.transpose(),
+            z,
+            1.0 / denom,
+            Par::Seq,
+        );
+        let mut ev = c
+            .self_adjoint_eigenvalues(Side::Lower)
+            .map_err(|e| ErrorKind::Numerical(format!("eigenvalues failed: {e:?}")))?;
+        ev.reverse();
+        Ok(ev)
+    };
+    let real = eig(z.as_ref())?;
+    let seeds: Vec<u64> = (0..PARALLEL_ANALYSIS_PERMUTATIONS)
+        .map(|_| rng.next_u64())
+        .collect();
+    let nulls: Vec<Vec<f64>> = seeds
+        .par_iter()
+        .map(|&s| {
+            let mut r = SplitMix64::new(s);
+            let mut zp = z.clone();
+            let mut perm: Vec<usize> = (0..m).collect();
+            for j in 0..p {
+                r.shuffle(&mut perm);
+                for i in 0..m {
+                    zp[(i, j)] = z[(perm[i], j)];
+                }
+            }
+            eig(zp.as_ref())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // 95th percentile over 19 permutations = the largest value.
+    let null95 = (0..p)
+        .map(|k| nulls.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max))
+        .collect();
+    Ok((real, null95))
+}
+
+/// Number of leading components whose real eigenvalue beats the null one (at least 1).
+pub fn n_for_parallel_analysis(real: &[f64], null95: &[f64]) -> usize {
+    real.iter()
+        .zip(null95)
+        .take_while(|(r, n)| r > n)
+        .count()
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loadings_are_orthonormal_and_sign_fixed() {
+        let mut rng = SplitMix64::new(3);
+        let (n, p) = (200, 6);
+        let mut values = vec![0.0; n * p];
+        for i in 0..n {
+            let f = rng.normal();
+            for j in 0..p {
+                values[i * p + j] = f * (j as f64 + 1.0) + rng.normal();
+            }
+        }
+        let rows: Vec<usize> = (0..n).collect();
+        let mean = vec![0.0; p];
+        let scale = vec![1.0; p];
+        let cov = covariance(&values, p, &rows, &mean, &scale);
+        let pca = eigen_desc(cov.as_ref(), p).unwrap();
+        for a in 0..p {
+            for b in 0..p {
+                let dot: f64 = (0..p)
+                    .map(|j| pca.loadings[j * p + a] * pca.loadings[j * p + b])
+                    .sum();
+                let want = if a == b { 1.0 } else { 0.0 };
+                assert!((dot - want).abs() < 1e-9);
+            }
+            let col: Vec<f64> = (0..p).map(|j| pca.loadings[j * p + a]).collect();
+            let big = col
+                .iter()
+                .cloned()
+                .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+            assert!(big > 0.0);
+        }
+        assert!(pca.eigenvalues.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn parallel_analysis_finds_one_factor() {
+        let mut rng = SplitMix64::new(5);
+        let (n, p) = (500, 10);
+        let mut values = vec![0.0; n * p];
+        for i in 0..n {
+            let f = rng.normal();
+            for j in 0..p {
+                values[i * p + j] = 2.0 * f + rng.normal();
+            }
+        }
+        let rows: Vec<usize> = (0..n).collect();
+        let st = crate::standardise::Standardiser::fit(&values, p, 0..n);
+        let (real, null) = parallel_analysis(&values, p, &rows, st.mean(), st.scale(), 1).unwrap();
+        assert_eq!(n_for_parallel_analysis(&real, &null), 1);
+    }
+}
+
+/// A fitted standardise-and-project map: raw feature row → embedding + residual.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Projector {
+    /// The standardisation.
+    pub standardiser: crate::standardise::Standardiser,
+    /// Loadings, row-major `p × c`.
+    pub loadings: Vec<f64>,
+    /// Number of components `c`.
+    pub n_components: usize,
+}
+
+/// Ridge added to the normal equations when projecting with missing features.
+const LS_RIDGE: f64 = 1e-9;
+
+impl Projector {
+    /// Number of features `p`.
+    pub fn n_features(&self) -> usize {
+        self.standardiser.n_features()
+    }
+
+    /// Projects a raw row (model feature order, `NaN` = missing).
+    ///
+    /// Writes the standardised row to `z` and the embedding to `y`, and returns
+    /// `(residual_sq, n_observed)`. With every feature observed the embedding is
+    /// `Wᵀz` and the residual `‖z − W Wᵀ z‖²`. With missing features the embedding
+    /// is the least-squares fit on the observed rows of `W`, and the residual over
+    /// the observed features is rescaled by `(p − c)/(p_o − c)` so it stays on the
+    /// scale of a complete row (0 when `p_o ≤ c`).
+    pub fn project(&self, row: &[f64], z: &mut [f64], y: &mut [f64]) -> (f64, usize) {
+        let p = self.n_features();
+        let c = self.n_components;
+        self.standardiser.transform(row, z);
+        let n_obs = z.iter().filter(|v| !v.is_nan()).count();
+        let w = &self.loadings;
+        if n_obs == p {
+            for k in 0..c {
+                y[k] = 0.0;
+            }
+            for j in 0..p {
+                let zj = z[j];
+                let wr = &w[j * c..(j + 1) * c];
+                for k in 0..c {
+                    y[k] += wr[k] * zj;
+                }
+            }
+            let mut res = 0.0;
+            for j in 0..p {
+                let wr = &w[j * c..(j + 1) * c];
+                let mut fit = 0.0;
+                for k in 0..c {
+                    fit += wr[k] * y[k];
+                }
+                let d = z[j] - fit;
+                res += d * d;
+            }
+            return (res, n_obs);
+        }
+        if n_obs == 0 {
+            y[..c].fill(0.0);
+            return (0.0, 0);
+        }
+        // Normal equations on the observed rows: (W_oᵀ W_o + λI) y = W_oᵀ z_o.
+        let mut a = vec![0.0; c * c];
+        let mut b = vec![0.0; c];
+        for j in 0..p {
+            if z[j].is_nan() {
+                continue;
+            }
+            let wr = &w[j * c..(j + 1) * c];
+            for r in 0..c {
+                b[r] += wr[r] * z[j];
+                for s in 0..=r {
+                    a[r * c + s] += wr[r] * wr[s];
+                }
+            }
+        }
+        for r in 0..c {
+            a[r * c + r] += LS_RIDGE;
+        }
+        cholesky_solve(&mut a, &mut b, c);
+        y[..c].copy_from_slice(&b);
+        let mut res = 0.0;
+        for j in 0..p {
+            if z[j].is_nan() {
+                continue;
+            }
+            let wr = &w[j * c..(j + 1) * c];
+            let mut fit = 0.0;
+            for k in 0..c {
+                fit += wr[k] * y[k];
+            }
+            let d = z[j] - fit;
+            res += d * d;
+        }
+        let res = if n_obs > c {
+            res * (p - c) as f64 / (n_obs - c) as f64
+        } else {
+            0.0
+        };
+        (res, n_obs)
+    }
+}
+
+/// Solves `A x = b` in place for a symmetric positive-definite `A` given by its
+/// lower triangle (row-major `c × c`); `b` receives `x`.
+fn cholesky_solve(a: &mut [f64], b: &mut [f64], c: usize) {
+    for j in 0..c {
+        let mut d = a[j * c + j];
+        for k in 0..j {
+            d -= a[j * c + k] * a[j * c + k];
+        }
+        let d = d.max(1e-300).sqrt();
+        a[j * c + j] = d;
+        for i in j + 1..c {
+            let mut s = a[i * c + j];
+            for k in 0..j {
+                s -= a[i * c + k] * a[j * c + k];
+            }
+            a[i * c + j] = s / d;
+        }
+    }
+    for i in 0..c {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * c + k] * b[k];
+        }
+        b[i] = s / a[i * c + i];
+    }
+    for i in (0..c).rev() {
+        let mut s = b[i];
+        for k in i + 1..c {
+            s -= a[k * c + i] * b[k];
+        }
+        b[i] = s / a[i * c + i];
+    }
+}

@@ -1,0 +1,439 @@
+//! Streaming CSV/TSV reader.
+//!
+//! Parses straight from byte records into `f64` buffers with a fast float
+//! parser; per-cell strings are never kept. Errors name the file, the 1-based
+//! line, the column and the value.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::{Role, Table};
+use crate::error::{Error, Position, Result};
+
+/// Cell texts read as a missing value (compared case-insensitively, after trimming).
+pub const MISSING_TOKENS: [&str; 6] = ["", "na", "nan", "n/a", "null", "."];
+
+/// How to read a table.
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions {
+    /// Field delimiter; `None` picks tab for `.tsv`/`.tab`/`.txt` files and comma otherwise.
+    pub delimiter: Option<u8>,
+    /// Name of the id column; `None` means the first column.
+    pub id_col: Option<String>,
+    /// Name of a group column (a label, never a feature).
+    pub group_col: Option<String>,
+    /// Columns to ignore.
+    pub exclude: Vec<String>,
+    /// Turn recoverable defects in patient files into errors.
+    pub strict: bool,
+}
+
+impl TableOptions {
+    /// The delimiter used for `path`.
+    pub fn delimiter_for(&self, path: &Path) -> u8 {
+        if let Some(d) = self.delimiter {
+            return d;
+        }
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("tsv") | Some("tab") | Some("txt") => b'\t',
+            _ => b',',
+        }
+    }
+}
+
+/// Reads the whole table at `path` (`-` = standard input).
+///
+/// For [`Role::Reference`] every defect is an error, duplicate ids included.
+///
+/// # Errors
+/// [`crate::ErrorKind::Io`] when the file cannot be opened or read,
+/// [`crate::ErrorKind::Schema`] for header problems and
+/// [`crate::ErrorKind::Parse`] for bad cells, each naming the line and column.
+pub fn read_table(path: &Path, options: &TableOptions, role: Role) -> Result<Table> {
+    let mut reader = TableReader::open(path, options, role)?;
+    let mut table = reader.empty_table();
+    while let Some(chunk) = reader.next_chunk(1 << 16)? {
+        table.ids.extend(chunk.ids);
+        if let (Some(g), Some(c)) = (table.groups.as_mut(), chunk.groups) {
+            g.extend(c);
+        }
+        table.values.extend(chunk.values);
+        table.lines.extend(chunk.lines);
+        table.notes.extend(chunk.notes);
+    }
+    if role == Role::Reference {
+        let mut seen: HashMap<&str, u64> = HashMap::with_capacity(table.ids.len());
+        for (id, &line) in table.ids.iter().zip(&table.lines) {
+            if let Some(first) = seen.insert(id.as_str(), line) {
+                return Err(Error::parse(
+                    Position::cell(&table.source, line, reader.id_name()),
+                    format!("duplicate id {id:?} (first seen on line {first})"),
+                ));
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// A reader that yields a table in chunks of rows, for bounded-memory streaming.
+pub struct TableReader {
+    source: PathBuf,
+    reader: csv::Reader<Box<dyn Read>>,
+    role: Role,
+    strict: bool,
+    header: Vec<String>,
+    id_idx: usize,
+    group_idx: Option<usize>,
+    feature_idx: Vec<usize>,
+    record: csv::ByteRecord,
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("source", &self.source)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a directory, not a file",
+            ),
+        ));
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+}
+
+impl TableReader {
+    /// Opens `path` and reads its header.
+    ///
+    /// # Errors
+    /// As [`read_table`].
+    pub fn open(path: &Path, options: &TableOptions, role: Role) -> Result<TableReader> {
+        let input = open_input(path)?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(options.delimiter_for(path))
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .buffer_capacity(1 << 20)
+            .from_reader(input);
+        let mut record = csv::ByteRecord::new();
+        let has_header = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(path, e))?;
+        if !has_header {
+            return Err(Error::schema(
+                Position::file(path),
+                "empty file: a header line is required",
+            ));
+        }
+        let mut header = Vec::with_capacity(record.len());
+        for (j, field) in record.iter().enumerate() {
+            let name = std::str::from_utf8(field).map_err(|_| {
+                Error::parse(
+                    Position::line(path, 1),
+                    format!(
+                        "column {} of the header is not valid UTF-8: {:?}",
+                        j + 1,
+                        String::from_utf8_lossy(field)
+                    ),
+                )
+            })?;
+            header.push(name.to_string());
+        }
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        for (j, name) in header.iter().enumerate() {
+            if name.is_empty() {
+                return Err(Error::schema(
+                    Position::line(path, 1),
+                    format!("column {} of the header has no name", j + 1),
+                ));
+            }
+            if let Some(first) = first_seen.insert(name.as_str(), j) {
+                return Err(Error::schema(
+                    Position::cell(path, 1, name.clone()),
+                    format!(
+                        "duplicate column name {name:?} (columns {} and {})",
+                        first + 1,
+                        j + 1
+                    ),
+                ));
+            }
+        }
+        let find = |what: &str, name: &str| -> Result<usize> {
+            header.iter().position(|h| h == name).ok_or_else(|| {
+                Error::schema(
+                    Position::line(path, 1),
+                    format!("{what} column {name:?} is not in the header"),
+                )
+            })
+        };
+        let id_idx = match &options.id_col {
+            Some(name) => find("id", name)?,
+            None => 0,
+        };
+        let group_idx = match &options.group_col {
+            Some(name) => Some(find("group", name)?),
+            None => None,
+        };
+        let mut excluded = vec![false; header.len()];
+        for name in &options.exclude {
+            excluded[find("excluded", name)?] = true;
+        }
+        let feature_idx: Vec<usize> = (0..header.len())
+            .filter(|&j| j != id_idx && Some(j) != group_idx && !excluded[j])
+            .collect();
+        if feature_idx.is_empty() {
+            return Err(Error::schema(
+                Position::line(path, 1),
+                "no feature columns: every column is the id, the group or excluded",
+            ));
+        }
+        Ok(TableReader {
+            source: path.to_path_buf(),
+            reader,
+            role,
+            strict: options.strict || role == Role::Reference,
+            header,
+            id_idx,
+            group_idx,
+            feature_idx,
+            record,
+        })
+    }
+
+    /// The name of the id column.
+    pub fn id_name(&self) -> &str {
+        &self.header[self.id_idx]
+    }
+
+    /// Feature column names, in file order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.feature_idx
+            .iter()
+            .map(|&j| self.header[j].clone())
+            .collect()
+    }
+
+    /// An empty table with this file's columns.
+    pub fn empty_table(&self) -> Table {
+        Table {
+            source: self.source.clone(),
+            groups: self.group_idx.map(|_| Vec::new()),
+            feature_names: self.feature_names(),
+            ..Table::default()
+        }
+    }
+
+    /// Reads up to `max_rows` rows; `Ok(None)` at the end of the file.
+    ///
+    /// # Errors
+    /// As [`read_table`].
+    pub fn next_chunk(&mut self, max_rows: usize) -> Result<Option<Table>> {
+        let mut table = self.empty_table();
+        let p = self.feature_idx.len();
+        let n_fields = self.header.len();
+        while table.ids.len() < max_rows {
+            let more = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_error(&self.source, e))?;
+            if !more {
+                break;
+            }
+            let line = self.record.position().map_or(0, |pos| pos.line());
+            let mut note = String::new();
+            if self.record.len() != n_fields {
+                if self.strict {
+                    return Err(Error::parse(
+                        Position::line(&self.source, line),
+                        format!(
+                            "ragged row: expected {n_fields} fields as in the header, found {}",
+                            self.record.len()
+                        ),
+                    ));
+                }
+                add_note(
+                    &mut note,
+                    format!(
+                        "ragged row ({} fields, header has {n_fields})",
+                        self.record.len()
+                    ),
+                );
+            }
+            let id = self
+                .record
+                .get(self.id_idx)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            if id.is_empty() {
+                if self.role == Role::Reference {
+                    return Err(Error::parse(
+                        Position::cell(&self.source, line, self.id_name()),
+                        "empty id",
+                    ));
+                }
+                add_note(&mut note, "empty id".to_string());
+            }
+            if let (Some(groups), Some(gi)) = (table.groups.as_mut(), self.group_idx) {
+                let g = self
+                    .record
+                    .get(gi)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                groups.push(g);
+            }
+            for k in 0..p {
+                let j = self.feature_idx[k];
+                let cell = self.record.get(j).unwrap_or(b"");
+                let value = match parse_cell(cell) {
+                    Cell::Value(v) => v,
+                    Cell::Missing => f64::NAN,
+                    Cell::NonFinite => {
+                        if self.role == Role::Reference {
+                            return Err(Error::parse(
+                                Position::cell(&self.source, line, &self.header[j]),
+                                format!(
+                                    "non-finite value {:?}; use an empty cell or NA for a missing value",
+                                    String::from_utf8_lossy(cell)
+                                ),
+                            ));
+                        }
+                        add_note(
+                            &mut note,
+                            format!(
+                                "{}: non-finite {:?} read as missing",
+                                self.header[j],
+                                String::from_utf8_lossy(cell)
+                            ),
+                        );
+                        f64::NAN
+                    }
+                    Cell::Text => {
+                        if self.strict {
+                            return Err(Error::parse(
+                                Position::cell(&self.source, line, &self.header[j]),
+                                format!("not a number: {:?}", String::from_utf8_lossy(cell)),
+                            ));
+                        }
+                        add_note(
+                            &mut note,
+                            format!(
+                                "{}: text {:?} read as missing",
+                                self.header[j],
+                                String::from_utf8_lossy(cell)
+                            ),
+                        );
+                        f64::NAN
+                    }
+                };
+                table.values.push(value);
+            }
+            table.ids.push(id);
+            table.lines.push(line);
+            table.notes.push(note);
+        }
+        if table.ids.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(table))
+        }
+    }
+}
+
+fn add_note(note: &mut String, text: String) {
+    if !note.is_empty() {
+        note.push_str("; ");
+    }
+    note.push_str(&text);
+}
+
+/// What a cell holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    /// A finite number.
+    Value(f64),
+    /// A missing-value token (see [`MISSING_TOKENS`]).
+    Missing,
+    /// `inf`, `-inf` or a number too large for `f64`.
+    NonFinite,
+    /// Anything else.
+    Text,
+}
+
+/// Parses one (already trimmed) cell.
+pub fn parse_cell(cell: &[u8]) -> Cell {
+    if let Ok(v) = fast_float2::parse::<f64, _>(cell) {
+        return if v.is_finite() {
+            Cell::Value(v)
+        } else if v.is_nan() {
+            Cell::Missing
+        } else {
+            Cell::NonFinite
+        };
+    }
+    if cell.len() <= 4 {
+        let lower = cell.to_ascii_lowercase();
+        if MISSING_TOKENS
+            .iter()
+            .any(|t| t.as_bytes() == lower.as_slice())
+        {
+            return Cell::Missing;
+        }
+    }
+    Cell::Text
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        other => Error::parse(
+            Position {
+                path: path.to_path_buf(),
+                line,
+                column: None,
+            },
+            format!("malformed table: {other:?}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_parse_as_expected() {
+        assert_eq!(parse_cell(b"1.5"), Cell::Value(1.5));
+        assert_eq!(parse_cell(b"-2e3"), Cell::Value(-2000.0));
+        assert_eq!(parse_cell(b""), Cell::Missing);
+        assert_eq!(parse_cell(b"NA"), Cell::Missing);
+        assert_eq!(parse_cell(b"NaN"), Cell::Missing);
+        assert_eq!(parse_cell(b"inf"), Cell::NonFinite);
+        assert_eq!(parse_cell(b"-inf"), Cell::NonFinite);
+        assert_eq!(parse_cell(b"1e400"), Cell::NonFinite);
+        assert_eq!(parse_cell(b"1e308"), Cell::Value(1e308));
+        assert_eq!(parse_cell(b"abc"), Cell::Text);
+        assert_eq!(parse_cell(b"1.2.3"), Cell::Text);
+    }
+}
