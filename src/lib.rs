@@ -46,6 +46,7 @@ pub mod index;
 pub mod model;
 pub mod output;
 pub mod project;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod standardise;

@@ -1,0 +1,1 @@
+//! Reports: the equity audit and the self-contained HTML report.
