@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod calibrate;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod index;

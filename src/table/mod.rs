@@ -8,7 +8,7 @@
 pub mod read;
 pub mod schema;
 
-pub use read::{TableOptions, TableReader, read_table};
+pub use read::{TableOptions, TableReader, read_table, read_table_str};
 pub use schema::FeatureMap;
 
 use std::path::PathBuf;

@@ -57,7 +57,24 @@ impl TableOptions {
 /// [`crate::ErrorKind::Schema`] for header problems and
 /// [`crate::ErrorKind::Parse`] for bad cells, each naming the line and column.
 pub fn read_table(path: &Path, options: &TableOptions, role: Role) -> Result<Table> {
-    let mut reader = TableReader::open(path, options, role)?;
+    collect(TableReader::open(path, options, role)?, role)
+}
+
+/// Reads a whole table from an in-memory string; `name` names it in messages.
+///
+/// # Errors
+/// As [`read_table`].
+pub fn read_table_str(
+    text: &str,
+    name: &Path,
+    options: &TableOptions,
+    role: Role,
+) -> Result<Table> {
+    let input: Box<dyn Read> = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+    collect(TableReader::from_reader(input, name, options, role)?, role)
+}
+
+fn collect(mut reader: TableReader, role: Role) -> Result<Table> {
     let mut table = reader.empty_table();
     while let Some(chunk) = reader.next_chunk(1 << 16)? {
         table.ids.extend(chunk.ids);
@@ -129,6 +146,20 @@ impl TableReader {
     /// As [`read_table`].
     pub fn open(path: &Path, options: &TableOptions, role: Role) -> Result<TableReader> {
         let input = open_input(path)?;
+        Self::from_reader(input, path, options, role)
+    }
+
+    /// Reads a table from any reader; `path` names it in messages and picks the
+    /// default delimiter.
+    ///
+    /// # Errors
+    /// As [`read_table`].
+    pub fn from_reader(
+        input: Box<dyn Read>,
+        path: &Path,
+        options: &TableOptions,
+        role: Role,
+    ) -> Result<TableReader> {
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(options.delimiter_for(path))
             .has_headers(false)

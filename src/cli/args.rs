@@ -1,0 +1,262 @@
+//! Command-line arguments: only what was typed (validated by the library).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Is this patient represented in the reference cohort, or mathematically invisible to it?
+#[derive(Debug, Parser)]
+#[command(name = "nof1", version, about, long_about = None)]
+pub struct Cli {
+    /// Silence progress bars and the summary on stderr (errors are still printed).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fit a model on a reference cohort.
+    Fit(FitArgs),
+    /// Assess patients against a model; one output row per input row.
+    Assess(AssessArgs),
+    /// Pipeline check: one line per non-supported patient; exit 1 if any is invisible.
+    Check(CheckArgs),
+    /// Show what a model file holds.
+    Inspect(InspectArgs),
+    /// Per-group audit of a labelled patient set: audit.json, audit.tsv, report.html.
+    Audit(AuditArgs),
+    /// The 1000 Genomes demonstration on the bundled panel (no arguments needed).
+    Demo(DemoArgs),
+    /// Reproducible evaluations on the development data.
+    Eval(EvalArgs),
+    /// Benchmarks: synthetic cohorts and timings.
+    Bench(BenchArgs),
+}
+
+/// How to read a table.
+#[derive(Debug, Args, Clone)]
+pub struct TableArgs {
+    /// Id column (default: the first column).
+    #[arg(long)]
+    pub id_col: Option<String>,
+    /// Group column: a label kept for audits and Mondrian calibration, never a feature.
+    #[arg(long)]
+    pub group_col: Option<String>,
+    /// Columns to ignore (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Field delimiter: a single character, or `tab` (default: by extension, `.tsv` → tab).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+}
+
+/// Index choice on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IndexArg {
+    /// Exact below the size threshold, HNSW above.
+    Auto,
+    /// Always exact search.
+    Exact,
+    /// Always an HNSW graph (verdicts still exact).
+    Hnsw,
+}
+
+/// `nof1 fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Reference cohort (CSV or TSV; `-` = stdin).
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Model file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Keep calibration scores per group of this column (Mondrian calibration); must equal --group-col.
+    #[arg(long)]
+    pub calibrate_by: Option<String>,
+    /// Nearest neighbours.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_K)]
+    pub k: usize,
+    /// Level at or below which a patient is invisible.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_ALPHA)]
+    pub alpha: f64,
+    /// Level at or below which a patient is low_support.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_WARN_ALPHA)]
+    pub warn_alpha: f64,
+    /// Keep components up to this fraction of explained variance (overrides the default rule).
+    #[arg(long, conflicts_with = "components")]
+    pub variance: Option<f64>,
+    /// Keep exactly this many components (overrides the default rule).
+    #[arg(long)]
+    pub components: Option<usize>,
+    /// Upper bound on the number of components.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_MAX_COMPONENTS)]
+    pub max_components: usize,
+    /// Search structure.
+    #[arg(long, value_enum, default_value_t = IndexArg::Auto)]
+    pub index: IndexArg,
+    /// Cross-fitting folds.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_FOLDS)]
+    pub folds: usize,
+    /// Most reference members scored for calibration.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_CALIBRATION_SIZE)]
+    pub calibration_size: usize,
+    /// Coverage below which a patient is insufficient_data.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_MIN_COVERAGE)]
+    pub min_coverage: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// Patient input shared by assess, check and audit.
+#[derive(Debug, Args)]
+pub struct PatientArgs {
+    /// Model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Patients (CSV or TSV; `-` = stdin).
+    #[arg(long)]
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Turn recoverable input defects (text in a numeric cell, ragged rows) into errors.
+    #[arg(long)]
+    pub strict_input: bool,
+}
+
+/// `nof1 assess`.
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    #[command(flatten)]
+    pub patients: PatientArgs,
+    /// Output: `.csv`, `.tsv` or `.jsonl` (`-` = stdout, CSV unless --format).
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
+    /// Output format (default: by extension).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Also write a self-contained HTML report.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// Output format on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// Comma-separated.
+    Csv,
+    /// Tab-separated.
+    Tsv,
+    /// JSON Lines.
+    Jsonl,
+}
+
+/// `nof1 check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub patients: PatientArgs,
+    /// Also fail (exit 1) on low_support patients.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `nof1 inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nof1 audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub patients: PatientArgs,
+    /// Directory for audit.json, audit.tsv and report.html (created if missing).
+    #[arg(long, default_value = "nof1-audit")]
+    pub out_dir: PathBuf,
+}
+
+/// `nof1 demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the reference/held-out split and of the fit.
+    #[arg(long, default_value_t = nof1::model::params::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Also write the audit (audit.json, audit.tsv, report.html) to this directory.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Also run the leave-one-super-population-out view.
+    #[arg(long)]
+    pub loso: bool,
+}
+
+/// `nof1 eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub what: EvalWhat,
+}
+
+/// Evaluations.
+#[derive(Debug, Subcommand)]
+pub enum EvalWhat {
+    /// ADBench-style tables (`id,label,f0,...`): fit on 70% of label-0 rows, assess the rest + anomalies.
+    Adbench {
+        /// Directory of CSV tables.
+        #[arg(default_value = "../shared/data/adbench-dev")]
+        dir: PathBuf,
+        /// Seeds (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+    },
+    /// 1000 Genomes panel: leave-one-super-population-out and the GWAS-mix demo.
+    Genomes {
+        /// Seeds (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+    },
+}
+
+/// `nof1 bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Write a reproducible clustered synthetic cohort (reference.csv, patients.csv).
+    Synth {
+        /// Reference members.
+        #[arg(long, default_value_t = 200_000)]
+        n: usize,
+        /// Features.
+        #[arg(long, default_value_t = 96)]
+        features: usize,
+        /// Patients.
+        #[arg(long, default_value_t = 20_000)]
+        patients: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}

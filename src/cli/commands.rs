@@ -1,0 +1,711 @@
+//! The subcommands: turn typed arguments into library calls.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use nof1::model::IndexChoice;
+use nof1::output::{AssessmentWriter, OutputFormat};
+use nof1::table::{Role, TableOptions, TableReader, read_table};
+use nof1::{Assessment, ComponentRule, Model, Params, Verdict};
+
+use super::args::*;
+use super::progress::Bars;
+
+/// Rows read and assessed per batch when streaming patients.
+const CHUNK_ROWS: usize = 16_384;
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Fit(a) => fit(a, quiet),
+        Command::Assess(a) => assess(a, quiet),
+        Command::Check(a) => check(a, quiet),
+        Command::Inspect(a) => inspect(a),
+        Command::Audit(a) => audit(a, quiet),
+        Command::Demo(a) => demo(a, quiet),
+        Command::Eval(a) => eval(a),
+        Command::Bench(a) => bench(a),
+    }
+}
+
+fn note(quiet: bool, msg: impl std::fmt::Display) {
+    if !quiet {
+        eprintln!("nof1: {msg}");
+    }
+}
+
+fn warn(msg: impl std::fmt::Display) {
+    eprintln!("nof1: warning: {msg}");
+}
+
+fn table_options(t: &TableArgs, strict: bool) -> Result<TableOptions> {
+    let delimiter = match t.delimiter.as_deref() {
+        None => None,
+        Some("tab") | Some("\\t") | Some("\t") => Some(b'\t'),
+        Some(s) if s.len() == 1 && s.is_ascii() => Some(s.as_bytes()[0]),
+        Some(s) => bail!("--delimiter must be one ASCII character or `tab`, got {s:?}"),
+    };
+    Ok(TableOptions {
+        delimiter,
+        id_col: t.id_col.clone(),
+        group_col: t.group_col.clone(),
+        exclude: t.exclude.clone(),
+        strict,
+    })
+}
+
+fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
+    let components = match (a.components, a.variance) {
+        (Some(c), _) => ComponentRule::Fixed(c),
+        (None, Some(v)) => ComponentRule::Variance(v),
+        (None, None) => Params::default().get_components(),
+    };
+    let calibrate_by_group = match (&a.calibrate_by, &a.table.group_col) {
+        (None, _) => false,
+        (Some(c), Some(g)) if c == g => true,
+        (Some(c), _) => bail!("--calibrate-by {c} needs the same column as --group-col"),
+    };
+    let params = Params::default()
+        .k(a.k)
+        .alpha(a.alpha)
+        .warn_alpha(a.warn_alpha)
+        .components(components)
+        .max_components(a.max_components)
+        .index(match a.index {
+            IndexArg::Auto => IndexChoice::Auto,
+            IndexArg::Exact => IndexChoice::Exact,
+            IndexArg::Hnsw => IndexChoice::Hnsw,
+        })
+        .folds(a.folds)
+        .calibration_size(a.calibration_size)
+        .min_coverage(a.min_coverage)
+        .seed(a.seed)
+        .calibrate_by_group(calibrate_by_group);
+    params.check()?;
+    check_output_dir(&a.out)?;
+    let opts = table_options(&a.table, true)?;
+    let reference = read_table(&a.reference, &opts, Role::Reference)
+        .with_context(|| format!("reading the reference {}", a.reference.display()))?;
+    note(
+        quiet,
+        format!(
+            "read {} reference rows × {} features from {}",
+            reference.n_rows(),
+            reference.n_features(),
+            a.reference.display()
+        ),
+    );
+    let bars = Bars::new(quiet);
+    let model = params
+        .fit_with_progress(&reference, &bars)
+        .with_context(|| format!("fitting on {}", a.reference.display()))?;
+    for w in &model.data().warnings {
+        warn(w);
+    }
+    model
+        .save(&a.out)
+        .with_context(|| format!("writing the model {}", a.out.display()))?;
+    let d = model.data();
+    note(
+        quiet,
+        format!(
+            "wrote {}: {} members, {} features, {} components ({:.1}% variance, {}), {} index, calibration: {}",
+            a.out.display(),
+            model.reference().len(),
+            model.features().len(),
+            model.n_components(),
+            d.components.explained * 100.0,
+            d.components.rule,
+            d.index_kind,
+            d.calibration.method
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_output_dir(path: &Path) -> Result<()> {
+    if path == Path::new("-") {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            bail!(
+                "{}: the output directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+    if path.is_dir() {
+        bail!("{}: is a directory, not a file", path.display());
+    }
+    Ok(())
+}
+
+fn load_model(path: &Path, quiet: bool) -> Result<Model> {
+    let bars = Bars::new(quiet);
+    Model::load_with_progress(path, &bars)
+        .with_context(|| format!("loading the model {}", path.display()))
+}
+
+/// Counts per verdict.
+#[derive(Default)]
+struct Summary {
+    counts: [usize; 4],
+}
+
+impl Summary {
+    fn add(&mut self, rows: &[Assessment]) {
+        for a in rows {
+            let i = Verdict::ALL
+                .iter()
+                .position(|v| *v == a.verdict)
+                .unwrap_or(0);
+            self.counts[i] += 1;
+        }
+    }
+    fn total(&self) -> usize {
+        self.counts.iter().sum()
+    }
+    fn line(&self) -> String {
+        let n = self.total().max(1) as f64;
+        Verdict::ALL
+            .iter()
+            .zip(self.counts)
+            .map(|(v, c)| format!("{v} {c} ({:.1}%)", 100.0 * c as f64 / n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Streams the patients through the model; calls `sink` on each assessed batch.
+fn stream_patients(
+    model: &Model,
+    p: &PatientArgs,
+    quiet: bool,
+    mut sink: impl FnMut(&[Assessment]) -> Result<()>,
+) -> Result<Summary> {
+    let opts = table_options(&p.table, p.strict_input)?;
+    let mut reader = TableReader::open(&p.input, &opts, Role::Patients)
+        .with_context(|| format!("reading the patients {}", p.input.display()))?;
+    let map = model.feature_map(&reader.feature_names());
+    if !map.unknown.is_empty() {
+        warn(format!(
+            "{}: ignoring {} column(s) the model does not know: {}",
+            p.input.display(),
+            map.unknown.len(),
+            preview(&map.unknown)
+        ));
+    }
+    if !map.absent.is_empty() {
+        warn(format!(
+            "{}: {} of the model's {} features are absent and count as missing: {}",
+            p.input.display(),
+            map.absent.len(),
+            model.features().len(),
+            preview(&map.absent)
+        ));
+    }
+    let bars = Bars::new(quiet);
+    nof1::Progress::start(&bars, "assessing", 0);
+    let mut summary = Summary::default();
+    let mut noted = 0usize;
+    while let Some(chunk) = reader
+        .next_chunk(CHUNK_ROWS)
+        .with_context(|| format!("reading the patients {}", p.input.display()))?
+    {
+        noted += chunk.notes.iter().filter(|n| !n.is_empty()).count();
+        let rows = model.assess_mapped(&chunk, &map);
+        summary.add(&rows);
+        sink(&rows)?;
+        nof1::Progress::advance(&bars, rows.len() as u64);
+    }
+    nof1::Progress::finish(&bars);
+    if noted > 0 {
+        warn(format!(
+            "{}: {noted} row(s) had recoverable defects, recorded in the note column (--strict-input makes them errors)",
+            p.input.display()
+        ));
+    }
+    Ok(summary)
+}
+
+fn preview(names: &[String]) -> String {
+    let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        s.push_str(&format!(", ... ({} more)", names.len() - 5));
+    }
+    s
+}
+
+fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
+    check_output_dir(&a.out)?;
+    if let Some(r) = &a.report {
+        check_output_dir(r)?;
+    }
+    let model = load_model(&a.patients.model, quiet)?;
+    let format = match a.format {
+        Some(FormatArg::Csv) => OutputFormat::Csv,
+        Some(FormatArg::Tsv) => OutputFormat::Tsv,
+        Some(FormatArg::Jsonl) => OutputFormat::Jsonl,
+        None => OutputFormat::from_path(&a.out),
+    };
+    let mut writer = AssessmentWriter::create(&a.out, format, &model)
+        .with_context(|| format!("creating the output {}", a.out.display()))?;
+    let keep = a.report.is_some();
+    let mut kept: Vec<Assessment> = Vec::new();
+    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
+        writer
+            .write(&model, rows)
+            .with_context(|| format!("writing {}", a.out.display()))?;
+        if keep {
+            kept.extend_from_slice(rows);
+        }
+        Ok(())
+    })?;
+    writer
+        .finish(&model)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(path) = &a.report {
+        write_report(&model, &kept, None, path)?;
+        note(quiet, format!("wrote the report {}", path.display()));
+    }
+    note(
+        quiet,
+        format!(
+            "assessed {} patient(s): {}",
+            summary.total(),
+            summary.line()
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_report(
+    model: &Model,
+    rows: &[Assessment],
+    audit: Option<&nof1::report::Audit>,
+    path: &Path,
+) -> Result<()> {
+    let html = nof1::report::render_html(model, rows, audit, "nof1 report");
+    nof1::model::format::write_atomic(path, html.as_bytes())
+        .with_context(|| format!("writing the report {}", path.display()))
+}
+
+fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
+    let model = load_model(&a.patients.model, quiet)?;
+    let mut failing = 0usize;
+    let strict = a.strict;
+    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
+        for r in rows {
+            if r.verdict == Verdict::Supported {
+                continue;
+            }
+            if r.verdict == Verdict::Invisible || (strict && r.verdict == Verdict::LowSupport) {
+                failing += 1;
+            }
+            let explanation = nof1::report::explain(&model, r);
+            println!(
+                "{}\t{}\t{}\t{}",
+                r.id,
+                r.verdict,
+                fmt_p(r.p_value),
+                explanation
+            );
+        }
+        Ok(())
+    })?;
+    note(
+        quiet,
+        format!("checked {} patient(s): {}", summary.total(), summary.line()),
+    );
+    if failing > 0 {
+        Ok(ExitCode::from(1))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn fmt_p(p: f64) -> String {
+    if p.is_nan() {
+        "NA".into()
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+fn inspect(a: InspectArgs) -> Result<ExitCode> {
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let data = nof1::model::format::decode(&bytes, &a.model)?;
+    let checksum = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let p = &data.params;
+    let mut groups: Vec<(String, usize)> = data
+        .reference
+        .group_names
+        .iter()
+        .map(|g| (g.clone(), 0))
+        .collect();
+    if let Some(codes) = &data.reference.groups {
+        for &c in codes {
+            if let Some(slot) = groups.get_mut(c as usize) {
+                slot.1 += 1;
+            }
+        }
+    }
+    let cal = &data.calibration.pooled;
+    if a.json {
+        let v = serde_json::json!({
+            "format_version": version,
+            "crate_version": data.crate_version,
+            "created": data.created,
+            "checksum_crc32": format!("{checksum:08x}"),
+            "reference_size": data.reference.ids.len(),
+            "features": data.features.len(),
+            "dropped_features": data.dropped_features,
+            "components": data.components.n_components,
+            "component_rule": data.components.rule.to_string(),
+            "explained_variance": data.components.explained,
+            "eigenvalues": data.components.eigenvalues,
+            "null_eigenvalues": data.components.null_eigenvalues,
+            "k": p.get_k(),
+            "alpha": p.get_alpha(),
+            "warn_alpha": p.get_warn_alpha(),
+            "min_coverage": p.get_min_coverage(),
+            "seed": p.get_seed(),
+            "calibration_size": cal.knn.len(),
+            "calibration_method": data.calibration.method,
+            "mondrian": data.calibration.by_group.is_some(),
+            "index": data.index_kind.to_string(),
+            "hnsw_recall": data.hnsw_recall,
+            "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let radius = cal.knn.radius(p.get_alpha() / 2.0);
+    println!("model            {}", a.model.display());
+    println!(
+        "format version   {version} (written by nof1 {})",
+        data.crate_version
+    );
+    println!(
+        "created          {} (seconds since 1970-01-01 UTC)",
+        data.created
+    );
+    println!("checksum         crc32 {checksum:08x} (verified)");
+    println!("reference        {} members", data.reference.ids.len());
+    println!(
+        "features         {} ({} dropped as constant{})",
+        data.features.len(),
+        data.dropped_features.len(),
+        if data.dropped_features.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", preview(&data.dropped_features))
+        }
+    );
+    println!(
+        "components       {} by {}; {:.1}% of variance",
+        data.components.n_components,
+        data.components.rule,
+        data.components.explained * 100.0
+    );
+    let scree: Vec<String> = data
+        .components
+        .eigenvalues
+        .iter()
+        .take(10)
+        .map(|e| format!("{e:.3}"))
+        .collect();
+    println!("scree (top 10)   {}", scree.join(" "));
+    if !data.components.null_eigenvalues.is_empty() {
+        let null: Vec<String> = data
+            .components
+            .null_eigenvalues
+            .iter()
+            .take(10)
+            .map(|e| format!("{e:.3}"))
+            .collect();
+        println!("null 95% (PA)    {}", null.join(" "));
+    }
+    println!("k                {}", p.get_k());
+    println!(
+        "alpha            {} (warn_alpha {})",
+        p.get_alpha(),
+        p.get_warn_alpha()
+    );
+    println!("min coverage     {}", p.get_min_coverage());
+    println!(
+        "calibration      {} scores; {}",
+        cal.knn.len(),
+        data.calibration.method
+    );
+    println!("support radius   {radius:.4} (kNN channel at alpha/2)");
+    println!(
+        "mondrian         {}",
+        if data.calibration.by_group.is_some() {
+            "per group"
+        } else {
+            "pooled"
+        }
+    );
+    match data.hnsw_recall {
+        Some(r) => println!(
+            "index            {} (recall@{} at fit {r:.3})",
+            data.index_kind,
+            p.get_k()
+        ),
+        None => println!("index            {}", data.index_kind),
+    }
+    println!("seed             {}", p.get_seed());
+    if groups.is_empty() {
+        println!("groups           none");
+    } else {
+        let g: Vec<String> = groups.iter().map(|(g, n)| format!("{g} {n}")).collect();
+        println!("groups           {}", g.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {
+    if a.patients.table.group_col.is_none() {
+        bail!("nof1 audit needs --group-col to name the column of group labels");
+    }
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("creating {}", a.out_dir.display()))?;
+    let model = load_model(&a.patients.model, quiet)?;
+    let mut rows: Vec<Assessment> = Vec::new();
+    stream_patients(&model, &a.patients, quiet, |r| {
+        rows.extend_from_slice(r);
+        Ok(())
+    })?;
+    write_audit(&model, &rows, &a.out_dir, quiet)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_audit(
+    model: &Model,
+    rows: &[Assessment],
+    dir: &Path,
+    quiet: bool,
+) -> Result<nof1::report::Audit> {
+    let audit = nof1::report::audit(model, rows);
+    let write = |name: &str, text: &str| -> Result<PathBuf> {
+        let path = dir.join(name);
+        nof1::model::format::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    };
+    write("audit.json", &audit.to_json())?;
+    write("audit.tsv", &audit.to_tsv())?;
+    let html = nof1::report::render_html(model, rows, Some(&audit), "nof1 audit");
+    write("report.html", &html)?;
+    note(
+        quiet,
+        format!(
+            "wrote audit.json, audit.tsv and report.html to {}",
+            dir.display()
+        ),
+    );
+    for w in audit.warnings() {
+        warn(w);
+    }
+    Ok(audit)
+}
+
+fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
+    let params = Params::default().seed(a.seed);
+    println!(
+        "nof1 demo: 1000 Genomes, Seldin 127-SNP ancestry panel (bundled). Reference = GWAS-like mix:\n{:.0}% of EUR plus {} samples of each other super-population. Everyone else is assessed.\n",
+        nof1::demo::DEMO_EUR_FRACTION * 100.0,
+        nof1::demo::DEMO_PER_MINOR
+    );
+    let run = nof1::demo::run(&params)?;
+    let m = &run.model;
+    println!(
+        "model: {} reference members, {} SNPs, {} components ({}), k = {}, alpha = {}, warn_alpha = {}\n",
+        m.reference().len(),
+        m.features().len(),
+        m.n_components(),
+        m.data().components.rule,
+        m.params().get_k(),
+        m.params().get_alpha(),
+        m.params().get_warn_alpha()
+    );
+    println!(
+        "{:<6} {:>7} {:>6} {:>10} {:>12} {:>9} {:>9}",
+        "group", "in ref", "n", "invisible", "low_support", "flagged", "median p"
+    );
+    for r in &run.rows {
+        println!(
+            "{:<6} {:>7} {:>6} {:>9.1}% {:>11.1}% {:>8.1}% {:>9.3}",
+            r.group,
+            r.in_reference,
+            r.n,
+            100.0 * r.invisible,
+            100.0 * r.low_support,
+            100.0 * (r.invisible + r.low_support),
+            r.median_p
+        );
+    }
+    println!(
+        "\nEUR rows are exchangeable with the reference: about alpha = {} of them may be called invisible by chance.",
+        m.params().get_alpha()
+    );
+    if let Some(dir) = &a.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_audit(m, &run.assessments, dir, quiet)?;
+    }
+    if a.loso {
+        println!(
+            "\nleave-one-super-population-out (fit on 70% of the other four, assess the rest + the left-out one):"
+        );
+        println!(
+            "{:<14} {:>6} {:>10} {:>9} {:>8}",
+            "left out", "AUROC", "invisible", "flagged", "false inv."
+        );
+        let panel = nof1::demo::panel()?;
+        for q in nof1::eval::loso(&panel, &params, a.seed)? {
+            println!(
+                "{:<14} {:>6.3} {:>9.1}% {:>8.1}% {:>8.1}%",
+                q.name,
+                q.auroc,
+                100.0 * q.detected,
+                100.0 * q.flagged,
+                100.0 * q.false_invisible
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(a: EvalArgs) -> Result<ExitCode> {
+    let params = Params::default();
+    match a.what {
+        EvalWhat::Adbench { dir, seeds } => {
+            let files = nof1::eval::csv_files(&dir)
+                .with_context(|| format!("listing {}", dir.display()))?;
+            if files.is_empty() {
+                bail!("{}: no .csv tables", dir.display());
+            }
+            println!(
+                "{:<16} {:>6} {:>4} {:>7} {:>7} {:>7} {:>8} {:>8}",
+                "table", "n_ref", "c", "AUROC", "knn", "resid", "false_inv", "detected"
+            );
+            let mut all = Vec::new();
+            for f in &files {
+                let mut per = Vec::new();
+                for &s in &seeds {
+                    per.push(nof1::eval::adbench_table(f, &params, s)?);
+                }
+                let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
+                    per.iter().map(g).sum::<f64>() / per.len() as f64
+                };
+                println!(
+                    "{:<16} {:>6} {:>4} {:>7.3} {:>7.3} {:>7.3} {:>8.3} {:>8.3}",
+                    per[0].name,
+                    per[0].n_reference,
+                    per[0].n_components,
+                    m(&|q| q.auroc),
+                    m(&|q| q.auroc_knn),
+                    m(&|q| q.auroc_residual),
+                    m(&|q| q.false_invisible),
+                    m(&|q| q.detected)
+                );
+                all.extend(per);
+            }
+            let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
+                all.iter().map(g).sum::<f64>() / all.len() as f64
+            };
+            let worst = all.iter().map(|q| q.false_invisible).fold(0.0, f64::max);
+            println!(
+                "{:<16} {:>6} {:>4} {:>7.3} {:>7.3} {:>7.3} {:>8.3} {:>8.3}",
+                "MEAN",
+                "",
+                "",
+                m(&|q| q.auroc),
+                m(&|q| q.auroc_knn),
+                m(&|q| q.auroc_residual),
+                m(&|q| q.false_invisible),
+                m(&|q| q.detected)
+            );
+            println!(
+                "worst false-invisible rate over tables and seeds: {worst:.3} (alpha {})",
+                params.get_alpha()
+            );
+        }
+        EvalWhat::Genomes { seeds } => {
+            let panel = nof1::demo::panel()?;
+            println!("leave-one-super-population-out (mean over seeds {seeds:?})");
+            println!(
+                "{:<14} {:>6} {:>7} {:>7} {:>9} {:>9}",
+                "left out", "AUROC", "knn", "resid", "false_inv", "flagged"
+            );
+            let mut per_seed = Vec::new();
+            for &s in &seeds {
+                per_seed.push(nof1::eval::loso(&panel, &params, s)?);
+            }
+            let n_groups = per_seed[0].len();
+            let mut mean_auc = 0.0;
+            let mut mean_fi = 0.0;
+            for gi in 0..n_groups {
+                let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
+                    per_seed.iter().map(|v| g(&v[gi])).sum::<f64>() / per_seed.len() as f64
+                };
+                mean_auc += m(&|q| q.auroc) / n_groups as f64;
+                mean_fi += m(&|q| q.false_invisible) / n_groups as f64;
+                println!(
+                    "{:<14} {:>6.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3}",
+                    per_seed[0][gi].name,
+                    m(&|q| q.auroc),
+                    m(&|q| q.auroc_knn),
+                    m(&|q| q.auroc_residual),
+                    m(&|q| q.false_invisible),
+                    m(&|q| q.flagged)
+                );
+            }
+            println!(
+                "{:<14} {:>6.3} {:>7} {:>7} {:>9.3}",
+                "MEAN", mean_auc, "", "", mean_fi
+            );
+            println!("\nGWAS-mix demo (flagged = invisible or low_support)");
+            for &s in &seeds {
+                let run = nof1::demo::run(&params.clone().seed(s))?;
+                let (mut flagged, mut n_other) = (0.0, 0usize);
+                let mut eur_inv = f64::NAN;
+                for r in &run.rows {
+                    if r.group == "EUR" {
+                        eur_inv = r.invisible;
+                    } else {
+                        flagged += (r.invisible + r.low_support) * r.n as f64;
+                        n_other += r.n;
+                    }
+                }
+                println!(
+                    "seed {s}: non-European flagged {:.1}% of {n_other}; European invisible {:.1}%",
+                    100.0 * flagged / n_other.max(1) as f64,
+                    100.0 * eur_inv
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: BenchArgs) -> Result<ExitCode> {
+    match a.what {
+        BenchWhat::Synth {
+            n,
+            features,
+            patients,
+            seed,
+            out,
+        } => {
+            let _ = (n, features, patients, seed, out);
+            bail!("bench synth is not available in this build yet")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! JSON Lines: one object per patient, fields in a fixed order; `NaN` → `null`.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::model::Model;
+use crate::verdict::Assessment;
+
+fn num(x: f64) -> Option<f64> {
+    if x.is_finite() { Some(x) } else { None }
+}
+
+#[derive(Serialize)]
+struct NeighbourOut<'a> {
+    id: &'a str,
+    distance: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FeatureOut<'a> {
+    feature: &'a str,
+    z: Option<f64>,
+    residual: Option<f64>,
+    distance_sq: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    verdict: &'a str,
+    p_value: Option<f64>,
+    novelty: Option<f64>,
+    knn_distance: Option<f64>,
+    p_novelty: Option<f64>,
+    residual: Option<f64>,
+    p_residual: Option<f64>,
+    density: Option<f64>,
+    support: Option<u32>,
+    coverage: Option<f64>,
+    nearest_id: Option<&'a str>,
+    nearest_distance: Option<f64>,
+    neighbours: Vec<NeighbourOut<'a>>,
+    top_features: Vec<FeatureOut<'a>>,
+    pooled_fallback: bool,
+    note: &'a str,
+}
+
+pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) -> io::Result<()> {
+    let reference = model.reference();
+    for a in rows {
+        let neighbours: Vec<NeighbourOut> = a
+            .neighbours
+            .iter()
+            .map(|n| NeighbourOut {
+                id: reference
+                    .ids
+                    .get(n.index as usize)
+                    .map_or("", String::as_str),
+                distance: n.distance as f64,
+                group: reference.group_of(n.index as usize),
+            })
+            .collect();
+        let row = Row {
+            id: &a.id,
+            group: a.group.as_deref(),
+            verdict: a.verdict.as_str(),
+            p_value: num(a.p_value),
+            novelty: num(a.novelty),
+            knn_distance: num(a.knn_distance),
+            p_novelty: num(a.p_novelty),
+            residual: num(a.residual),
+            p_residual: num(a.p_residual),
+            density: num(a.density),
+            support: if a.p_value.is_nan() {
+                None
+            } else {
+                Some(a.support)
+            },
+            coverage: num(a.coverage),
+            nearest_id: neighbours.first().map(|n| n.id),
+            nearest_distance: neighbours.first().map(|n| n.distance),
+            top_features: a
+                .top_features
+                .iter()
+                .map(|f| FeatureOut {
+                    feature: &f.feature,
+                    z: num(f.z),
+                    residual: num(f.residual),
+                    distance_sq: num(f.distance_sq),
+                })
+                .collect(),
+            neighbours,
+            pooled_fallback: a.pooled_fallback,
+            note: &a.note,
+        };
+        serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
