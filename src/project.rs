@@ -297,6 +297,8 @@ pub struct Projector {
     pub loadings: Vec<f64>,
     /// Number of components `c`.
     pub n_components: usize,
+    /// Factor applied to each embedding coordinate (1, or `1/√λ_k` when whitened).
+    pub component_scale: Vec<f64>,
 }
 
 /// Ridge added to the normal equations when projecting with missing features.
@@ -343,6 +345,7 @@ impl Projector {
                 let d = z[j] - fit;
                 res += d * d;
             }
+            self.scale_embedding(y);
             return (res, n_obs);
         }
         if n_obs == 0 {
@@ -387,7 +390,16 @@ impl Projector {
         } else {
             0.0
         };
+        self.scale_embedding(y);
         (res, n_obs)
+    }
+}
+
+impl Projector {
+    fn scale_embedding(&self, y: &mut [f64]) {
+        for (v, s) in y.iter_mut().zip(&self.component_scale) {
+            *v *= s;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The subcommands: turn typed arguments into library calls.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -83,7 +84,7 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         .seed(a.seed)
         .calibrate_by_group(calibrate_by_group);
     params.check()?;
-    check_output_dir(&a.out)?;
+    check_output_dir(&a.out, &[&a.reference])?;
     let opts = table_options(&a.table, true)?;
     let reference = read_table(&a.reference, &opts, Role::Reference)
         .with_context(|| format!("reading the reference {}", a.reference.display()))?;
@@ -124,23 +125,61 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_output_dir(path: &Path) -> Result<()> {
+/// Checks, before any work, that `path` can be written: its directory exists
+/// and accepts a new file (probed with a file created and removed at once),
+/// and it is not one of the `inputs`.
+fn check_output_dir(path: &Path, inputs: &[&Path]) -> Result<()> {
     if path == Path::new("-") {
         return Ok(());
     }
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.is_dir() {
-            bail!(
-                "{}: the output directory {} does not exist",
-                path.display(),
-                dir.display()
-            );
-        }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.exists() {
+        bail!(
+            "{}: the output directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    if !dir.is_dir() {
+        bail!("{}: {} is not a directory", path.display(), dir.display());
     }
     if path.is_dir() {
         bail!("{}: is a directory, not a file", path.display());
     }
-    Ok(())
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        // A device or FIFO (e.g. /dev/null): written in place, nothing to probe.
+        return Ok(());
+    }
+    if let Ok(out) = path.canonicalize() {
+        for input in inputs {
+            if input.canonicalize().is_ok_and(|i| i == out) {
+                bail!(
+                    "{}: the output would overwrite the input {}",
+                    path.display(),
+                    input.display()
+                );
+            }
+        }
+    }
+    let probe = dir.join(format!(".nof1-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "{}: cannot create a file in {}",
+            path.display(),
+            dir.display()
+        ))),
+    }
 }
 
 fn load_model(path: &Path, quiet: bool) -> Result<Model> {
@@ -189,7 +228,23 @@ fn stream_patients(
     let opts = table_options(&p.table, p.strict_input)?;
     let mut reader = TableReader::open(&p.input, &opts, Role::Patients)
         .with_context(|| format!("reading the patients {}", p.input.display()))?;
-    let map = model.feature_map(&reader.feature_names());
+    // Columns the model does not know are reported once, then neither parsed
+    // nor checked (text in an unused column is not a defect of the patient).
+    let all_columns = reader.feature_names();
+    let map = model.feature_map(&all_columns);
+    if map.n_matched() == 0 {
+        bail!(
+            "{}:1: none of the model's {} features ({}) is a column of the patients file; is it the right file and delimiter?",
+            p.input.display(),
+            model.features().len(),
+            preview(model.features())
+        );
+    }
+    reader.retain_features(model.features());
+    let map = nof1::table::FeatureMap {
+        unknown: map.unknown,
+        ..model.feature_map(&reader.feature_names())
+    };
     if !map.unknown.is_empty() {
         warn(format!(
             "{}: ignoring {} column(s) the model does not know: {}",
@@ -240,9 +295,13 @@ fn preview(names: &[String]) -> String {
 }
 
 fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
-    check_output_dir(&a.out)?;
+    let inputs = [a.patients.model.as_path(), a.patients.input.as_path()];
+    check_output_dir(&a.out, &inputs)?;
     if let Some(r) = &a.report {
-        check_output_dir(r)?;
+        check_output_dir(r, &inputs)?;
+        if r == &a.out {
+            bail!("{}: --report and --out name the same file", r.display());
+        }
     }
     let model = load_model(&a.patients.model, quiet)?;
     let format = match a.format {
@@ -264,11 +323,13 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         }
         Ok(())
     })?;
+    if let Some(path) = &a.report {
+        write_report(&model, &kept, None, path)?;
+    }
     writer
         .finish(&model)
         .with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(path) = &a.report {
-        write_report(&model, &kept, None, path)?;
         note(quiet, format!("wrote the report {}", path.display()));
     }
     note(
@@ -297,6 +358,7 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     let model = load_model(&a.patients.model, quiet)?;
     let mut failing = 0usize;
     let strict = a.strict;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let summary = stream_patients(&model, &a.patients, quiet, |rows| {
         for r in rows {
             if r.verdict == Verdict::Supported {
@@ -306,16 +368,19 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
                 failing += 1;
             }
             let explanation = nof1::report::explain(&model, r);
-            println!(
+            writeln!(
+                out,
                 "{}\t{}\t{}\t{}",
                 r.id,
                 r.verdict,
                 fmt_p(r.p_value),
                 explanation
-            );
+            )
+            .context("writing to standard output")?;
         }
         Ok(())
     })?;
+    out.flush().context("writing to standard output")?;
     note(
         quiet,
         format!("checked {} patient(s): {}", summary.total(), summary.line()),

@@ -158,6 +158,7 @@ impl Params {
             standardiser,
             loadings: take_columns(&pca.loadings, p, pca.n_loadings, c),
             n_components: c,
+            component_scale: component_scale(&pca.eigenvalues[..c], self.whiten),
         };
         let embeddings = embed_rows(&projector, &values, &all_rows);
         progress.finish();
@@ -215,7 +216,13 @@ impl Params {
         } else {
             None
         };
+        let members = cal_members
+            .iter()
+            .zip(cal_knn.iter().zip(&cal_res))
+            .map(|(&m, (&a, &b))| (m as u32, a, b))
+            .collect();
         let calibration = Calibration {
+            members,
             pooled: ChannelPair {
                 knn: ChannelScores::new(cal_knn),
                 residual: ChannelScores::new(cal_res),
@@ -338,6 +345,14 @@ fn created_timestamp() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Per-component embedding scale: `1/√λ_k` when whitening, else 1.
+fn component_scale(eigenvalues: &[f64], whiten: bool) -> Vec<f64> {
+    eigenvalues
+        .iter()
+        .map(|&l| if whiten { 1.0 / l.max(1e-12).sqrt() } else { 1.0 })
+        .collect()
+}
+
 /// The first `c` columns of a row-major `p × r` matrix.
 fn take_columns(m: &[f64], p: usize, r: usize, c: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(p * c);
@@ -404,6 +419,7 @@ fn cross_fit(
         let pca = project::eigen_desc(cov.as_ref(), c)?;
         let projector = Projector {
             standardiser: st,
+            component_scale: component_scale(&pca.eigenvalues[..pca.n_loadings], params.whiten),
             loadings: pca.loadings,
             n_components: pca.n_loadings,
         };

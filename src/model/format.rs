@@ -142,21 +142,20 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     {
         return Err("reference arrays do not match the reference size".into());
     }
-    if let Some(g) = &d.reference.groups {
-        if g.len() != n
+    if let Some(g) = &d.reference.groups
+        && (g.len() != n
             || g.iter()
-                .any(|&x| x as usize >= d.reference.group_names.len())
-        {
-            return Err("group codes do not match the group names".into());
-        }
+                .any(|&x| x as usize >= d.reference.group_names.len()))
+    {
+        return Err("group codes do not match the group names".into());
     }
     if d.calibration.pooled.knn.is_empty() || d.calibration.pooled.residual.is_empty() {
         return Err("no calibration scores".into());
     }
-    if let Some(bg) = &d.calibration.by_group {
-        if bg.len() != d.reference.group_names.len() {
-            return Err("per-group calibration does not match the groups".into());
-        }
+    if let Some(bg) = &d.calibration.by_group
+        && bg.len() != d.reference.group_names.len()
+    {
+        return Err("per-group calibration does not match the groups".into());
     }
     if d.params.check().is_err() {
         return Err("parameters out of range".into());
@@ -169,10 +168,19 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory
 /// is written, synced and renamed over `path`. On error `path` is untouched.
+/// An existing special file (`/dev/null`, a FIFO) is written in place instead,
+/// never replaced.
 ///
 /// # Errors
 /// [`crate::ErrorKind::Io`] naming `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(|e| Error::io(path, e));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

@@ -66,6 +66,9 @@ pub struct Calibration {
     pub by_group: Option<Vec<Option<ChannelPair>>>,
     /// How the calibration scores were produced (e.g. "10-fold cross-fit").
     pub method: String,
+    /// Cross-fitted members (reference row) with their paired channel scores
+    /// `(member, knn, residual)`, in calibration order.
+    pub members: Vec<(u32, f64, f64)>,
 }
 
 /// The reference cohort as the model keeps it.

@@ -56,6 +56,7 @@ pub struct Params {
     pub(crate) seed: u64,
     pub(crate) knn_statistic: KnnStatistic,
     pub(crate) calibrate_by_group: bool,
+    pub(crate) whiten: bool,
 }
 
 impl Default for Params {
@@ -75,6 +76,7 @@ impl Default for Params {
             seed: DEFAULT_SEED,
             knn_statistic: KnnStatistic::KthDistance,
             calibrate_by_group: false,
+            whiten: false,
         }
     }
 }
@@ -145,6 +147,10 @@ impl Params {
     setter!(
         /// Keep calibration scores per reference group (Mondrian calibration).
         calibrate_by_group: bool
+    );
+    setter!(
+        /// Scale embedding coordinates to unit variance (Mahalanobis distances).
+        whiten: bool
     );
 
     /// Number of neighbours.

@@ -62,6 +62,8 @@ impl OutputFormat {
 
 enum Sink {
     Stdout(BufWriter<std::io::Stdout>),
+    /// An existing special file (device, FIFO): written in place, never renamed over.
+    Special(BufWriter<std::fs::File>),
     File {
         file: BufWriter<std::fs::File>,
         tmp: PathBuf,
@@ -73,6 +75,7 @@ impl Sink {
     fn writer(&mut self) -> &mut dyn Write {
         match self {
             Sink::Stdout(w) => w,
+            Sink::Special(w) => w,
             Sink::File { file, .. } => file,
         }
     }
@@ -99,11 +102,22 @@ impl std::fmt::Debug for AssessmentWriter {
 impl AssessmentWriter {
     /// Opens `path` (`-` = standard output) for `model`'s assessments.
     ///
+    /// A regular file is written beside the target and renamed into place by
+    /// [`AssessmentWriter::finish`]; an existing special file (`/dev/null`, a
+    /// FIFO, `/dev/stdout`) is written in place.
+    ///
     /// # Errors
     /// [`crate::ErrorKind::Io`] when the target directory is missing or not writable.
     pub fn create(path: &Path, format: OutputFormat, model: &Model) -> Result<Self> {
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let sink = if path == Path::new("-") {
             Sink::Stdout(BufWriter::new(std::io::stdout()))
+        } else if special {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            Sink::Special(BufWriter::new(file))
         } else {
             if path.is_dir() {
                 return Err(Error::io(
@@ -178,6 +192,7 @@ impl AssessmentWriter {
         }
         match self.sink.take() {
             Some(Sink::Stdout(mut w)) => w.flush().map_err(|e| Error::io(&self.path, e)),
+            Some(Sink::Special(mut w)) => w.flush().map_err(|e| Error::io(&self.path, e)),
             Some(Sink::File { file, tmp, target }) => {
                 let res = file
                     .into_inner()

@@ -15,6 +15,11 @@ use crate::error::{Error, Position, Result};
 /// Cell texts read as a missing value (compared case-insensitively, after trimming).
 pub const MISSING_TOKENS: [&str; 6] = ["", "na", "nan", "n/a", "null", "."];
 
+/// Largest magnitude accepted in a reference cell. Squares of larger values
+/// overflow `f64`, so their column's variance could not be computed; patient
+/// values have no such limit (standardised values are clamped).
+pub const MAX_REFERENCE_MAGNITUDE: f64 = 1e150;
+
 /// How to read a table.
 #[derive(Debug, Clone, Default)]
 pub struct TableOptions {
@@ -234,9 +239,17 @@ impl TableReader {
             .filter(|&j| j != id_idx && Some(j) != group_idx && !excluded[j])
             .collect();
         if feature_idx.is_empty() {
+            let hint = if header.len() == 1 {
+                format!(
+                    " (the header has a single column {:?}; is the delimiter right? see --delimiter)",
+                    header[0]
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::schema(
                 Position::line(path, 1),
-                "no feature columns: every column is the id, the group or excluded",
+                format!("no feature columns: every column is the id, the group or excluded{hint}"),
             ));
         }
         Ok(TableReader {
@@ -252,6 +265,14 @@ impl TableReader {
         })
     }
 
+    /// The name of column `j` (1-based number when the row is longer than the header).
+    fn column_name(&self, j: usize) -> String {
+        self.header
+            .get(j)
+            .cloned()
+            .unwrap_or_else(|| format!("column {}", j + 1))
+    }
+
     /// The name of the id column.
     pub fn id_name(&self) -> &str {
         &self.header[self.id_idx]
@@ -262,6 +283,27 @@ impl TableReader {
         self.feature_idx
             .iter()
             .map(|&j| self.header[j].clone())
+            .collect()
+    }
+
+    /// Keeps only the feature columns named in `names` (file order is kept);
+    /// the other columns are neither parsed nor checked. Used by `assess` so
+    /// that columns the model does not know cannot raise notes or errors.
+    /// Returns the names that are not feature columns of this file.
+    pub fn retain_features(&mut self, names: &[String]) -> Vec<String> {
+        let wanted: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        let header = &self.header;
+        self.feature_idx
+            .retain(|&j| wanted.contains(header[j].as_str()));
+        let present: std::collections::HashSet<&str> = self
+            .feature_idx
+            .iter()
+            .map(|&j| self.header[j].as_str())
+            .collect();
+        names
+            .iter()
+            .filter(|n| !present.contains(n.as_str()))
+            .cloned()
             .collect()
     }
 
@@ -293,6 +335,22 @@ impl TableReader {
             }
             let line = self.record.position().map_or(0, |pos| pos.line());
             let mut note = String::new();
+            // A line break inside a field is almost always an unterminated quote
+            // that swallowed the following lines: refuse rather than lose rows.
+            if let Some((j, field)) = self
+                .record
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.contains(&b'\n') || f.contains(&b'\r'))
+            {
+                return Err(Error::parse(
+                    Position::cell(&self.source, line, self.column_name(j)),
+                    format!(
+                        "a quoted field spans several lines (unterminated quote?): {}",
+                        quote_value(field)
+                    ),
+                ));
+            }
             if self.record.len() != n_fields {
                 if self.strict {
                     return Err(Error::parse(
@@ -311,13 +369,22 @@ impl TableReader {
                     ),
                 );
             }
-            let id = self
-                .record
-                .get(self.id_idx)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
+            let raw_id = self.record.get(self.id_idx).unwrap_or(b"");
+            let id = match std::str::from_utf8(raw_id) {
+                Ok(s) => s.to_string(),
+                Err(_) => {
+                    if self.strict {
+                        return Err(Error::parse(
+                            Position::cell(&self.source, line, self.id_name()),
+                            format!("id is not valid UTF-8: {}", quote_value(raw_id)),
+                        ));
+                    }
+                    add_note(&mut note, "id is not valid UTF-8".to_string());
+                    String::from_utf8_lossy(raw_id).into_owned()
+                }
+            };
             if id.is_empty() {
-                if self.role == Role::Reference {
+                if self.strict {
                     return Err(Error::parse(
                         Position::cell(&self.source, line, self.id_name()),
                         "empty id",
@@ -333,51 +400,80 @@ impl TableReader {
                     .unwrap_or_default();
                 groups.push(g);
             }
+            let mut n_observed = 0usize;
             for k in 0..p {
                 let j = self.feature_idx[k];
                 let cell = self.record.get(j).unwrap_or(b"");
                 let value = match parse_cell(cell) {
-                    Cell::Value(v) => v,
-                    Cell::Missing => f64::NAN,
-                    Cell::NonFinite => {
-                        if self.role == Role::Reference {
+                    Cell::Value(v) => {
+                        if self.role == Role::Reference && v.abs() > MAX_REFERENCE_MAGNITUDE {
                             return Err(Error::parse(
                                 Position::cell(&self.source, line, &self.header[j]),
                                 format!(
-                                    "non-finite value {:?}; use an empty cell or NA for a missing value",
-                                    String::from_utf8_lossy(cell)
+                                    "value {} is too large for a reference feature (|x| > {MAX_REFERENCE_MAGNITUDE:e}: its variance would overflow)",
+                                    quote_value(cell)
+                                ),
+                            ));
+                        }
+                        n_observed += 1;
+                        v
+                    }
+                    Cell::Missing => f64::NAN,
+                    Cell::NonFinite => {
+                        if self.strict {
+                            return Err(Error::parse(
+                                Position::cell(&self.source, line, &self.header[j]),
+                                format!(
+                                    "non-finite value {}; use an empty cell or NA for a missing value",
+                                    quote_value(cell)
                                 ),
                             ));
                         }
                         add_note(
                             &mut note,
                             format!(
-                                "{}: non-finite {:?} read as missing",
+                                "{}: non-finite {} read as missing",
                                 self.header[j],
-                                String::from_utf8_lossy(cell)
+                                quote_value(cell)
                             ),
                         );
                         f64::NAN
                     }
                     Cell::Text => {
                         if self.strict {
+                            let hint = if self.role == Role::Reference {
+                                format!(
+                                    " (a non-numeric column can be left out with --exclude {})",
+                                    self.header[j]
+                                )
+                            } else {
+                                String::new()
+                            };
                             return Err(Error::parse(
                                 Position::cell(&self.source, line, &self.header[j]),
-                                format!("not a number: {:?}", String::from_utf8_lossy(cell)),
+                                format!("not a number: {}{hint}", quote_value(cell)),
                             ));
                         }
                         add_note(
                             &mut note,
                             format!(
-                                "{}: text {:?} read as missing",
+                                "{}: text {} read as missing",
                                 self.header[j],
-                                String::from_utf8_lossy(cell)
+                                quote_value(cell)
                             ),
                         );
                         f64::NAN
                     }
                 };
                 table.values.push(value);
+            }
+            if n_observed == 0 && self.role == Role::Reference {
+                return Err(Error::parse(
+                    Position::line(&self.source, line),
+                    format!(
+                        "reference row {id:?} has no observed feature value (every cell is missing); remove the row"
+                    ),
+                ));
             }
             table.ids.push(id);
             table.lines.push(line);
@@ -388,6 +484,18 @@ impl TableReader {
         } else {
             Ok(Some(table))
         }
+    }
+}
+
+/// A cell's text for a message: quoted, lossy UTF-8, cut after 60 characters.
+fn quote_value(cell: &[u8]) -> String {
+    const MAX: usize = 60;
+    let text = String::from_utf8_lossy(cell);
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut:?}... ({} bytes)", cell.len())
+    } else {
+        format!("{text:?}")
     }
 }
 
@@ -466,5 +574,67 @@ mod tests {
         assert_eq!(parse_cell(b"1e308"), Cell::Value(1e308));
         assert_eq!(parse_cell(b"abc"), Cell::Text);
         assert_eq!(parse_cell(b"1.2.3"), Cell::Text);
+    }
+
+    fn read(text: &str, role: Role, strict: bool) -> Result<Table> {
+        let opts = TableOptions {
+            strict,
+            ..TableOptions::default()
+        };
+        read_table_str(text, Path::new("t.csv"), &opts, role)
+    }
+
+    #[test]
+    fn a_field_spanning_lines_is_refused() {
+        let err = read("id,a\n\"x,1\ny,2\n", Role::Patients, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.csv:2:id: a quoted field spans")
+        );
+    }
+
+    #[test]
+    fn strict_patients_refuse_non_finite_and_lenient_note_it() {
+        let t = read("id,a,b\nx,inf,1\n", Role::Patients, false).unwrap();
+        assert!(t.values[0].is_nan());
+        assert_eq!(t.notes[0], "a: non-finite \"inf\" read as missing");
+        let err = read("id,a,b\nx,inf,1\n", Role::Patients, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.csv:2:a: non-finite value \"inf\"")
+        );
+    }
+
+    #[test]
+    fn reference_refuses_huge_values_and_empty_rows() {
+        let err = read("id,a\nx,1e200\ny,2\n", Role::Reference, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.csv:2:a: value \"1e200\" is too large")
+        );
+        let err = read("id,a,b\nx,1,2\ny,,NA\n", Role::Reference, false).unwrap_err();
+        assert!(err.to_string().starts_with("t.csv:3: reference row \"y\""));
+    }
+
+    #[test]
+    fn retained_features_skip_other_columns() {
+        let opts = TableOptions::default();
+        let input: Box<dyn Read> =
+            Box::new(std::io::Cursor::new(b"id,a,junk,b\nx,1,zz,2\n".to_vec()));
+        let mut r =
+            TableReader::from_reader(input, Path::new("t.csv"), &opts, Role::Patients).unwrap();
+        let missing = r.retain_features(&["b".to_string(), "a".to_string(), "c".to_string()]);
+        assert_eq!(missing, vec!["c".to_string()]);
+        assert_eq!(r.feature_names(), vec!["a".to_string(), "b".to_string()]);
+        let t = r.next_chunk(10).unwrap().unwrap();
+        assert_eq!(t.values, vec![1.0, 2.0]);
+        assert_eq!(t.notes[0], "");
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(500);
+        let q = quote_value(long.as_bytes());
+        assert!(q.len() < 100 && q.ends_with("(500 bytes)"), "{q}");
     }
 }

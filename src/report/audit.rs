@@ -1,0 +1,503 @@
+//! The equity audit: verdict rates per patient group, with exact intervals.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::stats::{CONFIDENCE, clopper_pearson, entropy_bits, median};
+use crate::model::Model;
+use crate::verdict::{Assessment, Verdict};
+
+/// Group label used for patients without a group (no group column).
+pub const NO_GROUP: &str = "(none)";
+/// Group label used for patients whose group cell is empty.
+pub const MISSING_GROUP: &str = "(missing)";
+/// Label of the overall row in [`Audit::to_tsv`].
+pub const ALL_ROW: &str = "ALL";
+/// Version tag written as the `schema` field of [`Audit::to_json`].
+pub const AUDIT_SCHEMA: &str = "nof1-audit/1";
+
+/// Columns of [`Audit::to_tsv`], in order.
+pub const TSV_COLUMNS: [&str; 18] = [
+    "group",
+    "n",
+    "invisible",
+    "invisible_rate",
+    "invisible_lo",
+    "invisible_hi",
+    "low_support",
+    "low_support_rate",
+    "low_support_lo",
+    "low_support_hi",
+    "insufficient_data",
+    "insufficient_rate",
+    "supported",
+    "median_p_value",
+    "median_novelty",
+    "median_residual",
+    "neighbour_entropy_bits",
+    "pooled_fallback",
+];
+
+/// The group label an assessment is audited under: its group, [`NO_GROUP`]
+/// when it has none and [`MISSING_GROUP`] when the label is empty.
+pub fn group_label(a: &Assessment) -> &str {
+    match a.group.as_deref() {
+        None => NO_GROUP,
+        Some(g) if g.trim().is_empty() => MISSING_GROUP,
+        Some(g) => g,
+    }
+}
+
+/// A count out of `n` with its rate and 95% Clopper–Pearson interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    /// Number of patients with the verdict.
+    pub count: usize,
+    /// `count / n` (`NaN`, written `null` in JSON, when `n == 0`).
+    pub rate: f64,
+    /// Lower bound of the 95% Clopper–Pearson interval (`0` when `count == 0`).
+    pub lo: f64,
+    /// Upper bound of the 95% Clopper–Pearson interval (`1` when `count == n`).
+    pub hi: f64,
+}
+
+impl Rate {
+    /// The rate of `count` out of `n`; `lo ≤ rate ≤ hi`, all in `[0, 1]`.
+    pub fn new(count: usize, n: usize) -> Rate {
+        let (lo, hi) = clopper_pearson(count, n, CONFIDENCE);
+        Rate {
+            count,
+            rate: if n == 0 {
+                f64::NAN
+            } else {
+                count as f64 / n as f64
+            },
+            lo,
+            hi,
+        }
+    }
+}
+
+/// The four verdict rates of a set of patients; the counts add up to its `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VerdictRates {
+    /// `supported`.
+    pub supported: Rate,
+    /// `low_support`.
+    pub low_support: Rate,
+    /// `invisible`.
+    pub invisible: Rate,
+    /// `insufficient_data`.
+    pub insufficient_data: Rate,
+}
+
+impl VerdictRates {
+    fn from_counts(counts: [usize; 4], n: usize) -> VerdictRates {
+        VerdictRates {
+            supported: Rate::new(counts[0], n),
+            low_support: Rate::new(counts[1], n),
+            invisible: Rate::new(counts[2], n),
+            insufficient_data: Rate::new(counts[3], n),
+        }
+    }
+
+    /// The rate of one verdict.
+    pub fn get(&self, verdict: Verdict) -> &Rate {
+        match verdict {
+            Verdict::Supported => &self.supported,
+            Verdict::LowSupport => &self.low_support,
+            Verdict::Invisible => &self.invisible,
+            Verdict::InsufficientData => &self.insufficient_data,
+        }
+    }
+
+    /// Sum of the four counts.
+    pub fn total(&self) -> usize {
+        Verdict::ALL.iter().map(|&v| self.get(v).count).sum()
+    }
+}
+
+/// One reference group's share of a patient group's nearest neighbours.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NeighbourShare {
+    /// Reference group ([`NO_GROUP`] for members without a group).
+    pub group: String,
+    /// Mean over the group's patients of the fraction of their neighbours in
+    /// this reference group; the shares of a patient group sum to 1.
+    pub fraction: f64,
+}
+
+/// The audit of one patient group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupAudit {
+    /// Group label (see [`group_label`]).
+    pub group: String,
+    /// Number of patients in the group.
+    pub n: usize,
+    /// Verdict counts and rates; the counts add up to `n`.
+    pub verdicts: VerdictRates,
+    /// Median combined p-value (`NaN` ignored; `None` when all are `NaN`).
+    pub median_p_value: Option<f64>,
+    /// Median novelty (`NaN` ignored).
+    pub median_novelty: Option<f64>,
+    /// Median residual (`NaN` ignored).
+    pub median_residual: Option<f64>,
+    /// Reference groups of the patients' nearest neighbours, sorted by name.
+    /// Empty when no patient of the group has neighbours.
+    pub neighbour_mix: Vec<NeighbourShare>,
+    /// Shannon entropy of `neighbour_mix` in bits (0 for one group, `NaN`
+    /// — `null` in JSON — when the mix is empty).
+    pub neighbour_entropy_bits: f64,
+    /// Patients whose calibration fell back to the pooled one.
+    pub pooled_fallback: usize,
+}
+
+/// Does the empirical invisible rate agree with `alpha`?
+///
+/// Under exchangeability with the reference, a patient is `invisible` with
+/// probability at most `alpha` (conservative: the two channels are combined
+/// by Bonferroni). The check is meaningful only when the patients are expected
+/// to come from the reference's population.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationCheck {
+    /// Patients with a p-value (all but `insufficient_data`).
+    pub n_scored: usize,
+    /// Invisible patients among them, with the 95% Clopper–Pearson interval.
+    pub invisible: Rate,
+    /// The model's `alpha`.
+    pub alpha: f64,
+    /// Whether `alpha` lies outside `[invisible.lo, invisible.hi]`.
+    pub alpha_outside_interval: bool,
+    /// A plain-language warning when `alpha_outside_interval`.
+    pub warning: Option<String>,
+}
+
+/// The equity audit of a set of assessments: verdict rates overall and per
+/// group, with 95% Clopper–Pearson intervals. Build with [`audit`].
+///
+/// Groups are sorted by label (byte order); every count adds up: the sum of
+/// the groups' `n` and of each verdict's counts equals the number of
+/// assessments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Audit {
+    /// Always [`AUDIT_SCHEMA`].
+    pub schema: &'static str,
+    /// Number of assessments.
+    pub n: usize,
+    /// Verdict counts and rates over all assessments.
+    pub verdicts: VerdictRates,
+    /// The model's `alpha` (level for `invisible`).
+    pub alpha: f64,
+    /// The model's `warn_alpha` (level for `low_support`).
+    pub warn_alpha: f64,
+    /// Confidence level of every interval (0.95).
+    pub confidence: f64,
+    /// Median combined p-value over all patients (`NaN` ignored).
+    pub median_p_value: Option<f64>,
+    /// Median novelty over all patients (`NaN` ignored).
+    pub median_novelty: Option<f64>,
+    /// Median residual over all patients (`NaN` ignored).
+    pub median_residual: Option<f64>,
+    /// Patients whose calibration fell back to the pooled one.
+    pub pooled_fallback: usize,
+    /// Empirical invisible rate against `alpha`.
+    pub calibration: CalibrationCheck,
+    /// Per patient group, sorted by label.
+    pub groups: Vec<GroupAudit>,
+}
+
+fn verdict_slot(v: Verdict) -> usize {
+    match v {
+        Verdict::Supported => 0,
+        Verdict::LowSupport => 1,
+        Verdict::Invisible => 2,
+        Verdict::InsufficientData => 3,
+    }
+}
+
+fn audit_group(model: &Model, group: &str, members: &[&Assessment]) -> GroupAudit {
+    let n = members.len();
+    let mut counts = [0usize; 4];
+    for a in members {
+        counts[verdict_slot(a.verdict)] += 1;
+    }
+    let reference = model.reference();
+    // Mean over patients (with neighbours) of each reference group's share.
+    let mut mix: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut n_with = 0usize;
+    for a in members {
+        if a.neighbours.is_empty() {
+            continue;
+        }
+        n_with += 1;
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for nb in &a.neighbours {
+            let g = reference.group_of(nb.index as usize).unwrap_or(NO_GROUP);
+            *counts.entry(g).or_insert(0) += 1;
+        }
+        for (g, c) in counts {
+            *mix.entry(g).or_insert(0.0) += c as f64 / a.neighbours.len() as f64;
+        }
+    }
+    let neighbour_mix: Vec<NeighbourShare> = mix
+        .into_iter()
+        .map(|(g, s)| NeighbourShare {
+            group: g.to_string(),
+            fraction: s / n_with as f64,
+        })
+        .collect();
+    let neighbour_entropy_bits = if neighbour_mix.is_empty() {
+        f64::NAN
+    } else {
+        entropy_bits(neighbour_mix.iter().map(|s| s.fraction))
+    };
+    GroupAudit {
+        group: group.to_string(),
+        n,
+        verdicts: VerdictRates::from_counts(counts, n),
+        median_p_value: median(members.iter().map(|a| a.p_value)),
+        median_novelty: median(members.iter().map(|a| a.novelty)),
+        median_residual: median(members.iter().map(|a| a.residual)),
+        neighbour_mix,
+        neighbour_entropy_bits,
+        pooled_fallback: members.iter().filter(|a| a.pooled_fallback).count(),
+    }
+}
+
+fn calibration_check(alpha: f64, counts: [usize; 4]) -> CalibrationCheck {
+    let n_scored = counts[0] + counts[1] + counts[2];
+    let invisible = Rate::new(counts[2], n_scored);
+    let alpha_outside_interval = n_scored > 0 && (alpha < invisible.lo || alpha > invisible.hi);
+    let warning = if !alpha_outside_interval {
+        None
+    } else if alpha < invisible.lo {
+        Some(format!(
+            "invisible rate {:.3} (95% CI {:.3}–{:.3}, {} of {}) is above alpha = {}: \
+             the patients are not exchangeable with the reference (or the calibration is off)",
+            invisible.rate, invisible.lo, invisible.hi, invisible.count, n_scored, alpha
+        ))
+    } else {
+        Some(format!(
+            "invisible rate {:.3} (95% CI {:.3}–{:.3}, {} of {}) is below alpha = {}: \
+             the test is conservative for these patients (expected from the Bonferroni combination)",
+            invisible.rate, invisible.lo, invisible.hi, invisible.count, n_scored, alpha
+        ))
+    };
+    CalibrationCheck {
+        n_scored,
+        invisible,
+        alpha,
+        alpha_outside_interval,
+        warning,
+    }
+}
+
+/// Audits `assessments` made with `model`: verdict rates overall and per
+/// group (see [`group_label`]), medians, the group mix of the nearest
+/// reference neighbours and a calibration check.
+///
+/// Postconditions: `groups` sorted by label; `n == assessments.len()`;
+/// per group and overall, the four verdict counts add up to `n`; every
+/// interval contains its rate and lies in `[0, 1]`.
+///
+/// # Examples
+/// ```
+/// use nof1::{Params, Table};
+/// use nof1::report::audit;
+/// let mut values = Vec::new();
+/// for i in 0..80 {
+///     let t = i as f64 / 10.0;
+///     values.extend_from_slice(&[t.sin(), t.cos()]);
+/// }
+/// let ids = (0..80).map(|i| format!("r{i}")).collect();
+/// let names = vec!["a".to_string(), "b".to_string()];
+/// let model = Params::default().k(5).fit(&Table::from_rows(ids, names.clone(), values)?)?;
+/// let patients = Table::from_rows(vec!["p".into(), "q".into()], names, vec![0.0, 1.0, 40.0, -40.0])?
+///     .with_groups(vec!["A".into(), "B".into()])?;
+/// let report = audit(&model, &model.assess(&patients)?);
+/// assert_eq!(report.n, 2);
+/// assert_eq!(report.groups.len(), 2);
+/// assert_eq!(report.groups[1].verdicts.invisible.count, 1);
+/// # Ok::<(), nof1::Error>(())
+/// ```
+pub fn audit(model: &Model, assessments: &[Assessment]) -> Audit {
+    let mut by_group: BTreeMap<&str, Vec<&Assessment>> = BTreeMap::new();
+    let mut counts = [0usize; 4];
+    for a in assessments {
+        by_group.entry(group_label(a)).or_default().push(a);
+        counts[verdict_slot(a.verdict)] += 1;
+    }
+    let groups = by_group
+        .iter()
+        .map(|(g, members)| audit_group(model, g, members))
+        .collect();
+    let alpha = model.params().get_alpha();
+    Audit {
+        schema: AUDIT_SCHEMA,
+        n: assessments.len(),
+        verdicts: VerdictRates::from_counts(counts, assessments.len()),
+        alpha,
+        warn_alpha: model.params().get_warn_alpha(),
+        confidence: CONFIDENCE,
+        median_p_value: median(assessments.iter().map(|a| a.p_value)),
+        median_novelty: median(assessments.iter().map(|a| a.novelty)),
+        median_residual: median(assessments.iter().map(|a| a.residual)),
+        pooled_fallback: assessments.iter().filter(|a| a.pooled_fallback).count(),
+        calibration: calibration_check(alpha, counts),
+        groups,
+    }
+}
+
+fn tsv_float(out: &mut String, x: f64) {
+    out.push('\t');
+    if x.is_finite() {
+        let _ = write!(out, "{x:.6}");
+    } else {
+        out.push_str("NA");
+    }
+}
+
+fn tsv_text(out: &mut String, s: &str) {
+    // Tabs and line breaks would break the row; replace them.
+    out.extend(s.chars().map(|c| {
+        if matches!(c, '\t' | '\n' | '\r') {
+            ' '
+        } else {
+            c
+        }
+    }));
+}
+
+fn tsv_row(
+    out: &mut String,
+    group: &str,
+    n: usize,
+    v: &VerdictRates,
+    medians: [Option<f64>; 3],
+    entropy: f64,
+    pooled: usize,
+) {
+    tsv_text(out, group);
+    let _ = write!(out, "\t{n}");
+    for r in [&v.invisible, &v.low_support] {
+        let _ = write!(out, "\t{}", r.count);
+        tsv_float(out, r.rate);
+        tsv_float(out, r.lo);
+        tsv_float(out, r.hi);
+    }
+    let _ = write!(out, "\t{}", v.insufficient_data.count);
+    tsv_float(out, v.insufficient_data.rate);
+    let _ = write!(out, "\t{}", v.supported.count);
+    for m in medians {
+        tsv_float(out, m.unwrap_or(f64::NAN));
+    }
+    tsv_float(out, entropy);
+    let _ = write!(out, "\t{pooled}");
+    out.push('\n');
+}
+
+impl Audit {
+    /// Findings worth a warning, in a fixed order: the calibration warning
+    /// when the overall invisible rate is significantly above `alpha`; then,
+    /// per group in label order, an invisible rate whose 95% interval lies
+    /// above `alpha`, and patients calibrated against the pooled reference.
+    /// Empty when nothing stands out.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let c = &self.calibration;
+        if let Some(w) = &c.warning
+            && self.alpha < c.invisible.lo
+        {
+            out.push(w.clone());
+        }
+        for g in &self.groups {
+            let r = &g.verdicts.invisible;
+            if g.n > 0 && r.lo > self.alpha {
+                out.push(format!(
+                    "group {}: invisible rate {:.3} (95% CI {:.3}–{:.3}, {} of {}) is above alpha = {}",
+                    g.group, r.rate, r.lo, r.hi, r.count, g.n, self.alpha
+                ));
+            }
+            if g.pooled_fallback > 0 {
+                out.push(format!(
+                    "group {}: {} of {} patients calibrated against the pooled reference \
+                     (no calibration for this group)",
+                    g.group, g.pooled_fallback, g.n
+                ));
+            }
+        }
+        out
+    }
+
+    /// The audit as pretty-printed JSON, fields in this fixed order:
+    ///
+    /// ```text
+    /// {
+    ///   "schema": "nof1-audit/1",
+    ///   "n": <patients>,
+    ///   "verdicts": {                      // overall; counts add up to n
+    ///     "supported":         {"count", "rate", "lo", "hi"},
+    ///     "low_support":       {…}, "invisible": {…}, "insufficient_data": {…}
+    ///   },
+    ///   "alpha": <f64>, "warn_alpha": <f64>, "confidence": 0.95,
+    ///   "median_p_value", "median_novelty", "median_residual",     // null if none
+    ///   "pooled_fallback": <patients>,
+    ///   "calibration": {
+    ///     "n_scored": <patients with a p-value>,
+    ///     "invisible": {"count", "rate", "lo", "hi"},
+    ///     "alpha": <f64>, "alpha_outside_interval": <bool>,
+    ///     "warning": <string or null>
+    ///   },
+    ///   "groups": [                        // sorted by group label
+    ///     {"group", "n", "verdicts": {…as above…},
+    ///      "median_p_value", "median_novelty", "median_residual",   // null if none
+    ///      "neighbour_mix": [{"group", "fraction"}, …],             // sorted by group
+    ///      "neighbour_entropy_bits", "pooled_fallback"}
+    ///   ]
+    /// }
+    /// ```
+    ///
+    /// `rate`, `lo` and `hi` are in `[0, 1]` with `lo ≤ rate ≤ hi`; a rate
+    /// that is undefined (no patients) and a non-finite number are `null`.
+    pub fn to_json(&self) -> String {
+        // Plain structs with string keys and `Option`s: serialisation cannot fail.
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+    }
+
+    /// The audit as a tab-separated table with a header ([`TSV_COLUMNS`]),
+    /// one row per group in label order, then the [`ALL_ROW`] row. Rates and
+    /// bounds have six decimals; undefined values are `NA`. The `ALL` row's
+    /// medians are over every patient and its entropy is `NA`.
+    pub fn to_tsv(&self) -> String {
+        let mut out = TSV_COLUMNS.join("\t");
+        out.push('\n');
+        for g in &self.groups {
+            tsv_row(
+                &mut out,
+                &g.group,
+                g.n,
+                &g.verdicts,
+                [g.median_p_value, g.median_novelty, g.median_residual],
+                g.neighbour_entropy_bits,
+                g.pooled_fallback,
+            );
+        }
+        tsv_row(
+            &mut out,
+            ALL_ROW,
+            self.n,
+            &self.verdicts,
+            [
+                self.median_p_value,
+                self.median_novelty,
+                self.median_residual,
+            ],
+            f64::NAN,
+            self.pooled_fallback,
+        );
+        out
+    }
+}

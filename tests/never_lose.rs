@@ -1,0 +1,315 @@
+//! Never lose a patient (issue 6): random patient files with random defects,
+//! assessed by the real binary, give exactly one output row per input row, in
+//! order, with the same ids, and verdict counts that add up. `--strict-input`
+//! turns the recoverable defects into errors. Also: the table parser never
+//! panics on arbitrary bytes.
+//!
+//! Cases are bounded for the test suite; for a longer run set
+//! `PROPTEST_CASES=2000 cargo test --release --test never_lose`.
+
+mod util;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use util::{OutCsv, Scratch, assert_numbers_finite, summary_counts};
+
+const FEATURES: [&str; 5] = ["f1", "f2", "f3", "f4", "f5"];
+
+/// One model for every case (fitted once, kept for the whole test binary).
+fn model() -> &'static (Scratch, PathBuf) {
+    static MODEL: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let s = Scratch::new();
+        let m = s.small_model();
+        (s, m)
+    })
+}
+
+/// What goes into one cell.
+#[derive(Debug, Clone)]
+enum CellKind {
+    Number(f64),
+    Huge(bool),
+    Empty,
+    Na,
+    NanToken,
+    Text,
+    Inf(bool),
+}
+
+impl CellKind {
+    fn text(&self) -> String {
+        match self {
+            CellKind::Number(v) => format!("{v}"),
+            CellKind::Huge(neg) => if *neg { "-1e308" } else { "1e308" }.into(),
+            CellKind::Empty => String::new(),
+            CellKind::Na => "NA".into(),
+            CellKind::NanToken => "NaN".into(),
+            CellKind::Text => "abc".into(),
+            CellKind::Inf(neg) => if *neg { "-inf" } else { "inf" }.into(),
+        }
+    }
+
+    /// A recoverable defect (noted; an error under `--strict-input`).
+    fn is_defect(&self) -> bool {
+        matches!(self, CellKind::Text | CellKind::Inf(_))
+    }
+}
+
+fn cell() -> impl Strategy<Value = CellKind> {
+    prop_oneof![
+        12 => (5.0f64..15.0).prop_map(CellKind::Number),
+        1 => any::<bool>().prop_map(CellKind::Huge),
+        2 => Just(CellKind::Empty),
+        1 => Just(CellKind::Na),
+        1 => Just(CellKind::NanToken),
+        2 => Just(CellKind::Text),
+        1 => any::<bool>().prop_map(CellKind::Inf),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum IdKind {
+    Plain,
+    DuplicateOfPrevious,
+    Empty,
+    Quoted,
+}
+
+#[derive(Debug, Clone)]
+enum Shape {
+    Full,
+    /// Drop this many trailing fields (at least one feature field stays).
+    Short(usize),
+    /// Append this many fields.
+    Long(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    id: IdKind,
+    cells: Vec<CellKind>,
+    shape: Shape,
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        prop_oneof![
+            20 => Just(IdKind::Plain),
+            2 => Just(IdKind::DuplicateOfPrevious),
+            1 => Just(IdKind::Empty),
+            2 => Just(IdKind::Quoted),
+        ],
+        proptest::collection::vec(cell(), 5),
+        prop_oneof![
+            12 => Just(Shape::Full),
+            1 => (1usize..5).prop_map(Shape::Short),
+            1 => (1usize..3).prop_map(Shape::Long),
+        ],
+    )
+        .prop_map(|(id, cells, shape)| Row { id, cells, shape })
+}
+
+#[derive(Debug, Clone)]
+struct File {
+    rows: Vec<Row>,
+    /// Which model features are columns of the file (at least one).
+    present: Vec<bool>,
+    /// Column order of the present features (a permutation key).
+    order: Vec<u8>,
+    extra_column: bool,
+    crlf: bool,
+    bom: bool,
+}
+
+fn file() -> impl Strategy<Value = File> {
+    (
+        proptest::collection::vec(row(), 0..40),
+        proptest::collection::vec(prop_oneof![6 => Just(true), 1 => Just(false)], 5),
+        proptest::collection::vec(any::<u8>(), 5),
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![5 => Just(false), 1 => Just(true)],
+    )
+        .prop_map(|(rows, mut present, order, extra_column, crlf, bom)| {
+            if !present.iter().any(|&p| p) {
+                present[0] = true;
+            }
+            File {
+                rows,
+                present,
+                order,
+                extra_column,
+                crlf,
+                bom,
+            }
+        })
+}
+
+/// The file's bytes, the expected ids in order, and for each row whether it
+/// carries a recoverable defect.
+fn render(f: &File) -> (Vec<u8>, Vec<String>, Vec<bool>) {
+    let mut cols: Vec<usize> = (0..5).filter(|&j| f.present[j]).collect();
+    cols.sort_by_key(|&j| (f.order[j], j));
+    let nl = if f.crlf { "\r\n" } else { "\n" };
+    let mut out = String::new();
+    let mut header: Vec<String> = vec!["id".into()];
+    header.extend(cols.iter().map(|&j| FEATURES[j].to_string()));
+    if f.extra_column {
+        header.push("site".into());
+    }
+    out.push_str(&header.join(","));
+    out.push_str(nl);
+    let mut ids = Vec::new();
+    let mut defects = Vec::new();
+    for (i, r) in f.rows.iter().enumerate() {
+        let (id_field, id) = match r.id {
+            IdKind::Plain => (format!("p{i}"), format!("p{i}")),
+            IdKind::DuplicateOfPrevious => {
+                let prev = ids.last().cloned().unwrap_or_else(|| "p0".to_string());
+                let field = if prev.contains(',') || prev.contains('"') {
+                    format!("\"{}\"", prev.replace('"', "\"\""))
+                } else {
+                    prev.clone()
+                };
+                (field, prev)
+            }
+            IdKind::Empty => (String::new(), String::new()),
+            IdKind::Quoted => (format!("\"p{i}, \"\"q\"\"\""), format!("p{i}, \"q\"")),
+        };
+        let mut fields = vec![id_field];
+        fields.extend(cols.iter().map(|&j| r.cells[j].text()));
+        if f.extra_column {
+            fields.push("north".into());
+        }
+        let n_header = fields.len();
+        let mut defect = id.is_empty();
+        match r.shape {
+            Shape::Full => {}
+            Shape::Short(k) => {
+                let keep = n_header.saturating_sub(k).max(2).min(n_header);
+                if keep < n_header {
+                    fields.truncate(keep);
+                    defect = true;
+                }
+            }
+            Shape::Long(k) => {
+                fields.extend((0..k).map(|x| format!("x{x}")));
+                defect = true;
+            }
+        }
+        // Cell defects count only in the model columns the row still has.
+        for (pos, &j) in cols.iter().enumerate() {
+            if pos + 1 < fields.len() && r.cells[j].is_defect() {
+                defect = true;
+            }
+        }
+        out.push_str(&fields.join(","));
+        out.push_str(nl);
+        ids.push(id);
+        defects.push(defect);
+    }
+    let mut bytes = Vec::new();
+    if f.bom {
+        bytes.extend_from_slice(b"\xef\xbb\xbf");
+    }
+    bytes.extend_from_slice(out.as_bytes());
+    (bytes, ids, defects)
+}
+
+fn run_assess(s: &Scratch, m: &Path, input: &Path, out: &str, strict: bool) -> util::Run {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "assess".as_ref(),
+        "--model".as_ref(),
+        m.as_os_str(),
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--out".as_ref(),
+        out.as_ref(),
+        "--id-col".as_ref(),
+        "id".as_ref(),
+    ];
+    if strict {
+        args.push("--strict-input".as_ref());
+    }
+    s.run(&args)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_patient_gets_exactly_one_row_in_order(f in file()) {
+        let (_keep, m) = model();
+        let s = Scratch::new();
+        let (bytes, ids, defects) = render(&f);
+        let input = s.write("patients.csv", &bytes);
+        let run = run_assess(&s, m, &input, "out.csv", false);
+        run.ok();
+        let out = OutCsv::read(&s.path("out.csv"));
+        prop_assert_eq!(out.rows.len(), ids.len());
+        prop_assert_eq!(out.column("id"), ids.clone());
+        assert_numbers_finite(&out);
+        // Verdict counts add up, and agree with the summary on stderr.
+        let verdicts = out.column("verdict");
+        let mut counts = [0usize; 4];
+        for v in &verdicts {
+            let i = ["supported", "low_support", "invisible", "insufficient_data"]
+                .iter()
+                .position(|x| x == v)
+                .unwrap_or_else(|| panic!("unknown verdict {v}"));
+            counts[i] += 1;
+        }
+        prop_assert_eq!(counts.iter().sum::<usize>(), ids.len());
+        let (total, summary) = summary_counts(&run.stderr).expect("a summary line");
+        prop_assert_eq!(total, ids.len());
+        prop_assert_eq!(summary, counts);
+        // A row has a note exactly when it carries a recoverable defect.
+        let notes = out.column("note");
+        for (i, (note, &defect)) in notes.iter().zip(&defects).enumerate() {
+            prop_assert_eq!(!note.is_empty(), defect, "row {} note {:?}", i, note);
+        }
+        // --strict-input: an error (and no output file) iff a row is defective.
+        let strict = run_assess(&s, m, &input, "strict.csv", true);
+        if defects.iter().any(|&d| d) {
+            strict.error(&["patients.csv:"]);
+            prop_assert!(!s.path("strict.csv").exists());
+        } else {
+            strict.ok();
+            prop_assert_eq!(OutCsv::read(&s.path("strict.csv")), out);
+        }
+        prop_assert!(s.leftovers().is_empty());
+    }
+
+    /// Arbitrary bytes through the table reader, both roles: `Ok` or `Err`, never a panic.
+    #[test]
+    fn table_parser_never_panics(
+        bytes in proptest::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(b"0123456789.,-e\"\n\r\t aNA".to_vec()),
+                1 => any::<u8>(),
+            ],
+            0..600,
+        ),
+        strict in any::<bool>(),
+    ) {
+        for role in [nof1::Role::Reference, nof1::Role::Patients] {
+            let opts = nof1::TableOptions { strict, ..Default::default() };
+            let input: Box<dyn Read> = Box::new(std::io::Cursor::new(bytes.clone()));
+            if let Ok(mut reader) =
+                nof1::table::TableReader::from_reader(input, Path::new("fuzz.csv"), &opts, role)
+            {
+                let mut rows = 0usize;
+                while let Ok(Some(chunk)) = reader.next_chunk(7) {
+                    prop_assert_eq!(chunk.values.len(), chunk.n_rows() * chunk.n_features());
+                    prop_assert_eq!(chunk.notes.len(), chunk.n_rows());
+                    rows += chunk.n_rows();
+                }
+                prop_assert!(rows <= bytes.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,835 @@
+//! Properties of the public library API (proptest).
+//!
+//! Data come from seeded generators ([`common::LowRank`] over
+//! `nof1::rng::SplitMix64`); proptest draws the seeds and the shapes. The
+//! proptest runner itself is seeded too (override with `PROPTEST_RNG_SEED`),
+//! so a run is reproducible; fitting is the expensive step, so the fitting
+//! properties run few cases on small cohorts.
+
+mod common;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use common::{LowRank, names, same_assessments, table};
+use nof1::calibrate::combine_bonferroni;
+use nof1::rng::SplitMix64;
+use nof1::table::{TableOptions, read_table_str};
+use nof1::{IndexChoice, Model, Params, Role, Table, Verdict};
+use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
+
+/// A proptest configuration with `cases` cases and a fixed runner seed
+/// unless `PROPTEST_RNG_SEED` is set.
+fn config(cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(cases);
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = RngSeed::Fixed(0x6e6f_6631);
+    }
+    c
+}
+
+/// A reference cohort and a generator of patients exchangeable with it.
+struct Cohort {
+    pop: LowRank,
+    rng: SplitMix64,
+    reference: Table,
+}
+
+fn cohort(seed: u64, n: usize, p: usize, rank: usize) -> Cohort {
+    let pop = LowRank::new(p, rank.clamp(1, p), 0.5, seed);
+    let mut rng = SplitMix64::new(seed);
+    let reference = table("r", p, pop.sample(&mut rng, n, 1.0));
+    Cohort {
+        pop,
+        rng,
+        reference,
+    }
+}
+
+impl Cohort {
+    /// Patients: `n_in` exchangeable ones, then `n_out` drawn with `spread`.
+    fn patients(&mut self, n_in: usize, n_out: usize, spread: f64) -> Table {
+        let mut v = self.pop.sample(&mut self.rng, n_in, 1.0);
+        v.extend(self.pop.sample(&mut self.rng, n_out, spread));
+        table("p", self.pop.p, v)
+    }
+}
+
+/// Sets each value to NaN with probability `rate`.
+fn knock_out(values: &mut [f64], rate: f64, rng: &mut SplitMix64) {
+    for v in values.iter_mut() {
+        if rng.next_f64() < rate {
+            *v = f64::NAN;
+        }
+    }
+}
+
+/// `(1 + #{c ≥ s}) / (m + 1)`, counted by a plain scan.
+fn conformal_p(scores: &[f64], s: f64) -> f64 {
+    let ge = scores.iter().filter(|&&c| c >= s).count();
+    (1 + ge) as f64 / (scores.len() + 1) as f64
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// Every channel p-value is a conformal p-value in (0, 1] against the
+    /// model's calibration scores, the combined p-value is their Bonferroni
+    /// combination, and the verdict follows p_value, alpha and warn_alpha.
+    /// With the k-th distance statistic, "fewer than k members within the
+    /// calibrated radius" is exactly the kNN channel's alarm.
+    #[test]
+    fn p_values_are_conformal_and_verdicts_follow_them(
+        seed in any::<u64>(),
+        n in 40usize..160,
+        p in 2usize..10,
+        rank in 1usize..4,
+        k in 3usize..12,
+        alpha in 0.01f64..0.2,
+        warn_extra in 0.0f64..0.4,
+        min_coverage in 0.2f64..0.9,
+    ) {
+        let warn_alpha = (alpha + warn_extra).min(0.95);
+        let mut c = cohort(seed, n, p, rank);
+        let params = Params::default()
+            .k(k)
+            .alpha(alpha)
+            .warn_alpha(warn_alpha)
+            .min_coverage(min_coverage)
+            .index(IndexChoice::Exact);
+        let model = params.fit(&c.reference).expect("fit");
+        let mut patients = c.patients(30, 15, 4.0);
+        let mut rng = SplitMix64::new(seed ^ 1);
+        let p_all = patients.n_features();
+        knock_out(&mut patients.values[35 * p_all..], 0.5, &mut rng);
+        let out = model.assess(&patients).expect("assess");
+        prop_assert_eq!(out.len(), patients.n_rows());
+        let cal = &model.data().calibration.pooled;
+        let (knn_scores, res_scores) = (cal.knn.sorted(), cal.residual.sorted());
+        for (i, a) in out.iter().enumerate() {
+            let observed = patients.row(i).iter().filter(|v| !v.is_nan()).count();
+            prop_assert_eq!(a.coverage, observed as f64 / p as f64);
+            if observed == 0 || a.coverage < min_coverage {
+                prop_assert_eq!(a.verdict, Verdict::InsufficientData);
+                prop_assert!(a.p_value.is_nan() && a.p_novelty.is_nan() && a.p_residual.is_nan());
+                continue;
+            }
+            for (name, v) in [("p_value", a.p_value), ("p_novelty", a.p_novelty), ("p_residual", a.p_residual)] {
+                prop_assert!(v > 0.0 && v <= 1.0, "{}: {} = {}", a.id, name, v);
+            }
+            prop_assert_eq!(a.p_novelty, conformal_p(knn_scores, a.knn_distance), "{}", a.id);
+            prop_assert_eq!(a.p_residual, conformal_p(res_scores, a.residual), "{}", a.id);
+            prop_assert_eq!(a.p_value, combine_bonferroni(a.p_novelty, a.p_residual));
+            prop_assert_eq!(a.p_value, (2.0 * a.p_novelty.min(a.p_residual)).min(1.0));
+            let want = if a.p_value <= alpha {
+                Verdict::Invisible
+            } else if a.p_value <= warn_alpha {
+                Verdict::LowSupport
+            } else {
+                Verdict::Supported
+            };
+            prop_assert_eq!(a.verdict, want, "{}: p_value {}", &a.id, a.p_value);
+            prop_assert_eq!(a.neighbours.len(), k);
+            prop_assert!(a.neighbours.windows(2).all(|w| w[0].distance <= w[1].distance));
+            prop_assert_eq!(a.knn_distance, a.neighbours[k - 1].distance as f64);
+            prop_assert!(a.residual >= 0.0 && a.novelty >= 0.0);
+            prop_assert_eq!(
+                (a.support as usize) < k,
+                a.p_novelty <= alpha / 2.0,
+                "{}: support {} with p_novelty {}", &a.id, a.support, a.p_novelty
+            );
+            if a.verdict == Verdict::Invisible {
+                prop_assert!(a.novelty > 1.0, "{}: invisible with novelty {}", a.id, a.novelty);
+            }
+        }
+    }
+}
+
+/// Assessments of the same patients by models fitted on the reference in two
+/// row orders.
+fn row_order_runs(seed: u64, n: usize, p: usize) -> (Vec<nof1::Assessment>, Vec<nof1::Assessment>) {
+    let mut c = cohort(seed, n, p, 2);
+    let patients = c.patients(80, 20, 2.5);
+    let mut perm: Vec<usize> = (0..n).collect();
+    SplitMix64::new(seed ^ 2).shuffle(&mut perm);
+    let shuffled = c.reference.select_rows(&perm);
+    let a = Params::default().fit(&c.reference).expect("fit");
+    let b = Params::default().fit(&shuffled).expect("fit");
+    assert_eq!(a.n_components(), b.n_components());
+    (
+        a.assess(&patients).expect("assess"),
+        b.assess(&patients).expect("assess"),
+    )
+}
+
+proptest! {
+    #![proptest_config(config(8))]
+
+    /// Reference row order. The scores of a patient (kNN distances, residual)
+    /// do not depend on it, up to floating-point summation order. The
+    /// p-values do: cross-fitting folds are assigned by row *position* (a
+    /// seeded shuffle of `0..n`), so a shuffled reference gets different
+    /// folds, different calibration scores and p-values that move by up to
+    /// ~0.1 — the same effect as changing the seed. Measured agreement of
+    /// verdicts: 92–99.8%. Until folds are keyed by something row-order free
+    /// (e.g. the member's id), this checks that agreement stays high; see
+    /// `reference_row_order_gives_identical_results` for the strict property.
+    #[test]
+    fn reference_row_order_changes_scores_not_at_all_and_verdicts_little(
+        seed in any::<u64>(),
+        n in 80usize..200,
+        p in 3usize..9,
+    ) {
+        let (a, b) = row_order_runs(seed, n, p);
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * (1.0 + x.abs().max(y.abs()));
+        let mut agree = 0usize;
+        for (x, y) in a.iter().zip(&b) {
+            prop_assert_eq!(&x.id, &y.id);
+            prop_assert!(close(x.knn_distance, y.knn_distance), "{}: {} vs {}", x.id, x.knn_distance, y.knn_distance);
+            prop_assert!(close(x.residual, y.residual), "{}: {} vs {}", x.id, x.residual, y.residual);
+            for (u, v) in x.neighbours.iter().zip(&y.neighbours) {
+                prop_assert!(close(u.distance as f64, v.distance as f64));
+            }
+            agree += usize::from(x.verdict == y.verdict);
+        }
+        let agreement = agree as f64 / a.len() as f64;
+        prop_assert!(agreement >= 0.85, "verdict agreement {agreement:.3} after shuffling the reference rows");
+    }
+}
+
+/// The strict row-order property: a shuffled reference gives the same
+/// p-values and verdicts. Fails today because cross-fitting folds are
+/// assigned by row position (see the test above).
+#[test]
+#[ignore = "design issue: cross-fitting folds are assigned by row position, so p-values depend on reference row order"]
+fn reference_row_order_gives_identical_results() {
+    for seed in 0..4 {
+        let (a, b) = row_order_runs(seed, 150, 8);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.verdict, y.verdict, "seed {seed}, {}", x.id);
+            assert!(
+                (x.p_value - y.p_value).abs() <= 1e-9,
+                "seed {seed}, {}: {} vs {}",
+                x.id,
+                x.p_value,
+                y.p_value
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    /// Patients are matched by feature name: permuting the patient columns
+    /// (and adding a column the model does not know) gives bit-identical
+    /// assessments.
+    #[test]
+    fn patient_column_order_does_not_change_results(
+        seed in any::<u64>(),
+        n in 40usize..120,
+        p in 2usize..10,
+        missing in 0.0f64..0.4,
+    ) {
+        let mut c = cohort(seed, n, p, 2);
+        let model = Params::default().k(5).fit(&c.reference).expect("fit");
+        let mut patients = c.patients(25, 10, 3.0);
+        let mut rng = SplitMix64::new(seed ^ 3);
+        knock_out(&mut patients.values, missing, &mut rng);
+        // Add an unknown column, then permute every column by name.
+        let rows = patients.n_rows();
+        let mut wide_values = Vec::with_capacity(rows * (p + 1));
+        for i in 0..rows {
+            wide_values.extend_from_slice(patients.row(i));
+            wide_values.push(rng.normal() * 1e6);
+        }
+        let mut wide_names = names(p);
+        wide_names.push("unknown".into());
+        let wide = Table::from_rows(patients.ids.clone(), wide_names.clone(), wide_values).expect("table");
+        let mut order = wide_names.clone();
+        rng.shuffle(&mut order);
+        let permuted = wide.select_features(&order);
+        prop_assert_eq!(&permuted.feature_names, &order);
+        let a = model.assess(&patients).expect("assess");
+        let b = model.assess(&permuted).expect("assess");
+        if let Err(e) = same_assessments(&a, &b) {
+            return Err(TestCaseError::fail(format!("column order {order:?}: {e}")));
+        }
+    }
+
+    /// Multiplying a feature by a power of two (reference and patients alike)
+    /// is exact in floating point and standardisation undoes it exactly: the
+    /// assessments are bit-identical.
+    #[test]
+    fn power_of_two_rescaling_gives_identical_assessments(
+        seed in any::<u64>(),
+        n in 40usize..120,
+        p in 2usize..8,
+        exponents in proptest::collection::vec(-20i32..20, 8),
+    ) {
+        let mut c = cohort(seed, n, p, 2);
+        let patients = c.patients(25, 10, 3.0);
+        let factors: Vec<f64> = (0..p).map(|j| 2f64.powi(exponents[j])).collect();
+        let rescale = |t: &Table| -> Table {
+            let mut t = t.clone();
+            for (i, v) in t.values.iter_mut().enumerate() {
+                *v *= factors[i % p];
+            }
+            t
+        };
+        let params = Params::default().k(5);
+        let a = params.fit(&c.reference).expect("fit").assess(&patients).expect("assess");
+        let b = params.fit(&rescale(&c.reference)).expect("fit").assess(&rescale(&patients)).expect("assess");
+        if let Err(e) = same_assessments(&a, &b) {
+            return Err(TestCaseError::fail(format!("factors {factors:?}: {e}")));
+        }
+    }
+
+    /// Any positive rescaling of the features (reference and patients alike)
+    /// leaves the verdicts unchanged, and the scores equal up to rounding.
+    #[test]
+    fn positive_rescaling_does_not_change_verdicts(
+        seed in any::<u64>(),
+        n in 40usize..120,
+        p in 2usize..8,
+        log_factors in proptest::collection::vec(-6.0f64..6.0, 8),
+    ) {
+        let mut c = cohort(seed, n, p, 2);
+        let patients = c.patients(25, 10, 3.0);
+        let factors: Vec<f64> = (0..p).map(|j| log_factors[j].exp()).collect();
+        let rescale = |t: &Table| -> Table {
+            let mut t = t.clone();
+            for (i, v) in t.values.iter_mut().enumerate() {
+                *v *= factors[i % p];
+            }
+            t
+        };
+        let params = Params::default().k(5);
+        let ma = params.fit(&c.reference).expect("fit");
+        let mb = params.fit(&rescale(&c.reference)).expect("fit");
+        prop_assert_eq!(ma.n_components(), mb.n_components());
+        let a = ma.assess(&patients).expect("assess");
+        let b = mb.assess(&rescale(&patients)).expect("assess");
+        for (x, y) in a.iter().zip(&b) {
+            prop_assert_eq!(x.verdict, y.verdict, "{}: p {} vs {} (factors {:?})", &x.id, x.p_value, y.p_value, &factors);
+            prop_assert!((x.novelty - y.novelty).abs() <= 1e-6 * (1.0 + x.novelty), "{}: novelty {} vs {}", x.id, x.novelty, y.novelty);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    /// Moving a patient away from the reference centroid along a ray never
+    /// lowers its novelty once it is outside the reference *along that ray*.
+    ///
+    /// Let `c` be the reference mean (the standardiser's centre) and
+    /// `x(t) = c + t·(x − c)`. Then `z(t) = t·z(1)`, the embedding is
+    /// `y(t) = t·y(1)` and the residual is `t²·residual(1)`. The distance
+    /// `|t·y − r|` to a member `r` is non-decreasing in `t` for
+    /// `t ≥ ⟨y, r⟩/|y|²`, so the k-th (or mean) kNN distance is non-decreasing
+    /// for `t ≥ t0 = max(1, max_r ⟨y, r⟩/|y|²)`; both channels are, hence so
+    /// is `novelty = max(kNN/q_knn, sqrt(residual/q_res))`: for
+    /// `t2 > t1 ≥ t0`, `novelty(t2) ≥ novelty(t1)` up to f32 rounding.
+    /// (Being outside the reference's bounding box is not enough: a member
+    /// further out along the ray can still get closer.)
+    #[test]
+    fn moving_away_along_a_ray_never_lowers_novelty(
+        seed in any::<u64>(),
+        n in 40usize..150,
+        p in 2usize..8,
+        off_manifold in any::<bool>(),
+        steps in proptest::collection::vec(0.01f64..1.0, 10),
+    ) {
+        let mut c = cohort(seed, n, p, 2);
+        let model = Params::default().k(5).fit(&c.reference).expect("fit");
+        prop_assert_eq!(model.features(), &names(p)[..]);
+        let centre = model.data().projector.standardiser.mean().to_vec();
+        let scale = model.data().projector.standardiser.scale().to_vec();
+        let x1: Vec<f64> = if off_manifold {
+            let mut rng = SplitMix64::new(seed ^ 4);
+            (0..p).map(|j| centre[j] + 2.0 * scale[j] * rng.normal()).collect()
+        } else {
+            c.pop.sample(&mut c.rng, 1, 1.0)
+        };
+        let at = |t: f64| -> nof1::Assessment {
+            let row: Vec<f64> = (0..p).map(|j| centre[j] + t * (x1[j] - centre[j])).collect();
+            let one = Table::from_rows(vec![format!("t={t}")], names(p), row).expect("table");
+            model.assess(&one).expect("assess").remove(0)
+        };
+        let y1: Vec<f64> = at(1.0).embedding.iter().map(|v| *v as f64).collect();
+        let y_sq: f64 = y1.iter().map(|v| v * v).sum();
+        prop_assume!(y_sq > 1e-6);
+        let cdim = model.n_components();
+        let emb = &model.reference().embeddings;
+        let t_emb = (0..model.reference().len())
+            .map(|i| (0..cdim).map(|d| y1[d] * emb[i * cdim + d] as f64).sum::<f64>() / y_sq)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let t0 = t_emb.max(1.0);
+        prop_assume!(t0 < 1e3);
+        let mut t = t0;
+        let mut last = at(t);
+        for step in steps {
+            t *= 1.0 + 3.0 * step;
+            let next = at(t);
+            prop_assert!(
+                next.novelty >= last.novelty * (1.0 - 1e-5) - 1e-9,
+                "novelty fell from {} to {} between t = {} and t = {t} (t0 = {t0})",
+                last.novelty, next.novelty, t / (1.0 + 3.0 * step)
+            );
+            prop_assert!(next.residual >= last.residual * (1.0 - 1e-9));
+            last = next;
+        }
+        // Beyond every calibration score on a channel ⇒ invisible (n ≥ 40
+        // calibration members, so the smallest combined p-value 2/(m+1) ≤ α).
+        let cal = &model.data().calibration.pooled;
+        let beyond = last.knn_distance > *cal.knn.sorted().last().expect("scores")
+            || last.residual > *cal.residual.sorted().last().expect("scores");
+        if beyond {
+            prop_assert_eq!(last.verdict, Verdict::Invisible);
+        }
+    }
+}
+
+/// A small model and some patients for the I/O properties, fitted once.
+fn io_fixture(hnsw: bool) -> &'static (Model, Vec<u8>, Table) {
+    static EXACT: OnceLock<(Model, Vec<u8>, Table)> = OnceLock::new();
+    static HNSW: OnceLock<(Model, Vec<u8>, Table)> = OnceLock::new();
+    let cell = if hnsw { &HNSW } else { &EXACT };
+    cell.get_or_init(|| {
+        let mut c = cohort(11, 40, 4, 2);
+        let index = if hnsw {
+            IndexChoice::Hnsw
+        } else {
+            IndexChoice::Exact
+        };
+        let model = Params::default()
+            .k(5)
+            .index(index)
+            .fit(&c.reference)
+            .expect("fit");
+        let bytes = model.to_bytes().expect("encode");
+        let patients = c.patients(5, 3, 4.0);
+        (model, bytes, patients)
+    })
+}
+
+proptest! {
+    #![proptest_config(config(8))]
+
+    /// save → load → assess is bit-identical, and the bytes round-trip.
+    #[test]
+    fn save_load_assess_is_bit_identical(
+        seed in any::<u64>(),
+        n in 40usize..150,
+        p in 2usize..8,
+        hnsw in any::<bool>(),
+        with_groups in any::<bool>(),
+    ) {
+        let mut c = cohort(seed, n, p, 2);
+        let mut reference = c.reference.clone();
+        let mut patients = c.patients(30, 10, 3.0);
+        let mut params = Params::default()
+            .k(5)
+            .index(if hnsw { IndexChoice::Hnsw } else { IndexChoice::Exact });
+        if with_groups {
+            let g = |i: usize| if i % 3 == 0 { "B" } else { "A" }.to_string();
+            reference = reference.with_groups((0..n).map(g).collect()).expect("groups");
+            let labels = (0..patients.n_rows()).map(g).collect();
+            patients = patients.with_groups(labels).expect("groups");
+            params = params.calibrate_by_group(true);
+        }
+        let mut rng = SplitMix64::new(seed ^ 5);
+        let p_all = patients.n_features();
+        knock_out(&mut patients.values[30 * p_all..], 0.3, &mut rng);
+        let model = params.fit(&reference).expect("fit");
+        let bytes = model.to_bytes().expect("encode");
+        let loaded = Model::from_bytes(&bytes, Path::new("mem.nof1")).expect("decode");
+        prop_assert_eq!(loaded.data(), model.data());
+        prop_assert!(loaded.to_bytes().expect("encode") == bytes, "bytes differ after a round trip");
+        let a = model.assess(&patients).expect("assess");
+        let b = loaded.assess(&patients).expect("assess");
+        if let Err(e) = same_assessments(&a, &b) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+
+    /// HNSW never changes a verdict: the same reference fitted with the graph
+    /// and with exact search gives the same verdicts and p-values, for
+    /// patients inside, at the edge of and far from the cohort.
+    #[test]
+    fn hnsw_verdicts_equal_exact_verdicts(
+        seed in any::<u64>(),
+        n in 100usize..400,
+        p in 2usize..9,
+        rank in 1usize..4,
+        edge_spread in 1.5f64..3.0,
+    ) {
+        let mut c = cohort(seed, n, p, rank);
+        let mut patients = c.patients(60, 20, edge_spread);
+        let far = c.patients(0, 20, 8.0);
+        patients.values.extend_from_slice(&far.values);
+        patients.ids.extend(far.ids.iter().map(|i| format!("far-{i}")));
+        patients.lines.extend(far.lines);
+        patients.notes.extend(far.notes);
+        let exact = Params::default().index(IndexChoice::Exact).fit(&c.reference).expect("fit");
+        let graph = Params::default().index(IndexChoice::Hnsw).fit(&c.reference).expect("fit");
+        prop_assert_eq!(graph.index_kind(), nof1::index::IndexKind::Hnsw);
+        let a = exact.assess(&patients).expect("assess");
+        let b = graph.assess(&patients).expect("assess");
+        for (x, y) in a.iter().zip(&b) {
+            prop_assert_eq!(&x.id, &y.id);
+            prop_assert_eq!(x.verdict, y.verdict, "{}: p {} (exact) vs {} (hnsw)", &x.id, x.p_value, y.p_value);
+            prop_assert_eq!(x.p_value.to_bits(), y.p_value.to_bits(), "{}: p {} vs {}", &x.id, x.p_value, y.p_value);
+            prop_assert_eq!(x.p_novelty.to_bits(), y.p_novelty.to_bits());
+            prop_assert_eq!(x.p_residual.to_bits(), y.p_residual.to_bits());
+        }
+    }
+}
+
+/// `support` is "reference members within the calibrated radius" whatever
+/// the index. With HNSW, a patient the graph calls supported gets the count
+/// among its k graph neighbours only (capped at k), while exact search counts
+/// every member within the radius.
+#[test]
+#[ignore = "library bug: with IndexChoice::Hnsw, support of graph-supported patients is capped at k (src/model/assess.rs)"]
+fn hnsw_support_equals_exact_support() {
+    let mut c = cohort(3, 300, 6, 2);
+    let patients = c.patients(100, 0, 1.0);
+    let exact = Params::default()
+        .index(IndexChoice::Exact)
+        .fit(&c.reference)
+        .expect("fit");
+    let graph = Params::default()
+        .index(IndexChoice::Hnsw)
+        .fit(&c.reference)
+        .expect("fit");
+    let a = exact.assess(&patients).expect("assess");
+    let b = graph.assess(&patients).expect("assess");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.support, y.support,
+            "{} ({}): exact support {} vs hnsw {}",
+            x.id, x.verdict, x.support, y.support
+        );
+    }
+}
+
+fn any_options() -> impl Strategy<Value = (TableOptions, Role)> {
+    (
+        prop_oneof![
+            Just(None),
+            Just(Some(b',')),
+            Just(Some(b'\t')),
+            Just(Some(b';'))
+        ],
+        prop_oneof![
+            Just(None),
+            Just(Some("id".to_string())),
+            Just(Some("a".to_string()))
+        ],
+        prop_oneof![Just(None), Just(Some("g".to_string()))],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(delimiter, id_col, group_col, strict, reference)| {
+            let options = TableOptions {
+                delimiter,
+                id_col,
+                group_col,
+                exclude: Vec::new(),
+                strict,
+            };
+            (
+                options,
+                if reference {
+                    Role::Reference
+                } else {
+                    Role::Patients
+                },
+            )
+        })
+}
+
+/// Checks a parsed table's shape invariants.
+fn check_table(t: &Table) -> Result<(), TestCaseError> {
+    let n = t.n_rows();
+    prop_assert_eq!(t.values.len(), n * t.n_features());
+    prop_assert_eq!(t.lines.len(), n);
+    prop_assert_eq!(t.notes.len(), n);
+    if let Some(g) = &t.groups {
+        prop_assert_eq!(g.len(), n);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// The table reader returns Ok or Err on arbitrary bytes, never panics,
+    /// and what it returns is well-formed.
+    #[test]
+    fn table_reader_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        (options, role) in any_options(),
+    ) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(t) = read_table_str(&text, Path::new("fuzz.csv"), &options, role) {
+            check_table(&t)?;
+        }
+    }
+
+    /// The same on CSV-like text (headers, quotes, missing tokens, odd numbers).
+    #[test]
+    fn table_reader_never_panics_on_csv_like_text(
+        text in "(id,a,g,b\n|a\tid\tg\n)?([0-9a-gA-F.eE+\\-,\t;\"\n\r ]|NA|NaN|inf|-inf|1e999|0x1|\u{feff}|é){0,120}",
+        (options, role) in any_options(),
+    ) {
+        if let Ok(t) = read_table_str(&text, Path::new("fuzz.csv"), &options, role) {
+            check_table(&t)?;
+        }
+    }
+
+    /// The model loader returns Ok or Err on arbitrary bytes, with or without
+    /// a valid header in front, and never panics.
+    #[test]
+    fn model_loader_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+        with_header in any::<bool>(),
+    ) {
+        let input = if with_header { with_valid_header(&bytes) } else { bytes };
+        let _ = Model::from_bytes(&input, Path::new("fuzz.nof1"));
+    }
+}
+
+/// Wraps `payload` in a header with the right magic, version, length and
+/// checksum, so that decoding reaches the payload.
+fn with_valid_header(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + payload.len());
+    out.extend_from_slice(nof1::model::format::MAGIC);
+    out.extend_from_slice(&nof1::model::format::FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast_hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// CRC-32 (IEEE, reflected, polynomial 0xEDB88320), bit by bit: the checksum
+/// of the model container, written out so the tests need no extra crate.
+fn crc32fast_hash(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[test]
+fn crc_matches_the_container() {
+    let (_, bytes, _) = io_fixture(false);
+    let stored = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    assert_eq!(crc32fast_hash(&bytes[24..]), stored);
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any single-byte change of a valid model is detected (header fields are
+    /// checked, CRC-32 catches every burst error up to 32 bits), and so is
+    /// any truncation or extension.
+    #[test]
+    fn corrupt_or_truncated_models_are_rejected(
+        pos in any::<prop::sample::Index>(),
+        xor in 1u8..=255,
+        cut in any::<prop::sample::Index>(),
+        extra in proptest::collection::vec(any::<u8>(), 1..8),
+        hnsw in any::<bool>(),
+    ) {
+        let (_, bytes, _) = io_fixture(hnsw);
+        let path = Path::new("corrupt.nof1");
+        let mut flipped = bytes.clone();
+        let i = pos.index(bytes.len());
+        flipped[i] ^= xor;
+        prop_assert!(Model::from_bytes(&flipped, path).is_err(), "byte {i} ^ {xor:#04x} accepted");
+        let cut = cut.index(bytes.len());
+        prop_assert!(Model::from_bytes(&bytes[..cut], path).is_err(), "truncated to {cut} bytes accepted");
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&extra);
+        prop_assert!(Model::from_bytes(&longer, path).is_err(), "{} trailing bytes accepted", extra.len());
+    }
+
+    /// A payload corrupted *behind a recomputed checksum* (what a buggy
+    /// writer or a deliberate edit produces) is either rejected or loads into
+    /// a model that assesses patients without panicking (exact-index model).
+    #[test]
+    fn rechecksummed_corrupt_payloads_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        check_edited_model(false, &edits)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The same with an HNSW model, whose graph is rebuilt on load from the
+    /// stored `HnswParams`.
+    #[test]
+    #[ignore = "library bug: HnswParams ef_construction/ef_search/max_layers are not range-checked; a CRC-valid model aborts the process (see hnsw_params_out_of_range_are_rejected)"]
+    fn rechecksummed_corrupt_hnsw_payloads_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        check_edited_model(true, &edits)?;
+    }
+}
+
+/// Applies `edits` to the payload of the fixture model, re-checksums it and
+/// loads it; a model that loads must assess the fixture patients.
+fn check_edited_model(
+    hnsw: bool,
+    edits: &[(prop::sample::Index, u8)],
+) -> Result<(), TestCaseError> {
+    let (_, bytes, patients) = io_fixture(hnsw);
+    let mut payload = bytes[24..].to_vec();
+    for (pos, value) in edits {
+        let i = pos.index(payload.len());
+        payload[i] = *value;
+    }
+    if let Ok(model) = Model::from_bytes(&with_valid_header(&payload), Path::new("edited.nof1")) {
+        let out = model.assess(patients).expect("assess");
+        prop_assert_eq!(out.len(), patients.n_rows());
+    }
+    Ok(())
+}
+
+/// Regression: the size checks of the loader multiply counts read from the
+/// file (`n · c`, `p · c`); with `c = 2 + 2⁶²` on a 40 × 4 model both
+/// products wrap to the right lengths in release builds (and overflow-panic
+/// in debug builds), the model passes validation and `ExactIndex::new`
+/// panics ("points shape").
+#[test]
+#[ignore = "library bug: model::format::validate multiplies sizes unchecked; a crafted n_components passes validation and panics"]
+fn crafted_model_with_overflowing_sizes_is_rejected() {
+    let (model, _, _) = io_fixture(false);
+    let mut data = model.data().clone();
+    assert_eq!((data.reference.len(), data.features.len()), (40, 4));
+    assert_eq!(
+        data.projector.n_components, 2,
+        "fixture changed: adjust the crafted count"
+    );
+    data.projector.n_components = 2 + (1usize << 62);
+    data.components.n_components = data.projector.n_components;
+    let bytes = nof1::model::format::encode(&data).expect("encode");
+    let loaded =
+        std::panic::catch_unwind(|| Model::from_bytes(&bytes, Path::new("crafted.nof1")).is_err());
+    assert!(
+        matches!(loaded, Ok(true)),
+        "a model with n_components = 2 + 2^62 was not rejected cleanly: {loaded:?}"
+    );
+}
+
+/// Regression: `Params::check` validates only `hnsw.max_connections`. An
+/// `ef_search` or `ef_construction` of 2⁴⁰ makes hnsw_rs allocate terabytes
+/// (the process aborts, it cannot be caught), and `max_layers = 0` makes it
+/// panic without unwinding. Such parameters reach the graph both through
+/// `Params::hnsw` and through a CRC-valid model file (`validate` relies on
+/// `check`).
+#[test]
+#[ignore = "library bug: Params::check does not range-check HnswParams ef_construction, ef_search, max_layers (process abort in hnsw_rs)"]
+fn hnsw_params_out_of_range_are_rejected() {
+    use nof1::index::HnswParams;
+    let base = HnswParams::default();
+    let bad = [
+        (
+            "ef_search",
+            HnswParams {
+                ef_search: 1 << 40,
+                ..base
+            },
+        ),
+        (
+            "ef_construction",
+            HnswParams {
+                ef_construction: 1 << 40,
+                ..base
+            },
+        ),
+        (
+            "max_layers",
+            HnswParams {
+                max_layers: 0,
+                ..base
+            },
+        ),
+    ];
+    for (name, hnsw) in bad {
+        let params = Params::default().index(IndexChoice::Hnsw).hnsw(hnsw);
+        assert!(
+            params.check().is_err(),
+            "{name}: {hnsw:?} accepted by Params::check"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    /// Exactly one assessment per patient row, in row order, with the row's
+    /// id and group (duplicate and empty ids included), coverage = observed
+    /// fraction, `insufficient_data` exactly below the coverage floor, and
+    /// verdict counts adding up.
+    #[test]
+    fn one_assessment_per_patient_row_in_order(
+        seed in any::<u64>(),
+        n in 30usize..100,
+        p in 2usize..9,
+        rows in 0usize..60,
+        missing in 0.0f64..1.0,
+        min_coverage in 0.0f64..1.0,
+        drop_column in any::<bool>(),
+    ) {
+        let mut c = cohort(seed, n, p, 2);
+        let model = Params::default().k(5).min_coverage(min_coverage).fit(&c.reference).expect("fit");
+        let mut patients = c.patients(rows / 2, rows - rows / 2, 3.0);
+        let mut rng = SplitMix64::new(seed ^ 6);
+        knock_out(&mut patients.values, missing, &mut rng);
+        for i in 0..rows {
+            match rng.below(4) {
+                0 => patients.ids[i] = String::new(),
+                1 if i > 0 => patients.ids[i] = patients.ids[i - 1].clone(),
+                _ => {}
+            }
+        }
+        let groups: Vec<String> = (0..rows).map(|i| format!("g{}", i % 3)).collect();
+        patients = patients.with_groups(groups.clone()).expect("groups");
+        if drop_column && p > 2 {
+            // A model feature absent from the patient file counts as missing.
+            let keep: Vec<String> = names(p).into_iter().skip(1).collect();
+            patients = patients.select_features(&keep);
+        }
+        let out = model.assess(&patients).expect("assess");
+        prop_assert_eq!(out.len(), rows);
+        let mut counts = [0usize; 4];
+        for (i, a) in out.iter().enumerate() {
+            prop_assert_eq!(&a.id, &patients.ids[i]);
+            prop_assert_eq!(a.group.as_deref(), Some(groups[i].as_str()));
+            let observed = patients.row(i).iter().filter(|v| !v.is_nan()).count();
+            prop_assert_eq!(a.coverage, observed as f64 / p as f64);
+            let insufficient = observed == 0 || a.coverage < min_coverage;
+            prop_assert_eq!(a.verdict == Verdict::InsufficientData, insufficient, "{}: coverage {}", &a.id, a.coverage);
+            if insufficient {
+                prop_assert!(a.p_value.is_nan() && a.novelty.is_nan());
+            } else {
+                prop_assert!(a.p_value > 0.0 && a.p_value <= 1.0);
+            }
+            let slot = Verdict::ALL.iter().position(|v| *v == a.verdict).expect("known verdict");
+            counts[slot] += 1;
+        }
+        prop_assert_eq!(counts.iter().sum::<usize>(), rows);
+    }
+}
