@@ -17,6 +17,46 @@ use crate::rng::SplitMix64;
 /// Rows per block when accumulating the covariance.
 const BLOCK_ROWS: usize = 4096;
 
+/// Variance fraction of the projection under [`ComponentRule::Auto`].
+pub const AUTO_VARIANCE: f64 = 0.95;
+
+/// Noise-likeness at or above which [`ComponentRule::Auto`] treats the
+/// spectrum beyond the parallel-analysis components as a noise floor.
+pub const NOISE_FLATNESS: f64 = 0.88;
+
+/// Spectral flatness (geometric over arithmetic mean) of the eigenvalues that
+/// are not numerically zero (≤ 1e-9 of the largest); 1 for an empty list.
+pub fn spectral_flatness(eigenvalues: &[f64]) -> f64 {
+    let top = eigenvalues.iter().cloned().fold(0.0f64, f64::max);
+    let kept: Vec<f64> = eigenvalues
+        .iter()
+        .copied()
+        .filter(|&e| e > 1e-9 * top.max(1e-300))
+        .collect();
+    if kept.is_empty() {
+        return 1.0;
+    }
+    let log_mean = kept.iter().map(|e| e.ln()).sum::<f64>() / kept.len() as f64;
+    let mean = kept.iter().sum::<f64>() / kept.len() as f64;
+    log_mean.exp() / mean
+}
+
+/// How noise-like the spectrum beyond the first `c` components is: its
+/// spectral flatness relative to that of the parallel-analysis null
+/// eigenvalues over the same indices. Near 1 for a noise floor (genotype
+/// dosages, measurement noise), well below 1 for a decaying, structured
+/// spectrum (correlated clinical variables).
+pub fn noise_likeness(eigenvalues: &[f64], null_eigenvalues: &[f64], c: usize) -> f64 {
+    if c >= eigenvalues.len() || c >= null_eigenvalues.len() {
+        return 0.0;
+    }
+    let null = spectral_flatness(&null_eigenvalues[c..]);
+    if null <= 0.0 {
+        return 0.0;
+    }
+    spectral_flatness(&eigenvalues[c..]) / null
+}
+
 /// Number of column permutations used by parallel analysis.
 pub const PARALLEL_ANALYSIS_PERMUTATIONS: usize = 19;
 
@@ -26,6 +66,12 @@ pub const PARALLEL_ANALYSIS_ROWS: usize = 4000;
 /// How many principal components to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum ComponentRule {
+    /// The default, chosen by the data: when the spectrum parallel analysis
+    /// discards is as flat as that of permuted data (a noise floor, see
+    /// [`noise_likeness`] and [`NOISE_FLATNESS`]), keep the parallel-analysis
+    /// components; otherwise keep components up to 95% of the variance (and at
+    /// least the parallel-analysis count). The residual then carries the rest.
+    Auto,
     /// Horn's parallel analysis: keep the leading components whose eigenvalue
     /// exceeds the 95th percentile of the same eigenvalue of column-permuted data.
     ParallelAnalysis,
@@ -38,6 +84,7 @@ pub enum ComponentRule {
 impl std::fmt::Display for ComponentRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ComponentRule::Auto => write!(f, "auto (parallel analysis + 95% variance)"),
             ComponentRule::ParallelAnalysis => write!(f, "parallel analysis (95th percentile)"),
             ComponentRule::Variance(v) => write!(f, "explained variance >= {v}"),
             ComponentRule::Fixed(n) => write!(f, "fixed {n}"),
@@ -143,6 +190,114 @@ pub fn eigen_desc(cov: MatRef<'_, f64>, n_keep: usize) -> Result<Pca> {
     })
 }
 
+/// Principal components of the standardised rows `rows`: eigenvalues (all
+/// `p`, non-increasing) and the first `n_keep` sign-fixed loadings.
+///
+/// Uses the `p × p` covariance when `p ≤ n`, and the `n × n` Gram matrix
+/// `Z Zᵀ/(n − 1)` for wide tables (`p > n`), whose non-zero eigenvalues are
+/// the same; loadings are then `Zᵀu / √((n − 1)λ)`.
+///
+/// # Errors
+/// [`ErrorKind::Numerical`] if the eigendecomposition fails.
+pub fn fit_pca(
+    values: &[f64],
+    p: usize,
+    rows: &[usize],
+    mean: &[f64],
+    scale: &[f64],
+    n_keep: usize,
+) -> Result<Pca> {
+    let n = rows.len();
+    if p <= n.max(2) {
+        let cov = covariance(values, p, rows, mean, scale);
+        return eigen_desc(cov.as_ref(), n_keep);
+    }
+    let z = standardised_block(values, p, rows, mean, scale);
+    let denom = (n.max(2) - 1) as f64;
+    let mut gram = Mat::<f64>::zeros(n, n);
+    faer::linalg::matmul::matmul(
+        gram.as_mut(),
+        Accum::Replace,
+        z.as_ref(),
+        z.transpose(),
+        1.0 / denom,
+        Par::Seq,
+    );
+    let g = eigen_desc(gram.as_ref(), n_keep.min(n))?;
+    let r = n_keep.min(n).min(p);
+    let mut eigenvalues = g.eigenvalues.clone();
+    eigenvalues.resize(p, 0.0);
+    let mut loadings = vec![0.0; p * r];
+    for k in 0..r {
+        let lambda = g.eigenvalues[k];
+        if lambda <= 1e-12 {
+            continue;
+        }
+        let norm = 1.0 / (denom * lambda).sqrt();
+        for j in 0..p {
+            let mut v = 0.0;
+            for i in 0..n {
+                v += z[(i, j)] * g.loadings[i * g.n_loadings + k];
+            }
+            loadings[j * r + k] = v * norm;
+        }
+        // Sign fix: largest-magnitude entry positive.
+        let mut best = 0usize;
+        let mut best_abs = -1.0;
+        for j in 0..p {
+            let a = loadings[j * r + k].abs();
+            if a > best_abs + 1e-12 {
+                best_abs = a;
+                best = j;
+            }
+        }
+        if loadings[best * r + k] < 0.0 {
+            for j in 0..p {
+                loadings[j * r + k] = -loadings[j * r + k];
+            }
+        }
+    }
+    Ok(Pca {
+        eigenvalues,
+        loadings,
+        n_loadings: r,
+    })
+}
+
+/// Eigenvalues (non-increasing, length `p`) of `ZᵀZ/(m − 1)` for a dense `m × p`
+/// matrix, through whichever of `ZᵀZ` and `ZZᵀ` is smaller.
+fn eigenvalues_of(z: MatRef<'_, f64>) -> Result<Vec<f64>> {
+    let (m, p) = (z.nrows(), z.ncols());
+    let denom = (m.max(2) - 1) as f64;
+    let small = p.min(m);
+    let mut c = Mat::<f64>::zeros(small, small);
+    if p <= m {
+        faer::linalg::matmul::matmul(
+            c.as_mut(),
+            Accum::Replace,
+            z.transpose(),
+            z,
+            1.0 / denom,
+            Par::Seq,
+        );
+    } else {
+        faer::linalg::matmul::matmul(
+            c.as_mut(),
+            Accum::Replace,
+            z,
+            z.transpose(),
+            1.0 / denom,
+            Par::Seq,
+        );
+    }
+    let mut ev = c
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| ErrorKind::Numerical(format!("eigenvalues failed: {e:?}")))?;
+    ev.reverse();
+    ev.resize(p, 0.0);
+    Ok(ev)
+}
+
 /// Number of components kept by the variance rule.
 pub fn n_for_variance(eigenvalues: &[f64], fraction: f64) -> usize {
     let total: f64 = eigenvalues.iter().sum();
@@ -180,23 +335,7 @@ pub fn parallel_analysis(
     }
     let z = standardised_block(values, p, &sub, mean, scale);
     let m = sub.len();
-    let denom = (m.max(2) - 1) as f64;
-    let eig = |z: MatRef<'_, f64>| -> Result<Vec<f64>> {
-        let mut c = Mat::<f64>::zeros(p, p);
-        faer::linalg::matmul::matmul(
-            c.as_mut(),
-            Accum::Replace,
-            z.transpose(),
-            z,
-            1.0 / denom,
-            Par::Seq,
-        );
-        let mut ev = c
-            .self_adjoint_eigenvalues(Side::Lower)
-            .map_err(|e| ErrorKind::Numerical(format!("eigenvalues failed: {e:?}")))?;
-        ev.reverse();
-        Ok(ev)
-    };
+    let eig = eigenvalues_of;
     let real = eig(z.as_ref())?;
     let seeds: Vec<u64> = (0..PARALLEL_ANALYSIS_PERMUTATIONS)
         .map(|_| rng.next_u64())
@@ -297,14 +436,33 @@ pub struct Projector {
     pub loadings: Vec<f64>,
     /// Number of components `c`.
     pub n_components: usize,
-    /// Factor applied to each embedding coordinate (1, or `1/√λ_k` when whitened).
-    pub component_scale: Vec<f64>,
 }
 
 /// Ridge added to the normal equations when projecting with missing features.
 const LS_RIDGE: f64 = 1e-9;
 
 impl Projector {
+    /// A projector from a standardisation and row-major `p × c` loadings.
+    ///
+    /// # Panics
+    /// If `loadings.len() != p * n_components` (a caller bug).
+    pub fn new(
+        standardiser: crate::standardise::Standardiser,
+        loadings: Vec<f64>,
+        n_components: usize,
+    ) -> Self {
+        assert_eq!(
+            loadings.len(),
+            standardiser.n_features() * n_components,
+            "loadings shape"
+        );
+        Projector {
+            standardiser,
+            loadings,
+            n_components,
+        }
+    }
+
     /// Number of features `p`.
     pub fn n_features(&self) -> usize {
         self.standardiser.n_features()
@@ -324,15 +482,13 @@ impl Projector {
         self.standardiser.transform(row, z);
         let n_obs = z.iter().filter(|v| !v.is_nan()).count();
         let w = &self.loadings;
+        let full_rank = c >= p;
         if n_obs == p {
-            for k in 0..c {
-                y[k] = 0.0;
-            }
-            for j in 0..p {
-                let zj = z[j];
+            y[..c].fill(0.0);
+            for (j, &zj) in z.iter().enumerate() {
                 let wr = &w[j * c..(j + 1) * c];
-                for k in 0..c {
-                    y[k] += wr[k] * zj;
+                for (yk, wk) in y[..c].iter_mut().zip(wr) {
+                    *yk += wk * zj;
                 }
             }
             let mut res = 0.0;
@@ -345,7 +501,9 @@ impl Projector {
                 let d = z[j] - fit;
                 res += d * d;
             }
-            self.scale_embedding(y);
+            if full_rank {
+                res = 0.0;
+            }
             return (res, n_obs);
         }
         if n_obs == 0 {
@@ -390,16 +548,7 @@ impl Projector {
         } else {
             0.0
         };
-        self.scale_embedding(y);
         (res, n_obs)
-    }
-}
-
-impl Projector {
-    fn scale_embedding(&self, y: &mut [f64]) {
-        for (v, s) in y.iter_mut().zip(&self.component_scale) {
-            *v *= s;
-        }
     }
 }
 

@@ -70,15 +70,18 @@ pub fn relative_density(neighbours: &[Neighbour], ref_kdist: &[f32], ref_lrd: &[
 
 /// Per-feature shares of the residual and of the squared distance to a neighbour.
 ///
-/// `z` is the standardised row (`NaN` = missing), `y` its embedding, `y_nn` the
-/// neighbour's embedding and `loadings` the row-major `p × c` loadings.
+/// `z` is the standardised row (`NaN` = missing), `y` its embedding (`c`
+/// components), `y_nn` the neighbour's embedding in the search space (the
+/// leading `d ≤ c` components) and `loadings` the row-major `p × c` loadings.
 /// Returns `(residual_j, distance_sq_j)` per feature: `residual_j = e_j²` with
 /// `e = z − W y` (0 for a missing feature) and `distance_sq_j = (W δ)_j²` with
 /// `δ = y − y_nn`; over features they sum to the residual (before missing-value
 /// rescaling) and to `‖δ‖²`.
 pub fn contributions(z: &[f64], y: &[f64], y_nn: &[f32], loadings: &[f64]) -> Vec<(f64, f64)> {
     let c = y.len();
-    let delta: Vec<f64> = y.iter().zip(y_nn).map(|(a, b)| a - *b as f64).collect();
+    let delta: Vec<f64> = (0..c)
+        .map(|k| y_nn.get(k).map_or(0.0, |b| y[k] - *b as f64))
+        .collect();
     z.iter()
         .enumerate()
         .map(|(j, &zj)| {

@@ -160,7 +160,7 @@ mod tests {
     fn standardised_columns_have_mean_zero_and_sd_one() {
         let values = vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0];
         let s = Standardiser::fit(&values, 2, 0..4);
-        let mut z = vec![0.0; 8];
+        let mut z = [0.0; 8];
         for i in 0..4 {
             s.transform(&values[i * 2..i * 2 + 2], &mut z[i * 2..i * 2 + 2]);
         }

@@ -81,9 +81,10 @@ pub struct Assessment {
     pub group: Option<String>,
     /// The verdict.
     pub verdict: Verdict,
-    /// Combined p-value (Bonferroni over the channels).
+    /// Conformal p-value of `novelty` against the cross-fitted calibration members.
     pub p_value: f64,
-    /// Ranking score: higher = more novel (calibrated radii, see `docs/method.md`).
+    /// Ranking score, higher = more novel: minus log10 of the smallest
+    /// weighted tail probability of the two channels (see `docs/method.md`).
     pub novelty: f64,
     /// The kNN distance statistic in the embedding.
     pub knn_distance: f64,
@@ -95,15 +96,18 @@ pub struct Assessment {
     pub p_residual: f64,
     /// Local density relative to the neighbours' (≈1 typical, <1 sparser).
     pub density: f64,
-    /// Reference members within the calibrated radius.
+    /// Reference members within the support radius (in the search embedding).
     pub support: u32,
+    /// The support radius used for this patient (its calibration's; see
+    /// `docs/method.md`): a kNN statistic above it makes the patient invisible.
+    pub support_radius: f64,
     /// Fraction of model features observed.
     pub coverage: f64,
     /// The k nearest reference members (row indices into the reference).
     pub neighbours: Vec<Neighbour>,
     /// Features that most explain the decision (non-supported patients).
     pub top_features: Vec<FeatureContribution>,
-    /// The embedding (first components), for plots.
+    /// The embedding (all projection components), for plots.
     pub embedding: Vec<f32>,
     /// Defects recovered while reading this row, and other remarks.
     pub note: String,

@@ -24,7 +24,7 @@ impl ExactIndex {
     /// # Panics
     /// If `points.len()` is not a multiple of `dim` (a caller bug).
     pub fn new(points: Vec<f32>, dim: usize) -> Self {
-        assert!(dim > 0 && points.len() % dim == 0, "points shape");
+        assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
         ExactIndex { points, dim }
     }
 

@@ -2,8 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{ChannelPair, Model};
-use crate::calibrate::combine_bonferroni;
+use super::{CalibrationSet, Model};
 use crate::error::Result;
 use crate::score::{self, knn_statistic};
 use crate::table::{FeatureMap, Table};
@@ -68,7 +67,7 @@ impl Model {
 
     /// The calibration to use for a patient of `group`, and whether it is a
     /// fallback to the pooled one.
-    fn calibration_for(&self, group: Option<&str>) -> (&ChannelPair, bool) {
+    fn calibration_for(&self, group: Option<&str>) -> (&CalibrationSet, bool) {
         let cal = &self.data.calibration;
         let Some(by_group) = &cal.by_group else {
             return (&cal.pooled, false);
@@ -101,7 +100,9 @@ impl Model {
         let params = &d.params;
         let p = d.features.len();
         let c = d.projector.n_components;
+        let dims = self.exact.dim();
         let k = params.k;
+        let scorer = &d.calibration.scorer;
         let mut z = vec![0.0; p];
         let mut y = vec![0.0; c];
         let (residual, n_obs) = d.projector.project(raw, &mut z, &mut y);
@@ -120,6 +121,7 @@ impl Model {
             density: f64::NAN,
             support: 0,
             coverage,
+            support_radius: cal.support_radius,
             neighbours: Vec::new(),
             top_features: Vec::new(),
             embedding: Vec::new(),
@@ -129,89 +131,79 @@ impl Model {
         if n_obs == 0 || coverage < params.min_coverage {
             return out;
         }
-        let q: Vec<f32> = y.iter().map(|v| *v as f32).collect();
-        let radius = cal.knn.radius(params.alpha / 2.0);
+        let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
+        let radius = cal.support_radius;
         let radius_f32 = if radius.is_finite() {
             radius as f32
         } else {
             f32::MAX
         };
-        let p_residual = cal.residual.p_value(residual);
         let decide = |stat: f64| {
-            let p_knn = cal.knn.p_value(stat);
-            let p = combine_bonferroni(p_knn, p_residual);
+            let novelty = scorer.novelty(stat, residual);
+            let p = cal.novelty.p_value(novelty);
             (
-                p_knn,
+                novelty,
                 p,
                 Verdict::from_p_value(p, params.alpha, params.warn_alpha),
             )
         };
         // Graph first; anything it would not call supported is re-checked exactly.
+        // Graph distances are never shorter than exact ones and novelty is
+        // non-decreasing in the kNN statistic, so a graph `supported` is final.
         let mut found = None;
         if let Some(g) = &self.hnsw {
             let nb = g.search(&q, k);
             if nb.len() == k {
                 let stat = knn_statistic(&nb, params.knn_statistic);
-                let (p_knn, p, verdict) = decide(stat);
+                let (novelty, p, verdict) = decide(stat);
                 if verdict == Verdict::Supported {
                     let support = nb.iter().filter(|x| x.distance <= radius_f32).count() as u32;
-                    found = Some((nb, stat, p_knn, p, verdict, support));
+                    found = Some((nb, stat, novelty, p, verdict, support));
                 }
             }
         }
-        let (neighbours, stat, p_knn, p_value, verdict, support) = match found {
+        let (neighbours, stat, novelty, p_value, verdict, support) = match found {
             Some(f) => f,
             None => {
                 let r = self.exact.search(&q, k, None, Some(radius_f32));
                 let stat = knn_statistic(&r.neighbours, params.knn_statistic);
-                let (p_knn, p, verdict) = decide(stat);
-                (r.neighbours, stat, p_knn, p, verdict, r.within)
+                let (novelty, p, verdict) = decide(stat);
+                (r.neighbours, stat, novelty, p, verdict, r.within)
             }
         };
         out.verdict = verdict;
         out.p_value = p_value;
+        out.novelty = novelty;
         out.knn_distance = stat;
-        out.p_novelty = p_knn;
+        out.p_novelty = cal.knn.p_value(stat);
         out.residual = residual;
-        out.p_residual = p_residual;
-        out.novelty = novelty_score(stat, residual, cal, params.alpha);
+        out.p_residual = cal.residual.p_value(residual);
         out.density = score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd);
         out.support = support;
-        if verdict != Verdict::Supported {
-            if let Some(nn) = neighbours.first() {
-                let y_nn = self.exact.point(nn.index as usize);
-                let parts = score::contributions(&z, &y, y_nn, &d.projector.loadings);
-                let mut order: Vec<usize> = (0..p).collect();
-                order.sort_by(|&a, &b| {
-                    let sa = parts[a].0 + parts[a].1;
-                    let sb = parts[b].0 + parts[b].1;
-                    sb.total_cmp(&sa).then(a.cmp(&b))
-                });
-                out.top_features = order
-                    .into_iter()
-                    .take(TOP_FEATURES)
-                    .map(|j| FeatureContribution {
-                        feature: d.features[j].clone(),
-                        z: z[j],
-                        residual: parts[j].0,
-                        distance_sq: parts[j].1,
-                    })
-                    .collect();
-            }
+        if verdict != Verdict::Supported
+            && let Some(nn) = neighbours.first()
+        {
+            let y_nn = self.exact.point(nn.index as usize);
+            let parts = score::contributions(&z, &y, y_nn, &d.projector.loadings);
+            let mut order: Vec<usize> = (0..p).collect();
+            order.sort_by(|&a, &b| {
+                let sa = parts[a].0 + parts[a].1;
+                let sb = parts[b].0 + parts[b].1;
+                sb.total_cmp(&sa).then(a.cmp(&b))
+            });
+            out.top_features = order
+                .into_iter()
+                .take(TOP_FEATURES)
+                .map(|j| FeatureContribution {
+                    feature: d.features[j].clone(),
+                    z: z[j],
+                    residual: parts[j].0,
+                    distance_sq: parts[j].1,
+                })
+                .collect();
         }
         out.neighbours = neighbours;
-        out.embedding = q;
+        out.embedding = y.iter().map(|v| *v as f32).collect();
         out
     }
-}
-
-/// The ranking score: each channel's statistic in units of its calibrated
-/// (1 − α/2) quantile, the larger of the two. Above 1 on a channel ⟺ beyond
-/// that channel's calibrated threshold.
-pub fn novelty_score(knn: f64, residual: f64, cal: &ChannelPair, alpha: f64) -> f64 {
-    let qk = cal.knn.quantile(1.0 - alpha / 2.0).max(1e-12);
-    let qr = cal.residual.quantile(1.0 - alpha / 2.0).max(1e-12);
-    let a = knn / qk;
-    let b = (residual.max(0.0) / qr).sqrt();
-    a.max(b)
 }

@@ -3,10 +3,10 @@
 use rayon::prelude::*;
 
 use super::{
-    Calibration, ChannelPair, ComponentChoice, Model, ModelData, NoProgress, Params, Progress,
-    ReferenceSet,
+    CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice, Model,
+    ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer, leading,
 };
-use crate::calibrate::ChannelScores;
+use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
 use crate::index::{ExactIndex, HnswIndex, IndexKind};
 use crate::model::IndexChoice;
@@ -63,6 +63,14 @@ impl Params {
         let mut warnings = Vec::new();
         let p_all = reference.n_features();
         let stats = ColumnStats::compute(&reference.values, p_all, 0..n);
+        for (j, name) in reference.feature_names.iter().enumerate() {
+            if stats.n_observed[j] > 1 && !(stats.sd[j] * stats.sd[j]).is_finite() {
+                return Err(Error::schema(
+                    Position::cell(&reference.source, 1, name.clone()),
+                    "values too large to standardise (the variance overflows)",
+                ));
+            }
+        }
         let kept: Vec<usize> = (0..p_all).filter(|&j| !stats.is_constant(j)).collect();
         let dropped: Vec<String> = (0..p_all)
             .filter(|&j| stats.is_constant(j))
@@ -121,50 +129,81 @@ impl Params {
         progress.start("projecting", 1);
         let all_rows: Vec<usize> = (0..n).collect();
         let standardiser = Standardiser::fit(&values, p, 0..n);
-        let cov = project::covariance(
+        let max_c = self.max_components.min(p).min(n - 1).max(1);
+        let pca = project::fit_pca(
             &values,
             p,
             &all_rows,
             standardiser.mean(),
             standardiser.scale(),
+            max_c,
+        )?;
+        let needs_pa = matches!(
+            self.components,
+            ComponentRule::Auto | ComponentRule::ParallelAnalysis
         );
-        let max_c = self.max_components.min(p).min(n - 1).max(1);
-        let pca = project::eigen_desc(cov.as_ref(), max_c)?;
-        let (c, null_eigenvalues) = match self.components {
-            ComponentRule::Fixed(c) => (c, Vec::new()),
-            ComponentRule::Variance(f) => {
-                (project::n_for_variance(&pca.eigenvalues, f), Vec::new())
-            }
-            ComponentRule::ParallelAnalysis => {
-                let (real, null) = project::parallel_analysis(
-                    &values,
-                    p,
-                    &all_rows,
-                    standardiser.mean(),
-                    standardiser.scale(),
-                    self.seed,
-                )?;
-                (project::n_for_parallel_analysis(&real, &null), null)
-            }
-        };
-        let c = c.clamp(1, max_c);
-        let total: f64 = pca.eigenvalues.iter().sum();
-        let explained = if total > 0.0 {
-            pca.eigenvalues[..c].iter().sum::<f64>() / total
+        let null_eigenvalues = if needs_pa {
+            project::parallel_analysis(
+                &values,
+                p,
+                &all_rows,
+                standardiser.mean(),
+                standardiser.scale(),
+                self.seed,
+            )?
+            .1
         } else {
-            1.0
+            Vec::new()
         };
-        let projector = Projector {
+        let n_parallel = if needs_pa {
+            project::n_for_parallel_analysis(&pca.eigenvalues, &null_eigenvalues)
+        } else {
+            0
+        };
+        let variance_fraction = match self.components {
+            ComponentRule::Variance(f) => f,
+            _ => project::AUTO_VARIANCE,
+        };
+        let n_variance = project::n_for_variance(&pca.eigenvalues, variance_fraction);
+        let total: f64 = pca.eigenvalues.iter().sum();
+        let explained_by = |c: usize| {
+            if total > 0.0 {
+                pca.eigenvalues[..c.min(p)].iter().sum::<f64>() / total
+            } else {
+                1.0
+            }
+        };
+        let noise_likeness = if needs_pa {
+            project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel)
+        } else {
+            0.0
+        };
+        let (c, knn_c) = match self.components {
+            ComponentRule::Auto => {
+                if noise_likeness >= project::NOISE_FLATNESS {
+                    (n_parallel, n_parallel)
+                } else {
+                    let c = n_variance.max(n_parallel);
+                    (c, c)
+                }
+            }
+            ComponentRule::ParallelAnalysis => (n_parallel, n_parallel),
+            ComponentRule::Variance(_) => (n_variance, n_variance),
+            ComponentRule::Fixed(c) => (c, c),
+        };
+        let c = c.clamp(1, max_c.min(pca.n_loadings.max(1)));
+        let knn_c = knn_c.clamp(1, c);
+        let explained = explained_by(c);
+        let projector = Projector::new(
             standardiser,
-            loadings: take_columns(&pca.loadings, p, pca.n_loadings, c),
-            n_components: c,
-            component_scale: component_scale(&pca.eigenvalues[..c], self.whiten),
-        };
+            take_columns(&pca.loadings, p, pca.n_loadings, c),
+            c,
+        );
         let embeddings = embed_rows(&projector, &values, &all_rows);
         progress.finish();
 
         // Cross-fitted calibration.
-        let (cal_members, cal_knn, cal_res, method) = cross_fit(self, &values, p, n, c, progress)?;
+        let (members, method) = cross_fit(self, &values, p, n, c, knn_c, progress)?;
 
         // Groups.
         let (group_names, groups) = match &reference.groups {
@@ -180,6 +219,13 @@ impl Params {
             }
             None => (Vec::new(), None),
         };
+        let scorer = Scorer {
+            knn: TailTransform::new(&ChannelScores::new(members.iter().map(|m| m.knn).collect())),
+            residual: TailTransform::new(&ChannelScores::new(
+                members.iter().map(|m| m.residual).collect(),
+            )),
+            weights: CHANNEL_WEIGHTS,
+        };
         let by_group = if self.calibrate_by_group {
             let codes = groups.as_ref().ok_or_else(|| {
                 Error::param(
@@ -192,41 +238,29 @@ impl Params {
                 .max(1);
             let mut out = Vec::with_capacity(group_names.len());
             for (gi, name) in group_names.iter().enumerate() {
-                let (mut kk, mut rr) = (Vec::new(), Vec::new());
-                for (pos, &member) in cal_members.iter().enumerate() {
-                    if codes[member] as usize == gi {
-                        kk.push(cal_knn[pos]);
-                        rr.push(cal_res[pos]);
-                    }
-                }
-                if kk.len() < min_size {
+                let mine: Vec<CalibrationMember> = members
+                    .iter()
+                    .filter(|m| codes[m.index as usize] as usize == gi)
+                    .copied()
+                    .collect();
+                if mine.len() < min_size {
                     warnings.push(format!(
                         "group {name:?} has {} calibration member(s), fewer than {min_size}: its patients use the pooled calibration",
-                        kk.len()
+                        mine.len()
                     ));
                     out.push(None);
                 } else {
-                    out.push(Some(ChannelPair {
-                        knn: ChannelScores::new(kk),
-                        residual: ChannelScores::new(rr),
-                    }));
+                    out.push(Some(CalibrationSet::new(&scorer, &mine, self.alpha)));
                 }
             }
             Some(out)
         } else {
             None
         };
-        let members = cal_members
-            .iter()
-            .zip(cal_knn.iter().zip(&cal_res))
-            .map(|(&m, (&a, &b))| (m as u32, a, b))
-            .collect();
         let calibration = Calibration {
+            pooled: CalibrationSet::new(&scorer, &members, self.alpha),
             members,
-            pooled: ChannelPair {
-                knn: ChannelScores::new(cal_knn),
-                residual: ChannelScores::new(cal_res),
-            },
+            scorer,
             by_group,
             method,
         };
@@ -238,11 +272,11 @@ impl Params {
             IndexChoice::Auto if n > self.hnsw_threshold => IndexKind::Hnsw,
             IndexChoice::Auto => IndexKind::Exact,
         };
-        let exact = ExactIndex::new(embeddings, c);
+        let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
         let hnsw = if index_kind == IndexKind::Hnsw {
             progress.start("building HNSW graph", n as u64);
             let mut last = 0usize;
-            let g = HnswIndex::build(exact.points(), c, self.hnsw, |done| {
+            let g = HnswIndex::build(exact.points(), knn_c, self.hnsw, |done| {
                 progress.advance((done - last) as u64);
                 last = done;
             });
@@ -284,12 +318,12 @@ impl Params {
         let hnsw_recall = hnsw
             .as_ref()
             .map(|g| measure_recall(g, &exact, k, self.seed));
-        if let Some(r) = hnsw_recall {
-            if r < 0.95 {
-                warnings.push(format!(
-                    "HNSW recall@{k} measured at fit is {r:.3} (< 0.95); verdicts stay exact (re-checked), but assess will be slower"
-                ));
-            }
+        if let Some(r) = hnsw_recall
+            && r < 0.95
+        {
+            warnings.push(format!(
+                "HNSW recall@{k} measured at fit is {r:.3} (< 0.95); verdicts stay exact (re-checked), but assess will be slower"
+            ));
         }
 
         let data = ModelData {
@@ -302,6 +336,10 @@ impl Params {
             components: ComponentChoice {
                 rule: self.components,
                 n_components: c,
+                knn_components: knn_c,
+                n_parallel,
+                n_variance,
+                noise_likeness,
                 eigenvalues: pca.eigenvalues,
                 null_eigenvalues,
                 explained,
@@ -310,7 +348,7 @@ impl Params {
                 ids: reference.ids.clone(),
                 group_names,
                 groups,
-                embeddings: Vec::new(),
+                embeddings,
                 kdist,
                 lrd,
             },
@@ -319,8 +357,6 @@ impl Params {
             hnsw_recall,
             warnings,
         };
-        let mut data = data;
-        data.reference.embeddings = exact.points().to_vec();
         Ok(Model { data, exact, hnsw })
     }
 }
@@ -343,14 +379,6 @@ fn created_timestamp() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Per-component embedding scale: `1/√λ_k` when whitening, else 1.
-fn component_scale(eigenvalues: &[f64], whiten: bool) -> Vec<f64> {
-    eigenvalues
-        .iter()
-        .map(|&l| if whiten { 1.0 / l.max(1e-12).sqrt() } else { 1.0 })
-        .collect()
 }
 
 /// The first `c` columns of a row-major `p × r` matrix.
@@ -382,19 +410,18 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
     out
 }
 
-type CrossFit = (Vec<usize>, Vec<f64>, Vec<f64>, String);
-
 /// Cross-fitted calibration scores: for each fold, standardisation and
-/// projection (same `c`) are refitted on the other rows, and the fold's members
-/// are scored against them on both channels.
+/// projection (same number of components) are refitted on the other rows, and
+/// the fold's members are scored against them on both channels.
 fn cross_fit(
     params: &Params,
     values: &[f64],
     p: usize,
     n: usize,
     c: usize,
+    knn_c: usize,
     progress: &dyn Progress,
-) -> Result<CrossFit> {
+) -> Result<(Vec<CalibrationMember>, String)> {
     let k = params.k;
     let mut rng = SplitMix64::new(params.seed ^ 0xca11_b7a7);
     let mut scored: Vec<usize> = (0..n).collect();
@@ -408,46 +435,49 @@ fn cross_fit(
     for (pos, &r) in scored.iter().enumerate() {
         fold_of[r] = pos % folds;
     }
-    let mut knn = vec![0.0; m];
-    let mut res = vec![0.0; m];
+    let blank = CalibrationMember {
+        index: 0,
+        knn: 0.0,
+        residual: 0.0,
+    };
+    let mut members = vec![blank; m];
     progress.start("cross-fitting calibration", folds as u64);
     for f in 0..folds {
         let train: Vec<usize> = (0..n).filter(|&r| fold_of[r] != f).collect();
-        let members: Vec<usize> = (0..m).filter(|&pos| pos % folds == f).collect();
+        let fold: Vec<usize> = (0..m).filter(|&pos| pos % folds == f).collect();
         let st = Standardiser::fit(values, p, train.iter().copied());
-        let cov = project::covariance(values, p, &train, st.mean(), st.scale());
-        let pca = project::eigen_desc(cov.as_ref(), c)?;
-        let projector = Projector {
-            standardiser: st,
-            component_scale: component_scale(&pca.eigenvalues[..pca.n_loadings], params.whiten),
-            loadings: pca.loadings,
-            n_components: pca.n_loadings,
-        };
+        let pca = project::fit_pca(values, p, &train, st.mean(), st.scale(), c)?;
+        let cf = pca.n_loadings.clamp(1, c);
+        let projector = Projector::new(st, take_columns(&pca.loadings, p, pca.n_loadings, cf), cf);
+        let dims = knn_c.min(cf);
         let index = ExactIndex::new(
-            embed_rows(&projector, values, &train),
-            projector.n_components,
+            leading(&embed_rows(&projector, values, &train), cf, dims),
+            dims,
         );
-        let scores: Vec<(f64, f64)> = members
+        let scores: Vec<CalibrationMember> = fold
             .par_iter()
             .map(|&pos| {
                 let r = scored[pos];
                 let mut z = vec![0.0; p];
-                let mut y = vec![0.0; projector.n_components];
+                let mut y = vec![0.0; cf];
                 let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
-                let q: Vec<f32> = y.iter().map(|v| *v as f32).collect();
+                let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
                 let nb = index.search(&q, k, None, None).neighbours;
-                (knn_statistic(&nb, params.knn_statistic), residual)
+                CalibrationMember {
+                    index: r as u32,
+                    knn: knn_statistic(&nb, params.knn_statistic),
+                    residual,
+                }
             })
             .collect();
-        for (&pos, (a, b)) in members.iter().zip(scores) {
-            knn[pos] = a;
-            res[pos] = b;
+        for (&pos, s) in fold.iter().zip(scores) {
+            members[pos] = s;
         }
         progress.advance(1);
     }
     progress.finish();
     let method = format!("{folds}-fold cross-fit on {m} of {n} members");
-    Ok((scored, knn, res, method))
+    Ok((members, method))
 }
 
 /// Fraction of exact k nearest neighbours the graph finds, over a seeded sample

@@ -13,7 +13,7 @@ pub use params::{IndexChoice, Params};
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::ChannelScores;
+use crate::calibrate::{ChannelScores, TailTransform};
 use crate::index::{ExactIndex, HnswIndex, IndexKind};
 use crate::project::{ComponentRule, Projector};
 
@@ -37,38 +37,116 @@ impl Progress for NoProgress {}
 pub struct ComponentChoice {
     /// The rule used.
     pub rule: ComponentRule,
-    /// Components kept.
+    /// Components of the projection (the residual is what they leave out).
     pub n_components: usize,
+    /// Leading components used for the neighbour search (≤ `n_components`).
+    pub knn_components: usize,
+    /// Components parallel analysis keeps.
+    pub n_parallel: usize,
+    /// Components reaching the variance fraction of the rule (95% by default).
+    pub n_variance: usize,
+    /// How noise-like the spectrum beyond the parallel-analysis components is
+    /// (see [`crate::project::noise_likeness`]): near 1 for a noise floor.
+    pub noise_likeness: f64,
     /// All eigenvalues of the standardised covariance (the scree), non-increasing.
     pub eigenvalues: Vec<f64>,
-    /// Null eigenvalues of parallel analysis (empty for other rules).
+    /// Null eigenvalues of parallel analysis (95th percentile of permuted data).
     pub null_eigenvalues: Vec<f64>,
-    /// Fraction of variance explained by the kept components.
+    /// Fraction of variance explained by the projection's components.
     pub explained: f64,
 }
 
-/// Calibration scores of both channels.
+/// Weights of the kNN and residual channels in the combined score (a weighted
+/// Bonferroni split of the tail probability: they sum to 1).
+pub const CHANNEL_WEIGHTS: [f64; 2] = [0.75, 0.25];
+
+/// One cross-fitted calibration member and its two channel scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationMember {
+    /// Reference row.
+    pub index: u32,
+    /// kNN distance statistic against the other folds.
+    pub knn: f64,
+    /// Residual under the projection fitted on the other folds.
+    pub residual: f64,
+}
+
+/// Maps the two channel scores to the combined `novelty` score.
+///
+/// `novelty = max(0, max_j (ln w_j − ln p̃_j(s_j)) / ln 10)`: minus log10 of
+/// the smallest weighted smoothed tail probability (see
+/// [`TailTransform`]). It is continuous and non-decreasing in each channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChannelPair {
+pub struct Scorer {
+    /// Tail transform of the kNN channel.
+    pub knn: TailTransform,
+    /// Tail transform of the residual channel.
+    pub residual: TailTransform,
+    /// Channel weights ([`CHANNEL_WEIGHTS`]).
+    pub weights: [f64; 2],
+}
+
+impl Scorer {
+    /// The combined novelty of a pair of channel scores.
+    pub fn novelty(&self, knn: f64, residual: f64) -> f64 {
+        let a = self.weights[0].ln() - self.knn.log_p(knn);
+        let b = self.weights[1].ln() - self.residual.log_p(residual);
+        (a.max(b) / std::f64::consts::LN_10).max(0.0)
+    }
+
+    /// The kNN statistic above which the kNN channel alone pushes novelty above `novelty`.
+    pub fn knn_threshold(&self, novelty: f64) -> f64 {
+        self.knn
+            .score_at(self.weights[0].ln() - novelty * std::f64::consts::LN_10)
+    }
+}
+
+/// Calibration scores of one set of members (all, or one group's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSet {
     /// kNN channel scores.
     pub knn: ChannelScores,
     /// Residual channel scores.
     pub residual: ChannelScores,
+    /// Combined novelty scores: the conformal p-value is taken against these.
+    pub novelty: ChannelScores,
+    /// The support radius: a kNN statistic above it makes a patient invisible.
+    pub support_radius: f64,
+}
+
+impl CalibrationSet {
+    /// Builds the set from members' scores.
+    pub fn new(scorer: &Scorer, members: &[CalibrationMember], alpha: f64) -> Self {
+        let novelty = ChannelScores::new(
+            members
+                .iter()
+                .map(|m| scorer.novelty(m.knn, m.residual))
+                .collect(),
+        );
+        let r = novelty.radius(alpha);
+        CalibrationSet {
+            knn: ChannelScores::new(members.iter().map(|m| m.knn).collect()),
+            residual: ChannelScores::new(members.iter().map(|m| m.residual).collect()),
+            support_radius: scorer.knn_threshold(r),
+            novelty,
+        }
+    }
 }
 
 /// Calibration: pooled scores, and per-group scores under Mondrian calibration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// Scores of all cross-fitted members.
-    pub pooled: ChannelPair,
+    /// Cross-fitted members with their paired channel scores, in calibration order.
+    pub members: Vec<CalibrationMember>,
+    /// The combined score, fitted on all members.
+    pub scorer: Scorer,
+    /// All members.
+    pub pooled: CalibrationSet,
     /// Per reference group (same order as [`ReferenceSet::group_names`]); `None`
     /// for a group too small to calibrate (falls back to pooled).
-    pub by_group: Option<Vec<Option<ChannelPair>>>,
+    pub by_group: Option<Vec<Option<CalibrationSet>>>,
     /// How the calibration scores were produced (e.g. "10-fold cross-fit").
     pub method: String,
-    /// Cross-fitted members (reference row) with their paired channel scores
-    /// `(member, knn, residual)`, in calibration order.
-    pub members: Vec<(u32, f64, f64)>,
 }
 
 /// The reference cohort as the model keeps it.
@@ -80,7 +158,7 @@ pub struct ReferenceSet {
     pub group_names: Vec<String>,
     /// Group of each member as an index into `group_names`.
     pub groups: Option<Vec<u32>>,
-    /// Embeddings, row-major `n × c`, `f32`.
+    /// Embeddings, row-major `n × c` (all projection components), `f32`.
     pub embeddings: Vec<f32>,
     /// k-distance of each member among the others (for density).
     pub kdist: Vec<f32>,
@@ -144,16 +222,28 @@ pub struct Model {
     hnsw: Option<HnswIndex>,
 }
 
+/// The first `dims` coordinates of each row of a row-major `n × c` matrix.
+pub(crate) fn leading(points: &[f32], c: usize, dims: usize) -> Vec<f32> {
+    if dims == c {
+        return points.to_vec();
+    }
+    points
+        .chunks_exact(c)
+        .flat_map(|r| r[..dims].iter().copied())
+        .collect()
+}
+
 impl Model {
     pub(crate) fn from_data(data: ModelData, progress: &dyn Progress) -> Model {
         let c = data.projector.n_components.max(1);
-        let exact = ExactIndex::new(data.reference.embeddings.clone(), c);
+        let dims = data.components.knn_components.clamp(1, c);
+        let exact = ExactIndex::new(leading(&data.reference.embeddings, c, dims), dims);
         let hnsw = match data.index_kind {
             IndexKind::Exact => None,
             IndexKind::Hnsw => {
                 progress.start("building HNSW graph", data.reference.len() as u64);
                 let mut last = 0usize;
-                let g = HnswIndex::build(exact.points(), c, data.params.hnsw, |done| {
+                let g = HnswIndex::build(exact.points(), dims, data.params.hnsw, |done| {
                     progress.advance((done - last) as u64);
                     last = done;
                 });

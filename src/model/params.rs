@@ -56,7 +56,6 @@ pub struct Params {
     pub(crate) seed: u64,
     pub(crate) knn_statistic: KnnStatistic,
     pub(crate) calibrate_by_group: bool,
-    pub(crate) whiten: bool,
 }
 
 impl Default for Params {
@@ -65,7 +64,7 @@ impl Default for Params {
             k: DEFAULT_K,
             alpha: DEFAULT_ALPHA,
             warn_alpha: DEFAULT_WARN_ALPHA,
-            components: ComponentRule::ParallelAnalysis,
+            components: ComponentRule::Auto,
             max_components: DEFAULT_MAX_COMPONENTS,
             index: IndexChoice::Auto,
             hnsw_threshold: DEFAULT_HNSW_THRESHOLD,
@@ -74,9 +73,8 @@ impl Default for Params {
             calibration_size: DEFAULT_CALIBRATION_SIZE,
             min_coverage: DEFAULT_MIN_COVERAGE,
             seed: DEFAULT_SEED,
-            knn_statistic: KnnStatistic::KthDistance,
+            knn_statistic: KnnStatistic::MeanDistance,
             calibrate_by_group: false,
-            whiten: false,
         }
     }
 }
@@ -105,7 +103,7 @@ impl Params {
         warn_alpha: f64
     );
     setter!(
-        /// How many principal components to keep (default: parallel analysis).
+        /// How many principal components to keep (default: [`ComponentRule::Auto`]).
         components: ComponentRule
     );
     setter!(
@@ -141,16 +139,12 @@ impl Params {
         seed: u64
     );
     setter!(
-        /// kNN statistic of the kNN channel (default: k-th distance).
+        /// kNN statistic of the kNN channel (default: mean distance).
         knn_statistic: KnnStatistic
     );
     setter!(
         /// Keep calibration scores per reference group (Mondrian calibration).
         calibrate_by_group: bool
-    );
-    setter!(
-        /// Scale embedding coordinates to unit variance (Mahalanobis distances).
-        whiten: bool
     );
 
     /// Number of neighbours.
