@@ -709,7 +709,7 @@ fn probes(exact: &ExactIndex, kdist: &[f32], m: usize, seed: u64) -> (Vec<f32>, 
         }
     }
     centroid.iter_mut().for_each(|c| *c /= n.max(1) as f64);
-    let mut rng = SplitMix64::new(seed ^ 0x6265_6e63_68);
+    let mut rng = SplitMix64::new(seed ^ 0x0062_656e_6368);
     let mut inside = Vec::with_capacity(m * dim);
     let mut outside = Vec::with_capacity(m * dim);
     for _ in 0..m {

@@ -95,7 +95,6 @@ const WIDE_WEAK: Setup = Setup {
 /// One reference with its exchangeable patients, fitted with the set-up's parameters.
 struct Draw {
     reference: Table,
-    patients: Table,
     /// Components the model kept.
     n_components: usize,
     params: Params,
@@ -117,7 +116,6 @@ fn draw(setup: &Setup, seed: u64) -> Draw {
     assert_eq!(out.len(), patients.n_rows());
     Draw {
         reference,
-        patients,
         n_components: model.n_components(),
         params,
         out,
@@ -189,30 +187,43 @@ fn exchangeable_patients_are_rarely_invisible_with_a_weak_spectrum() {
 
 /// In-sample calibration, done by hand on the fitted model: each reference
 /// member is scored in the model's own embedding, which it helped fit — its
-/// leave-one-out kNN distance among the stored reference embeddings and its
-/// residual from the model's projection — and patients get the usual
-/// conformal p-values (Bonferroni over the two channels) against those
-/// scores instead of the cross-fitted ones. Returns the combined p-value of
-/// each patient.
+/// leave-one-out kNN statistic among the stored reference embeddings (in the
+/// coordinates the kNN search uses) and its residual from the model's
+/// projection — and patients get conformal p-values against those scores
+/// instead of the cross-fitted ones, the two channels combined by
+/// Bonferroni (more conservative than the model's own combination, so a
+/// failure here is not an artefact of the combination). Returns the combined
+/// p-value of each patient.
 fn in_sample_p_values(d: &Draw) -> Vec<f64> {
     let model = d.params.fit(&d.reference).expect("fit");
     let k = d.params.get_k();
-    let c = model.n_components();
     let n = model.reference().len();
-    let index = ExactIndex::new(model.reference().embeddings.clone(), c);
+    let c = model.reference().embeddings.len() / n;
+    let dims = model.data().components.knn_components.clamp(1, c);
+    let leading: Vec<f32> = model
+        .reference()
+        .embeddings
+        .chunks_exact(c)
+        .flat_map(|r| r[..dims].iter().copied())
+        .collect();
+    let index = ExactIndex::new(leading, dims);
+    // The model's kNN statistic, recognised on the first patient.
+    let first = &d.out[0];
+    let nb = index
+        .search(&first.embedding[..dims], k, None, None)
+        .neighbours;
+    let statistic = [KnnStatistic::KthDistance, KnnStatistic::MeanDistance]
+        .into_iter()
+        .find(|s| close(knn_statistic(&nb, *s), first.knn_distance))
+        .expect("the model's kNN statistic is the k-th or the mean distance");
     let members = model.assess(&d.reference).expect("assess");
     let mut knn = Vec::with_capacity(n);
     let mut res = Vec::with_capacity(n);
     for (i, a) in members.iter().enumerate() {
-        assert_eq!(
-            a.embedding.len(),
-            c,
-            "assessment embedding is the search space"
-        );
         let nb = index
-            .search(&a.embedding, k, Some(i as u32), None)
+            .search(&a.embedding[..dims], k, Some(i as u32), None)
             .neighbours;
-        knn.push(knn_statistic(&nb, KnnStatistic::KthDistance));
+        knn.push(knn_statistic(&nb, statistic));
         res.push(a.residual);
     }
     let knn = ChannelScores::new(knn);
@@ -220,18 +231,22 @@ fn in_sample_p_values(d: &Draw) -> Vec<f64> {
     d.out
         .iter()
         .map(|a| {
-            // Same search as the model's: our statistic must be its statistic,
-            // so that only the calibration differs.
-            let nb = index.search(&a.embedding, k, None, None).neighbours;
-            let stat = knn_statistic(&nb, KnnStatistic::KthDistance);
-            assert_eq!(
-                stat, a.knn_distance,
-                "{}: kNN statistic differs from the model's",
-                a.id
+            // Same search as the model's: only the calibration differs.
+            let nb = index.search(&a.embedding[..dims], k, None, None).neighbours;
+            let stat = knn_statistic(&nb, statistic);
+            assert!(
+                close(stat, a.knn_distance),
+                "{}: kNN statistic {stat} vs the model's {}",
+                a.id,
+                a.knn_distance
             );
             (2.0 * knn.p_value(stat).min(res.p_value(a.residual))).min(1.0)
         })
         .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-5 * (1.0 + a.abs().max(b.abs()))
 }
 
 /// The wide case with many components passes with cross-fitted calibration
@@ -279,7 +294,8 @@ fn p_values_are_super_uniform_on_exchangeable_patients() {
         .map(|d| (d.out.len(), d.reference.n_rows()))
         .collect();
     let out: Vec<&Assessment> = draws.iter().flat_map(|d| d.out.iter()).collect();
-    let channels: [(&str, fn(&Assessment) -> f64); 3] = [
+    type Channel = (&'static str, fn(&Assessment) -> f64);
+    let channels: [Channel; 3] = [
         ("p_value", |a| a.p_value),
         ("p_novelty", |a| a.p_novelty),
         ("p_residual", |a| a.p_residual),
@@ -381,8 +397,9 @@ fn loso_on_the_bundled_panel_meets_its_floor() {
     let auroc = mean(|r| r.auroc);
     let false_invisible = mean(|r| r.false_invisible);
     eprintln!("LOSO mean AUROC {auroc:.4}, mean false-invisible {false_invisible:.4}");
-    // Floor set below the measured value (0.889 at the time of writing); the
-    // issue's target is 0.95.
+    // Floor as set by the lead for now, below the measured values (0.889 with
+    // Bonferroni-combined channels, 0.959 with the combined novelty score of
+    // ea0eaf8); the target of issue 7 is 0.95.
     assert!(
         auroc >= 0.88,
         "LOSO mean AUROC {auroc:.4} below the 0.88 floor"

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use common::{LowRank, names, same_assessments, table};
 use nof1::index::HnswParams;
 use nof1::rng::SplitMix64;
+use nof1::score::KnnStatistic;
 use nof1::table::{TableOptions, read_table_str};
 use nof1::{IndexChoice, Model, Params, Role, Table, Verdict};
 use proptest::prelude::*;
@@ -74,11 +75,14 @@ fn conformal_p(scores: &[f64], s: f64) -> f64 {
 proptest! {
     #![proptest_config(config(24))]
 
-    /// Every channel p-value is a conformal p-value in (0, 1] against the
-    /// model's calibration scores, the combined p-value is their Bonferroni
-    /// combination, and the verdict follows p_value, alpha and warn_alpha.
-    /// With the k-th distance statistic, "fewer than k members within the
-    /// calibrated radius" is exactly the kNN channel's alarm.
+    /// `p_value` is the conformal p-value of the patient's `novelty` against
+    /// the calibration members' novelties, `p_novelty` and `p_residual` those
+    /// of the kNN statistic and the residual against their own calibration
+    /// scores; all are in (0, 1]. The verdict follows p_value, alpha and
+    /// warn_alpha. `support` is the number of reference members within
+    /// `support_radius` (brute force), and docs/method.md §8 holds: kNN
+    /// statistic > radius ⟹ invisible and support < k; with the k-th
+    /// distance statistic, support < k ⟺ kNN statistic > radius.
     #[test]
     fn p_values_are_conformal_and_verdicts_follow_them(
         seed in any::<u64>(),
@@ -89,14 +93,17 @@ proptest! {
         alpha in 0.01f64..0.2,
         warn_extra in 0.0f64..0.4,
         min_coverage in 0.2f64..0.9,
+        kth in any::<bool>(),
     ) {
         let warn_alpha = (alpha + warn_extra).min(0.95);
+        let statistic = if kth { KnnStatistic::KthDistance } else { KnnStatistic::MeanDistance };
         let mut c = cohort(seed, n, p, rank);
         let params = Params::default()
             .k(k)
             .alpha(alpha)
             .warn_alpha(warn_alpha)
             .min_coverage(min_coverage)
+            .knn_statistic(statistic)
             .index(IndexChoice::Exact);
         let model = params.fit(&c.reference).expect("fit");
         let mut patients = c.patients(30, 15, 4.0);
@@ -106,7 +113,11 @@ proptest! {
         let out = model.assess(&patients).expect("assess");
         prop_assert_eq!(out.len(), patients.n_rows());
         let cal = &model.data().calibration.pooled;
-        let (knn_scores, res_scores) = (cal.knn.sorted(), cal.residual.sorted());
+        let (knn_scores, res_scores, nov_scores) =
+            (cal.knn.sorted(), cal.residual.sorted(), cal.novelty.sorted());
+        let (n_ref, dims) = (model.reference().len(), knn_dims(&model));
+        let emb = &model.reference().embeddings;
+        let c_all = emb.len() / n_ref;
         for (i, a) in out.iter().enumerate() {
             let observed = patients.row(i).iter().filter(|v| !v.is_nan()).count();
             prop_assert_eq!(a.coverage, observed as f64 / p as f64);
@@ -118,9 +129,9 @@ proptest! {
             for (name, v) in [("p_value", a.p_value), ("p_novelty", a.p_novelty), ("p_residual", a.p_residual)] {
                 prop_assert!(v > 0.0 && v <= 1.0, "{}: {} = {}", a.id, name, v);
             }
-            prop_assert_eq!(a.p_novelty, conformal_p(knn_scores, a.knn_distance), "{}", a.id);
-            prop_assert_eq!(a.p_residual, conformal_p(res_scores, a.residual), "{}", a.id);
-            prop_assert_eq!(a.p_value, (2.0 * a.p_novelty.min(a.p_residual)).min(1.0));
+            prop_assert_eq!(a.p_value, conformal_p(nov_scores, a.novelty), "{}", &a.id);
+            prop_assert_eq!(a.p_novelty, conformal_p(knn_scores, a.knn_distance), "{}", &a.id);
+            prop_assert_eq!(a.p_residual, conformal_p(res_scores, a.residual), "{}", &a.id);
             let want = if a.p_value <= alpha {
                 Verdict::Invisible
             } else if a.p_value <= warn_alpha {
@@ -131,15 +142,44 @@ proptest! {
             prop_assert_eq!(a.verdict, want, "{}: p_value {}", &a.id, a.p_value);
             prop_assert_eq!(a.neighbours.len(), k);
             prop_assert!(a.neighbours.windows(2).all(|w| w[0].distance <= w[1].distance));
-            prop_assert_eq!(a.knn_distance, a.neighbours[k - 1].distance as f64);
+            let distances: Vec<f64> = a.neighbours.iter().map(|nb| nb.distance as f64).collect();
+            let expected_stat = if kth {
+                distances[k - 1]
+            } else {
+                distances.iter().sum::<f64>() / k as f64
+            };
+            prop_assert!((a.knn_distance - expected_stat).abs() <= 1e-9 * (1.0 + expected_stat));
             prop_assert!(a.residual >= 0.0 && a.novelty >= 0.0);
-            prop_assert_eq!(
-                (a.support as usize) < k,
-                a.p_novelty <= alpha / 2.0,
-                "{}: support {} with p_novelty {}", &a.id, a.support, a.p_novelty
-            );
+            // support = members within the radius, by brute force in the kNN space.
+            let r = a.support_radius as f32;
+            let q = &a.embedding[..dims];
+            let brute = (0..n_ref)
+                .filter(|&m| {
+                    let row = &emb[m * c_all..m * c_all + dims];
+                    let d_sq: f32 = row.iter().zip(q).map(|(x, y)| (x - y) * (x - y)).sum();
+                    d_sq <= r * r
+                })
+                .count();
+            prop_assert_eq!(a.support as usize, brute, "{}: radius {}", &a.id, r);
+            let beyond = a.knn_distance > a.support_radius;
+            if beyond {
+                prop_assert!((a.support as usize) < k, "{}: support {} beyond the radius", &a.id, a.support);
+                prop_assert_eq!(a.verdict, Verdict::Invisible, "{}: kNN statistic beyond the radius", &a.id);
+            }
+            if kth {
+                prop_assert_eq!((a.support as usize) < k, beyond, "{}: support {}, statistic {}, radius {}", &a.id, a.support, a.knn_distance, a.support_radius);
+            }
         }
     }
+}
+
+/// Number of leading embedding coordinates the kNN search uses.
+fn knn_dims(model: &Model) -> usize {
+    model
+        .data()
+        .components
+        .knn_components
+        .clamp(1, model.n_components())
 }
 
 /// Assessments of the same patients by models fitted on the reference in two
@@ -339,8 +379,9 @@ proptest! {
     /// `y(t) = t·y(1)` and the residual is `t²·residual(1)`. The distance
     /// `|t·y − r|` to a member `r` is non-decreasing in `t` for
     /// `t ≥ ⟨y, r⟩/|y|²`, so the k-th (or mean) kNN distance is non-decreasing
-    /// for `t ≥ t0 = max(1, max_r ⟨y, r⟩/|y|²)`; both channels are, hence so
-    /// is `novelty = max(kNN/q_knn, sqrt(residual/q_res))`: for
+    /// for `t ≥ t0 = max(1, max_r ⟨y, r⟩/|y|²)` (in the coordinates the kNN
+    /// search uses); both channels are, hence so is `novelty`, which is
+    /// non-decreasing in each channel (docs/method.md §5): for
     /// `t2 > t1 ≥ t0`, `novelty(t2) ≥ novelty(t1)` up to f32 rounding.
     /// (Being outside the reference's bounding box is not enough: a member
     /// further out along the ray can still get closer.)
@@ -368,13 +409,16 @@ proptest! {
             let one = Table::from_rows(vec![format!("t={t}")], names(p), row).expect("table");
             model.assess(&one).expect("assess").remove(0)
         };
-        let y1: Vec<f64> = at(1.0).embedding.iter().map(|v| *v as f64).collect();
+        // The kNN search uses the leading `dims` coordinates of the embedding.
+        let dims = knn_dims(&model);
+        let y1: Vec<f64> = at(1.0).embedding[..dims].iter().map(|v| *v as f64).collect();
         let y_sq: f64 = y1.iter().map(|v| v * v).sum();
         prop_assume!(y_sq > 1e-6);
-        let cdim = model.n_components();
         let emb = &model.reference().embeddings;
-        let t_emb = (0..model.reference().len())
-            .map(|i| (0..cdim).map(|d| y1[d] * emb[i * cdim + d] as f64).sum::<f64>() / y_sq)
+        let n_ref = model.reference().len();
+        let stride = emb.len() / n_ref;
+        let t_emb = (0..n_ref)
+            .map(|i| (0..dims).map(|d| y1[d] * emb[i * stride + d] as f64).sum::<f64>() / y_sq)
             .fold(f64::NEG_INFINITY, f64::max);
         let t0 = t_emb.max(1.0);
         // Standardised values are clamped at ±1e6 (Z_CLAMP), which bends the
@@ -400,12 +444,10 @@ proptest! {
             prop_assert!(next.residual >= last.residual * (1.0 - 1e-9));
             last = next;
         }
-        // Beyond every calibration score on a channel ⇒ invisible (n ≥ 40
-        // calibration members, so the smallest combined p-value 2/(m+1) ≤ α).
+        // Far enough out, the novelty exceeds every calibration member's and
+        // the patient is invisible (n ≥ 40 members, so 1/(m+1) ≤ α).
         let cal = &model.data().calibration.pooled;
-        let beyond = last.knn_distance > *cal.knn.sorted().last().expect("scores")
-            || last.residual > *cal.residual.sorted().last().expect("scores");
-        if beyond {
+        if last.novelty > *cal.novelty.sorted().last().expect("scores") {
             prop_assert_eq!(last.verdict, Verdict::Invisible);
         }
     }
@@ -453,7 +495,7 @@ proptest! {
             .k(5)
             .index(if hnsw { IndexChoice::Hnsw } else { IndexChoice::Exact });
         if with_groups {
-            let g = |i: usize| if i % 3 == 0 { "B" } else { "A" }.to_string();
+            let g = |i: usize| if i.is_multiple_of(3) { "B" } else { "A" }.to_string();
             reference = reference.with_groups((0..n).map(g).collect()).expect("groups");
             let labels = (0..patients.n_rows()).map(g).collect();
             patients = patients.with_groups(labels).expect("groups");
@@ -698,6 +740,35 @@ fn crc32fast_hash(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// `Model::save` then `Model::load` through a file gives the same bytes and
+/// bit-identical assessments; saving over an existing model replaces it.
+#[test]
+fn save_and_load_through_a_file_round_trip() {
+    for hnsw in [false, true] {
+        let (model, bytes, patients) = io_fixture(hnsw);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("model.nof1");
+        std::fs::write(&path, b"an older file").expect("write");
+        model.save(&path).expect("save");
+        assert_eq!(&std::fs::read(&path).expect("read"), bytes);
+        let loaded = Model::load(&path).expect("load");
+        let a = model.assess(patients).expect("assess");
+        let b = loaded.assess(patients).expect("assess");
+        if let Err(e) = same_assessments(&a, &b) {
+            panic!("hnsw = {hnsw}: {e}");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "temporary files left behind: {leftovers:?}"
+        );
+    }
 }
 
 #[test]

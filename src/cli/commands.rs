@@ -86,8 +86,11 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
     params.check()?;
     check_output_dir(&a.out, &[&a.reference])?;
     let opts = table_options(&a.table, true)?;
+    let bars = Bars::new(quiet);
+    nof1::Progress::start(&bars, "reading the reference", 0);
     let reference = read_table(&a.reference, &opts, Role::Reference)
         .with_context(|| format!("reading the reference {}", a.reference.display()))?;
+    nof1::Progress::finish(&bars);
     note(
         quiet,
         format!(
@@ -97,16 +100,17 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
             a.reference.display()
         ),
     );
-    let bars = Bars::new(quiet);
     let model = params
         .fit_with_progress(&reference, &bars)
         .with_context(|| format!("fitting on {}", a.reference.display()))?;
     for w in &model.data().warnings {
         warn(w);
     }
+    nof1::Progress::start(&bars, "writing the model", 0);
     model
         .save(&a.out)
         .with_context(|| format!("writing the model {}", a.out.display()))?;
+    nof1::Progress::finish(&bars);
     let d = model.data();
     note(
         quiet,
@@ -431,6 +435,10 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "features": data.features.len(),
             "dropped_features": data.dropped_features,
             "components": data.components.n_components,
+            "knn_components": data.components.knn_components,
+            "parallel_analysis_components": data.components.n_parallel,
+            "variance_components": data.components.n_variance,
+            "noise_likeness": data.components.noise_likeness,
             "component_rule": data.components.rule.to_string(),
             "explained_variance": data.components.explained,
             "eigenvalues": data.components.eigenvalues,
@@ -450,7 +458,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let radius = cal.knn.radius(p.get_alpha() / 2.0);
+    let radius = data.calibration.pooled.support_radius;
     println!("model            {}", a.model.display());
     println!(
         "format version   {version} (written by nof1 {})",
@@ -485,6 +493,20 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         .take(10)
         .map(|e| format!("{e:.3}"))
         .collect();
+    if data.components.n_parallel > 0 {
+        println!(
+            "rule detail      parallel analysis keeps {}, 95% variance needs {}; noise-likeness {:.3} ({} {})",
+            data.components.n_parallel,
+            data.components.n_variance,
+            data.components.noise_likeness,
+            if data.components.noise_likeness >= nof1::project::NOISE_FLATNESS {
+                "≥"
+            } else {
+                "<"
+            },
+            nof1::project::NOISE_FLATNESS
+        );
+    }
     println!("scree (top 10)   {}", scree.join(" "));
     if !data.components.null_eigenvalues.is_empty() {
         let null: Vec<String> = data
@@ -508,7 +530,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         cal.knn.len(),
         data.calibration.method
     );
-    println!("support radius   {radius:.4} (kNN channel at alpha/2)");
+    println!("support radius   {radius:.4} (kNN statistic above which a patient is invisible)");
     println!(
         "mondrian         {}",
         if data.calibration.by_group.is_some() {

@@ -10,6 +10,8 @@ use nof1::Progress;
 pub struct Bars {
     enabled: bool,
     bar: Mutex<Option<ProgressBar>>,
+    /// With `NOF1_TIMINGS` set: the current step and its start, to print its duration.
+    timing: Option<Mutex<Option<(String, std::time::Instant)>>>,
 }
 
 impl Bars {
@@ -18,12 +20,18 @@ impl Bars {
         Bars {
             enabled: !quiet && std::io::stderr().is_terminal(),
             bar: Mutex::new(None),
+            timing: std::env::var_os("NOF1_TIMINGS").map(|_| Mutex::new(None)),
         }
     }
 }
 
 impl Progress for Bars {
     fn start(&self, step: &str, total: u64) {
+        if let Some(t) = &self.timing
+            && let Ok(mut slot) = t.lock()
+        {
+            *slot = Some((step.to_string(), std::time::Instant::now()));
+        }
         if !self.enabled {
             return;
         }
@@ -48,6 +56,15 @@ impl Progress for Bars {
     }
 
     fn finish(&self) {
+        if let Some(t) = &self.timing
+            && let Ok(mut slot) = t.lock()
+            && let Some((step, start)) = slot.take()
+        {
+            eprintln!(
+                "nof1: timing: {step}: {:.3} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
         if let Ok(mut slot) = self.bar.lock()
             && let Some(bar) = slot.take()
         {

@@ -1,12 +1,21 @@
-//! Exact nearest-neighbour search by a full scan.
+//! Exact nearest-neighbour search: a k-d tree in low dimension, a full scan otherwise.
 
+use super::kdtree::KdTree;
 use super::{Neighbour, TopK};
 
-/// Exact search over row-major `n × dim` `f32` points.
+/// Largest dimension searched with the k-d tree (above it, a scan is faster).
+pub const KD_TREE_MAX_DIM: usize = 16;
+/// Smallest number of points worth a k-d tree.
+pub const KD_TREE_MIN_POINTS: usize = 512;
+
+/// Exact search over row-major `n × dim` `f32` points. Results do not depend
+/// on whether the tree or the scan answers: both compute the same `f32`
+/// distances and break ties by the lower index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExactIndex {
     points: Vec<f32>,
     dim: usize,
+    tree: Option<KdTree>,
 }
 
 /// Result of an exact query: the neighbours and how many points lie within a radius.
@@ -25,7 +34,23 @@ impl ExactIndex {
     /// If `points.len()` is not a multiple of `dim` (a caller bug).
     pub fn new(points: Vec<f32>, dim: usize) -> Self {
         assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
-        ExactIndex { points, dim }
+        let n = points.len() / dim;
+        let tree = (dim <= KD_TREE_MAX_DIM && n >= KD_TREE_MIN_POINTS)
+            .then(|| KdTree::build(&points, dim));
+        ExactIndex { points, dim, tree }
+    }
+
+    /// An index that always scans (for tests and benchmarks).
+    ///
+    /// # Panics
+    /// As [`ExactIndex::new`].
+    pub fn new_scan(points: Vec<f32>, dim: usize) -> Self {
+        assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
+        ExactIndex {
+            points,
+            dim,
+            tree: None,
+        }
     }
 
     /// Number of indexed points.
@@ -62,6 +87,31 @@ impl ExactIndex {
         skip: Option<u32>,
         radius: Option<f32>,
     ) -> ExactResult {
+        if let Some(tree) = &self.tree {
+            let mut top = TopK::new(k);
+            tree.knn(query, &mut top, skip);
+            let within = match radius {
+                Some(r) => {
+                    let mut c = tree.count_within(query, r * r);
+                    if let Some(s) = skip {
+                        let mut d = 0.0f32;
+                        for (a, b) in self.point(s as usize).iter().zip(query) {
+                            let t = a - b;
+                            d += t * t;
+                        }
+                        if d <= r * r {
+                            c = c.saturating_sub(1);
+                        }
+                    }
+                    c
+                }
+                None => 0,
+            };
+            return ExactResult {
+                neighbours: top.into_neighbours(),
+                within,
+            };
+        }
         let dim = self.dim;
         let mut top = TopK::new(k);
         let r_sq = radius.map_or(f32::NEG_INFINITY, |r| r * r);

@@ -7,6 +7,7 @@
 
 pub mod exact;
 pub mod hnsw;
+pub mod kdtree;
 
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
@@ -66,9 +67,22 @@ impl TopK {
         }
     }
 
+    /// Whether `(d_sq, index)` would enter the list (lexicographic order).
+    #[inline]
+    fn admits(&self, d_sq: f32, index: u32) -> bool {
+        if self.k == 0 {
+            return false;
+        }
+        if self.items.len() < self.k {
+            return true;
+        }
+        let (wd, wi) = self.items[self.k - 1];
+        d_sq < wd || (d_sq == wd && index < wi)
+    }
+
     #[inline]
     pub(crate) fn offer(&mut self, d_sq: f32, index: u32) {
-        if self.k == 0 || d_sq >= self.worst() {
+        if !self.admits(d_sq, index) {
             return;
         }
         let pos = self

@@ -286,10 +286,11 @@ impl Model {
 
     /// Radius of the kNN channel at the `invisible` level (pooled calibration).
     pub fn support_radius(&self) -> f64 {
-        self.data
-            .calibration
-            .pooled
-            .knn
-            .radius(self.data.params.alpha / 2.0)
+        self.data.calibration.pooled.support_radius
+    }
+
+    /// Leading components used for the neighbour search.
+    pub fn knn_components(&self) -> usize {
+        self.exact.dim()
     }
 }

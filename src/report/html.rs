@@ -137,7 +137,11 @@ pub fn explain(model: &Model, a: &Assessment) -> String {
         return s;
     }
     let mut parts: Vec<String> = Vec::new();
-    let radius = model.support_radius();
+    let radius = if a.support_radius.is_nan() {
+        model.support_radius()
+    } else {
+        a.support_radius
+    };
     let radius_text = if radius.is_finite() {
         format!("radius {}", num(radius))
     } else {

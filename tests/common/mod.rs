@@ -166,6 +166,7 @@ pub fn same_assessment(a: &Assessment, b: &Assessment) -> Result<(), String> {
         if a.support != b.support {
             return Err(format!("support: {} != {}", a.support, b.support));
         }
+        same_f64("support_radius", a.support_radius, b.support_radius)?;
         same_f64("coverage", a.coverage, b.coverage)?;
         if a.neighbours.len() != b.neighbours.len() {
             return Err(format!(
@@ -224,6 +225,11 @@ pub fn same_assessment(a: &Assessment, b: &Assessment) -> Result<(), String> {
                 "pooled_fallback: {} != {}",
                 a.pooled_fallback, b.pooled_fallback
             ));
+        }
+        // Catch-all for fields added after this comparison was written (Debug
+        // prints floats in round-trip form).
+        if format!("{a:?}") != format!("{b:?}") {
+            return Err(format!("Debug forms differ:\n{a:?}\n{b:?}"));
         }
         Ok(())
     };
