@@ -1030,7 +1030,13 @@ mod tests {
         let c = r.index_check.as_ref().unwrap();
         assert_eq!(c.verdicts_differ, 0);
         assert!(c.recall.jittered > 0.9);
-        for name in ["read reference", "fit", "save model", "load model", "assess"] {
+        for name in [
+            "read reference",
+            "fit",
+            "save model",
+            "load model",
+            "assess",
+        ] {
             assert!(r.stage(name).is_some(), "{name}");
         }
         let text = r.to_string();

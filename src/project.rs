@@ -327,12 +327,8 @@ pub fn parallel_analysis(
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut rng = SplitMix64::new(seed ^ 0x5041_5241);
-    let mut sub: Vec<usize> = rows.to_vec();
-    if sub.len() > PARALLEL_ANALYSIS_ROWS {
-        rng.shuffle(&mut sub);
-        sub.truncate(PARALLEL_ANALYSIS_ROWS);
-        sub.sort_unstable();
-    }
+    // The first rows in the given order (callers pass a seeded id order).
+    let sub: Vec<usize> = rows.iter().take(PARALLEL_ANALYSIS_ROWS).copied().collect();
     let z = standardised_block(values, p, &sub, mean, scale);
     let m = sub.len();
     let eig = eigenvalues_of;

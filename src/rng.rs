@@ -53,6 +53,29 @@ impl SplitMix64 {
     }
 }
 
+/// A seeded 64-bit hash of a byte string (FNV-1a, then a SplitMix64 finaliser).
+pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    SplitMix64::new(h).next_u64()
+}
+
+/// Row indices ordered by a seeded hash of each id (ties by index). Random
+/// choices made along this order (calibration subset, folds, samples) depend
+/// on the ids and the seed, not on the order of the rows in the file.
+pub fn id_order(ids: &[String], seed: u64) -> Vec<usize> {
+    let mut keyed: Vec<(u64, usize)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (hash_bytes(seed, id.as_bytes()), i))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,8 +379,10 @@ impl Structure {
     fn draw_latent(&self, rng: &mut SplitMix64, u: &mut [f64]) -> usize {
         let c = self.pick_cluster(rng);
         let r = self.rank;
-        for a in 0..r {
-            u[a] = self.centres[c * r + a] + self.spreads[c * r + a] * rng.normal();
+        let centre = &self.centres[c * r..(c + 1) * r];
+        let spread = &self.spreads[c * r..(c + 1) * r];
+        for ((x, m), s) in u.iter_mut().zip(centre).zip(spread) {
+            *x = m + s * rng.normal();
         }
         c
     }
@@ -388,19 +390,20 @@ impl Structure {
     /// Maps a latent point to a raw feature row, with noise; `shift` is added
     /// to the noise-free standardised row before scaling.
     fn emit(&self, rng: &mut SplitMix64, u: &[f64], shift: &[(usize, f64)], row: &mut [f64]) {
-        let (r, p) = (self.rank, self.p);
-        for j in 0..p {
-            let mut s = 0.0;
-            for a in 0..r {
-                s += u[a] * self.loadings[a * p + j];
-            }
-            row[j] = s + self.noise_sd[j] * rng.normal();
+        let p = self.p;
+        for (j, (x, sd)) in row.iter_mut().zip(&self.noise_sd).enumerate() {
+            let s: f64 = u
+                .iter()
+                .enumerate()
+                .map(|(a, ua)| ua * self.loadings[a * p + j])
+                .sum();
+            *x = s + sd * rng.normal();
         }
         for &(j, d) in shift {
             row[j] += d;
         }
-        for j in 0..p {
-            row[j] = self.location[j] + self.scale[j] * row[j];
+        for ((x, m), s) in row.iter_mut().zip(&self.location).zip(&self.scale) {
+            *x = m + s * *x;
         }
     }
 
@@ -671,7 +674,11 @@ mod tests {
         let model = crate::Params::default().fit(&reference).unwrap();
         let out = model.assess(&patients).unwrap();
         let flagged = |want: bool| {
-            let rows: Vec<_> = out.iter().zip(&truth).filter(|(_, t)| **t == want).collect();
+            let rows: Vec<_> = out
+                .iter()
+                .zip(&truth)
+                .filter(|(_, t)| **t == want)
+                .collect();
             rows.iter()
                 .filter(|(a, _)| a.verdict == crate::Verdict::Invisible)
                 .count() as f64
@@ -685,7 +692,15 @@ mod tests {
     #[test]
     fn fixed_formatting_matches_std() {
         for v in [
-            0.0, -0.0, 1.5, -1.23456, 12345.67891, -0.00004, 0.00005, 1e-9, 99.99999,
+            0.0,
+            -0.0,
+            1.5,
+            -1.23456,
+            12345.67891,
+            -0.00004,
+            0.00005,
+            1e-9,
+            99.99999,
         ] {
             let mut b = Vec::new();
             push_fixed(&mut b, v);
@@ -712,14 +727,7 @@ mod tests {
     #[test]
     fn bad_params_are_refused() {
         let dir = scratch("bad");
-        let e = write_synth(
-            &SynthParams {
-                rank: 0,
-                ..small()
-            },
-            &dir,
-        )
-        .unwrap_err();
+        let e = write_synth(&SynthParams { rank: 0, ..small() }, &dir).unwrap_err();
         assert!(e.to_string().contains("rank"));
         let e = SynthParams {
             outlier_fraction: 1.5,

@@ -432,7 +432,10 @@ fn html_lists_non_supported_patients_most_novel_first() {
     far.sort_by(|a, b| b.novelty.total_cmp(&a.novelty));
     let positions: Vec<usize> = far
         .iter()
-        .map(|r| html.find(&format!(">{}<", r.id)).expect("far patient listed"))
+        .map(|r| {
+            html.find(&format!(">{}<", r.id))
+                .expect("far patient listed")
+        })
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     assert!(html.contains(">sparse0<"));

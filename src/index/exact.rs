@@ -5,6 +5,9 @@ use super::{Neighbour, TopK};
 
 /// Largest dimension searched with the k-d tree (above it, a scan is faster).
 pub const KD_TREE_MAX_DIM: usize = 16;
+/// Radius counts stop at this many members: `support` reports `min(count, SUPPORT_CAP)`.
+pub const SUPPORT_CAP: u32 = 100;
+
 /// Smallest number of points worth a k-d tree.
 pub const KD_TREE_MIN_POINTS: usize = 512;
 
@@ -23,7 +26,8 @@ pub struct ExactIndex {
 pub struct ExactResult {
     /// The `k` nearest points, ascending by distance then index.
     pub neighbours: Vec<Neighbour>,
-    /// Number of points at distance `<= radius` (if a radius was given).
+    /// Number of points at distance `<= radius` (if a radius was given),
+    /// counted up to [`SUPPORT_CAP`].
     pub within: u32,
 }
 
@@ -92,7 +96,8 @@ impl ExactIndex {
             tree.knn(query, &mut top, skip);
             let within = match radius {
                 Some(r) => {
-                    let mut c = tree.count_within(query, r * r);
+                    // One more than the cap, so that removing `skip` stays exact.
+                    let mut c = tree.count_within(query, r * r, SUPPORT_CAP + 1);
                     if let Some(s) = skip {
                         let mut d = 0.0f32;
                         for (a, b) in self.point(s as usize).iter().zip(query) {
@@ -103,7 +108,7 @@ impl ExactIndex {
                             c = c.saturating_sub(1);
                         }
                     }
-                    c
+                    c.min(SUPPORT_CAP)
                 }
                 None => 0,
             };
@@ -134,7 +139,7 @@ impl ExactIndex {
         }
         ExactResult {
             neighbours: top.into_neighbours(),
-            within,
+            within: within.min(SUPPORT_CAP),
         }
     }
 }

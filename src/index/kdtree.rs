@@ -7,10 +7,37 @@
 //! coordinate order, `f32`), so results are identical to the scan, ties
 //! included (broken by the lower original index).
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
 use super::TopK;
 
 /// Points per leaf.
-const LEAF_SIZE: usize = 16;
+const LEAF_SIZE: usize = 8;
+
+/// A node waiting in the best-first queue (smallest bound first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Visit {
+    bound: f32,
+    id: u32,
+}
+
+impl Eq for Visit {}
+
+impl Ord for Visit {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .bound
+            .total_cmp(&self.bound)
+            .then(other.id.cmp(&self.id))
+    }
+}
+
+impl PartialOrd for Visit {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 struct Node {
@@ -146,14 +173,17 @@ impl KdTree {
     }
 
     /// Offers the `k` nearest points to `top`, skipping original index `skip`.
+    /// Nodes are visited best-first (smallest box distance first), so the
+    /// search stops as soon as no unvisited box can hold a closer point.
     pub(crate) fn knn(&self, q: &[f32], top: &mut TopK, skip: Option<u32>) {
         if self.nodes.is_empty() {
             return;
         }
-        let mut stack: Vec<(u32, f32)> = vec![(0, 0.0)];
-        while let Some((id, bound)) = stack.pop() {
+        let mut heap: BinaryHeap<Visit> = BinaryHeap::with_capacity(64);
+        heap.push(Visit { bound: 0.0, id: 0 });
+        while let Some(Visit { bound, id }) = heap.pop() {
             if bound > top.worst() {
-                continue;
+                break;
             }
             let node = &self.nodes[id as usize];
             if node.left == u32::MAX {
@@ -167,31 +197,33 @@ impl KdTree {
                 }
                 continue;
             }
-            let dl = self.min_dist_sq(node.left as usize, q);
-            let dr = self.min_dist_sq(node.right as usize, q);
-            // Push the farther child first so the nearer one is searched first.
-            if dl <= dr {
-                stack.push((node.right, dr));
-                stack.push((node.left, dl));
-            } else {
-                stack.push((node.left, dl));
-                stack.push((node.right, dr));
+            let worst = top.worst();
+            for child in [node.left, node.right] {
+                let b = self.min_dist_sq(child as usize, q);
+                if b <= worst {
+                    heap.push(Visit {
+                        bound: b,
+                        id: child,
+                    });
+                }
             }
         }
     }
 
-    /// Number of points with squared distance `≤ r_sq` to `q`.
-    pub fn count_within(&self, q: &[f32], r_sq: f32) -> u32 {
+    /// Number of points with squared distance `≤ r_sq` to `q`, counted up to
+    /// `cap` (the result is `min(count, cap)`).
+    pub fn count_within(&self, q: &[f32], r_sq: f32, cap: u32) -> u32 {
         if self.nodes.is_empty() || r_sq < 0.0 {
             return 0;
         }
         let mut count = 0u32;
-        let mut stack: Vec<u32> = vec![0];
-        while let Some(id) = stack.pop() {
-            let i = id as usize;
-            if self.min_dist_sq(i, q) > r_sq {
-                continue;
+        let mut heap: BinaryHeap<Visit> = BinaryHeap::with_capacity(64);
+        heap.push(Visit { bound: 0.0, id: 0 });
+        while let Some(Visit { bound, id }) = heap.pop() {
+            if count >= cap || bound > r_sq {
+                break;
             }
+            let i = id as usize;
             let node = &self.nodes[i];
             if self.max_dist_sq(i, q) <= r_sq {
                 // Whole box inside. IEEE rounding is monotone, so every point's
@@ -204,12 +236,19 @@ impl KdTree {
                 count += (node.start as usize..node.end as usize)
                     .filter(|&pos| self.dist_sq(pos, q) <= r_sq)
                     .count() as u32;
-            } else {
-                stack.push(node.left);
-                stack.push(node.right);
+                continue;
+            }
+            for child in [node.left, node.right] {
+                let b = self.min_dist_sq(child as usize, q);
+                if b <= r_sq {
+                    heap.push(Visit {
+                        bound: b,
+                        id: child,
+                    });
+                }
             }
         }
-        count
+        count.min(cap)
     }
 }
 
@@ -242,7 +281,12 @@ mod tests {
                 tree.knn(&q, &mut top, None);
                 let want = scan.search(&q, k, None, Some(2.5));
                 assert_eq!(top.into_neighbours(), want.neighbours);
-                assert_eq!(tree.count_within(&q, 2.5 * 2.5), want.within);
+                assert_eq!(
+                    tree.count_within(&q, 2.5 * 2.5, u32::MAX)
+                        .min(crate::index::exact::SUPPORT_CAP),
+                    want.within
+                );
+                assert_eq!(tree.count_within(&q, 2.5 * 2.5, 3), want.within.min(3));
             }
         }
     }

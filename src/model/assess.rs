@@ -178,7 +178,13 @@ impl Model {
         out.p_novelty = cal.knn.p_value(stat);
         out.residual = residual;
         out.p_residual = cal.residual.p_value(residual);
-        out.density = score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd);
+        out.density = match &self.density {
+            None => score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd),
+            Some(sample) => {
+                let nb = sample.search(&q, k, None, None).neighbours;
+                score::relative_density(&nb, &d.reference.kdist, &d.reference.lrd)
+            }
+        };
         out.support = support;
         if verdict != Verdict::Supported
             && let Some(nn) = neighbours.first()

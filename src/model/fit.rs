@@ -3,8 +3,9 @@
 use rayon::prelude::*;
 
 use super::{
-    CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice, Model,
-    ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer, leading,
+    CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice,
+    DENSITY_SAMPLE, Model, ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer,
+    density_index, leading,
 };
 use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
@@ -142,11 +143,12 @@ impl Params {
             self.components,
             ComponentRule::Auto | ComponentRule::ParallelAnalysis
         );
+        let id_rows = crate::rng::id_order(&reference.ids, self.seed);
         let null_eigenvalues = if needs_pa {
             project::parallel_analysis(
                 &values,
                 p,
-                &all_rows,
+                &id_rows,
                 standardiser.mean(),
                 standardiser.scale(),
                 self.seed,
@@ -203,7 +205,12 @@ impl Params {
         progress.finish();
 
         // Cross-fitted calibration.
-        let (members, method) = cross_fit(self, &values, p, n, c, knn_c, progress)?;
+        let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
+        let (members, method) = if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
+            leave_one_out(self, &values, p, &id_rows, &projector, &exact, progress)
+        } else {
+            cross_fit(self, &values, p, &id_rows, c, knn_c, progress)?
+        };
 
         // Groups.
         let (group_names, groups) = match &reference.groups {
@@ -269,10 +276,13 @@ impl Params {
         let index_kind = match self.index {
             IndexChoice::Exact => IndexKind::Exact,
             IndexChoice::Hnsw => IndexKind::Hnsw,
-            IndexChoice::Auto if n > self.hnsw_threshold => IndexKind::Hnsw,
+            IndexChoice::Auto
+                if n > self.hnsw_threshold && knn_c > crate::index::exact::KD_TREE_MAX_DIM =>
+            {
+                IndexKind::Hnsw
+            }
             IndexChoice::Auto => IndexKind::Exact,
         };
-        let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
         let hnsw = if index_kind == IndexKind::Hnsw {
             progress.start("building HNSW graph", n as u64);
             let mut last = 0usize;
@@ -285,20 +295,22 @@ impl Params {
         } else {
             None
         };
-        progress.start("reference densities", n as u64);
-        let self_neighbours: Vec<Vec<crate::index::Neighbour>> = (0..n)
+        // Density sample: all members, or a seeded sample of DENSITY_SAMPLE.
+        let mut density_members: Vec<u32> = id_rows
+            .iter()
+            .take(DENSITY_SAMPLE)
+            .map(|&r| r as u32)
+            .collect();
+        density_members.sort_unstable();
+        let sample_index = density_index(&exact, &density_members);
+        let density_search = sample_index.as_ref().unwrap_or(&exact);
+        let n_sample = density_members.len();
+        progress.start("reference densities", n_sample as u64);
+        let self_neighbours: Vec<Vec<crate::index::Neighbour>> = (0..n_sample)
             .into_par_iter()
             .map(|i| {
-                let q = exact.point(i);
-                let r = match &hnsw {
-                    Some(g) => {
-                        let mut v = g.search(q, k + 1);
-                        v.retain(|nb| nb.index as usize != i);
-                        v.truncate(k);
-                        v
-                    }
-                    None => exact.search(q, k, Some(i as u32), None).neighbours,
-                };
+                let q = density_search.point(i);
+                let r = density_search.search(q, k, Some(i as u32), None).neighbours;
                 if i % 1024 == 0 {
                     progress.advance(1024);
                 }
@@ -349,6 +361,7 @@ impl Params {
                 group_names,
                 groups,
                 embeddings,
+                density_members,
                 kdist,
                 lrd,
             },
@@ -357,7 +370,12 @@ impl Params {
             hnsw_recall,
             warnings,
         };
-        Ok(Model { data, exact, hnsw })
+        Ok(Model {
+            data,
+            exact,
+            hnsw,
+            density: sample_index,
+        })
     }
 }
 
@@ -410,6 +428,59 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
     out
 }
 
+/// Reference size from which calibration may skip refitting the projection.
+pub const LARGE_COHORT_MIN: usize = 50_000;
+/// Rows per feature from which calibration may skip refitting the projection.
+pub const LARGE_COHORT_RATIO: usize = 100;
+
+/// Calibration scores for large cohorts (`n ≥ LARGE_COHORT_MIN` and
+/// `n ≥ LARGE_COHORT_RATIO · p`): the projection fitted on all members is
+/// kept, and each scored member's kNN statistic is computed with the member
+/// itself left out of the search. With so many rows per feature, one member
+/// moves the standardisation and the principal subspace by O(p/n), which is
+/// what cross-fitting guards against at small n (see docs/method.md).
+fn leave_one_out(
+    params: &Params,
+    values: &[f64],
+    p: usize,
+    id_rows: &[usize],
+    projector: &Projector,
+    exact: &ExactIndex,
+    progress: &dyn Progress,
+) -> (Vec<CalibrationMember>, String) {
+    let k = params.k;
+    let n = id_rows.len();
+    let scored: Vec<usize> = id_rows
+        .iter()
+        .take(params.calibration_size)
+        .copied()
+        .collect();
+    let m = scored.len();
+    let c = projector.n_components;
+    let dims = exact.dim();
+    progress.start("calibrating (leave-one-out)", m as u64);
+    let members: Vec<CalibrationMember> = scored
+        .par_iter()
+        .with_min_len(256)
+        .map(|&r| {
+            let mut z = vec![0.0; p];
+            let mut y = vec![0.0; c];
+            let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
+            let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
+            let nb = exact.search(&q, k, Some(r as u32), None).neighbours;
+            CalibrationMember {
+                index: r as u32,
+                knn: knn_statistic(&nb, params.knn_statistic),
+                residual,
+            }
+        })
+        .collect();
+    progress.finish();
+    let method =
+        format!("leave-one-out on {m} of {n} members (large cohort: projection not refitted)");
+    (members, method)
+}
+
 /// Cross-fitted calibration scores: for each fold, standardisation and
 /// projection (same number of components) are refitted on the other rows, and
 /// the fold's members are scored against them on both channels.
@@ -417,16 +488,18 @@ fn cross_fit(
     params: &Params,
     values: &[f64],
     p: usize,
-    n: usize,
+    id_rows: &[usize],
     c: usize,
     knn_c: usize,
     progress: &dyn Progress,
 ) -> Result<(Vec<CalibrationMember>, String)> {
     let k = params.k;
-    let mut rng = SplitMix64::new(params.seed ^ 0xca11_b7a7);
-    let mut scored: Vec<usize> = (0..n).collect();
-    rng.shuffle(&mut scored);
-    scored.truncate(params.calibration_size.min(n));
+    let n = id_rows.len();
+    let scored: Vec<usize> = id_rows
+        .iter()
+        .take(params.calibration_size)
+        .copied()
+        .collect();
     let m = scored.len();
     // Every training part must keep at least k + 1 rows.
     let min_folds = n.div_ceil(n - k - 1);

@@ -130,15 +130,23 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     let p = d.features.len();
     let c = d.projector.n_components;
     let n = d.reference.ids.len();
+    if c > p || d.components.knn_components == 0 || d.components.knn_components > c {
+        return Err("component counts do not match the features".into());
+    }
     if p == 0 || c == 0 || n == 0 {
         return Err("empty features, components or reference".into());
     }
-    if d.projector.standardiser.n_features() != p || d.projector.loadings.len() != p * c {
+    if d.projector.standardiser.n_features() != p
+        || Some(d.projector.loadings.len()) != p.checked_mul(c)
+    {
         return Err("projection does not match the features".into());
     }
-    if d.reference.embeddings.len() != n * c
-        || d.reference.kdist.len() != n
-        || d.reference.lrd.len() != n
+    if Some(d.reference.embeddings.len()) != n.checked_mul(c)
+        || d.reference.density_members.is_empty()
+        || d.reference.density_members.len() > n
+        || d.reference.density_members.iter().any(|&m| m as usize >= n)
+        || d.reference.kdist.len() != d.reference.density_members.len()
+        || d.reference.lrd.len() != d.reference.density_members.len()
     {
         return Err("reference arrays do not match the reference size".into());
     }

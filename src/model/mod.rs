@@ -160,11 +160,19 @@ pub struct ReferenceSet {
     pub groups: Option<Vec<u32>>,
     /// Embeddings, row-major `n × c` (all projection components), `f32`.
     pub embeddings: Vec<f32>,
-    /// k-distance of each member among the others (for density).
+    /// Reference rows of the density sample (sorted): every member when the
+    /// reference has at most [`DENSITY_SAMPLE`] members, else a seeded sample.
+    pub density_members: Vec<u32>,
+    /// k-distance of each density-sample member among the sample.
     pub kdist: Vec<f32>,
-    /// Local reachability density of each member.
+    /// Local reachability density of each density-sample member.
     pub lrd: Vec<f32>,
 }
+
+/// Most reference members used for the LOF-style density. Local density
+/// ratios are unchanged in expectation by uniform thinning, so a seeded sample
+/// keeps the `density` column meaningful while fit stays fast on large cohorts.
+pub const DENSITY_SAMPLE: usize = 20_000;
 
 impl ReferenceSet {
     /// Number of members.
@@ -220,6 +228,21 @@ pub struct Model {
     data: ModelData,
     exact: ExactIndex,
     hnsw: Option<HnswIndex>,
+    /// Index over the density sample when it is not the whole reference.
+    density: Option<ExactIndex>,
+}
+
+/// An index over the density sample, when the sample is not the whole reference.
+pub(crate) fn density_index(exact: &ExactIndex, members: &[u32]) -> Option<ExactIndex> {
+    if members.len() == exact.len() {
+        return None;
+    }
+    let dim = exact.dim();
+    let mut pts = Vec::with_capacity(members.len() * dim);
+    for &m in members {
+        pts.extend_from_slice(exact.point(m as usize));
+    }
+    Some(ExactIndex::new(pts, dim))
 }
 
 /// The first `dims` coordinates of each row of a row-major `n × c` matrix.
@@ -251,7 +274,13 @@ impl Model {
                 Some(g)
             }
         };
-        Model { data, exact, hnsw }
+        let density = density_index(&exact, &data.reference.density_members);
+        Model {
+            data,
+            exact,
+            hnsw,
+            density,
+        }
     }
 
     /// The serialisable contents.

@@ -29,7 +29,9 @@ pub const DEFAULT_HNSW_THRESHOLD: usize = 100_000;
 /// Which index to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum IndexChoice {
-    /// Exact up to [`Params::hnsw_threshold`] members, HNSW above.
+    /// Exact search (a k-d tree in low dimension), except for references
+    /// larger than the HNSW threshold whose search embedding has more than
+    /// [`crate::index::exact::KD_TREE_MAX_DIM`] components: an HNSW graph.
     #[default]
     Auto,
     /// Always exact.
@@ -245,6 +247,24 @@ impl Params {
         }
         if self.hnsw.max_connections < 2 || self.hnsw.max_connections > 255 {
             return Err(Error::param("hnsw.max_connections", "must be in 2..=255"));
+        }
+        if !(1..=100_000).contains(&self.hnsw.ef_construction) {
+            return Err(Error::param(
+                "hnsw.ef_construction",
+                "must be in 1..=100000",
+            ));
+        }
+        if !(1..=100_000).contains(&self.hnsw.ef_search) {
+            return Err(Error::param("hnsw.ef_search", "must be in 1..=100000"));
+        }
+        if !(1..=16).contains(&self.hnsw.max_layers) {
+            return Err(Error::param("hnsw.max_layers", "must be in 1..=16"));
+        }
+        if self.calibration_size > 100_000_000 || self.max_components > 100_000 {
+            return Err(Error::param(
+                "calibration_size",
+                "calibration_size must be ≤ 1e8 and max_components ≤ 1e5",
+            ));
         }
         Ok(())
     }
