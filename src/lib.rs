@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod calibrate;
 pub mod demo;
 pub mod error;
@@ -51,6 +52,7 @@ pub mod report;
 pub mod rng;
 pub mod score;
 pub mod standardise;
+pub mod synth;
 pub mod table;
 pub mod verdict;
 

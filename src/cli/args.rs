@@ -259,4 +259,23 @@ pub enum BenchWhat {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Time read, fit, save, load and assess (wall time, peak RSS, patients/s),
+    /// and compare the HNSW graph with exact search (recall@k, differing verdicts).
+    Run {
+        /// Reference cohort (e.g. DIR/reference.csv from `bench synth`).
+        #[arg(long)]
+        reference: PathBuf,
+        /// Patients (e.g. DIR/patients.csv; a `truth` column is used, never a feature).
+        #[arg(long)]
+        patients: PathBuf,
+        /// Search structure of the fitted model.
+        #[arg(long, value_enum, default_value_t = IndexArg::Auto)]
+        index: IndexArg,
+        /// Skip building the other index kind for the recall and verdict comparison.
+        #[arg(long)]
+        no_compare: bool,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }

@@ -18,6 +18,7 @@ const CHUNK_ROWS: usize = 16_384;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
+    let threads = cli.threads.unwrap_or(0);
     match cli.command {
         Command::Fit(a) => fit(a, quiet),
         Command::Assess(a) => assess(a, quiet),
@@ -26,7 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Audit(a) => audit(a, quiet),
         Command::Demo(a) => demo(a, quiet),
         Command::Eval(a) => eval(a),
-        Command::Bench(a) => bench(a),
+        Command::Bench(a) => bench(a, threads),
     }
 }
 
@@ -782,7 +783,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(a: BenchArgs) -> Result<ExitCode> {
+fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
     match a.what {
         BenchWhat::Synth {
             n,
@@ -791,8 +792,39 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             seed,
             out,
         } => {
-            let _ = (n, features, patients, seed, out);
-            bail!("bench synth is not available in this build yet")
+            let params = nof1::synth::SynthParams {
+                n,
+                features,
+                patients,
+                seed,
+                ..nof1::synth::SynthParams::default()
+            };
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let summary = nof1::synth::write_synth(&params, &out)
+                .with_context(|| format!("writing the synthetic cohort to {}", out.display()))?;
+            eprintln!("nof1: {summary}");
+        }
+        BenchWhat::Run {
+            reference,
+            patients,
+            index,
+            no_compare,
+            seed,
+        } => {
+            let params = Params::default().seed(seed).index(match index {
+                IndexArg::Auto => IndexChoice::Auto,
+                IndexArg::Exact => IndexChoice::Exact,
+                IndexArg::Hnsw => IndexChoice::Hnsw,
+            });
+            let options = nof1::bench::BenchOptions {
+                threads,
+                compare_indexes: !no_compare,
+                ..nof1::bench::BenchOptions::default()
+            };
+            let report = nof1::bench::run_bench_with(&reference, &patients, &params, &options)
+                .context("running the benchmark")?;
+            println!("{report}");
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,7 @@ pub const DEFAULT_MIN_COVERAGE: f64 = 0.5;
 /// Default seed.
 pub const DEFAULT_SEED: u64 = 1;
 /// Reference size above which `IndexChoice::Auto` builds an HNSW graph.
-pub const DEFAULT_HNSW_THRESHOLD: usize = 100_000;
+pub const DEFAULT_HNSW_THRESHOLD: usize = 2_000_000;
 
 /// Which index to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -157,8 +157,8 @@ pub struct GroupAudit {
 /// Does the empirical invisible rate agree with `alpha`?
 ///
 /// Under exchangeability with the reference, a patient is `invisible` with
-/// probability at most `alpha` (conservative: the two channels are combined
-/// by Bonferroni). The check is meaningful only when the patients are expected
+/// probability at most `alpha` (up to the cross-fitting approximation, see
+/// `docs/method.md`). The check is meaningful only when the patients are expected
 /// to come from the reference's population.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CalibrationCheck {
@@ -281,7 +281,7 @@ fn calibration_check(alpha: f64, counts: [usize; 4]) -> CalibrationCheck {
     } else {
         Some(format!(
             "invisible rate {:.3} (95% CI {:.3}–{:.3}, {} of {}) is below alpha = {}: \
-             the test is conservative for these patients (expected from the Bonferroni combination)",
+             the test is conservative for these patients (cross-fitted calibration errs on the safe side)",
             invisible.rate, invisible.lo, invisible.hi, invisible.count, n_scored, alpha
         ))
     };
