@@ -4,10 +4,10 @@
 //! whether the patient is represented in the cohort the model was built from,
 //! or is *mathematically invisible* to it. The pipeline:
 //!
-//! reference table → [standardise](standardise) → [project](project) (PCA with
-//! faer) → [index](index) → for each patient: [score](score) (kNN distance,
-//! residual, density, support) → [calibrate](calibrate) (cross-fitted
-//! conformal p-values) → [verdict](verdict) (`supported`, `low_support`,
+//! reference table → [standardise] → [project] (PCA with
+//! faer) → [index] → for each patient: [score] (kNN distance,
+//! residual, density, support) → [calibrate] (cross-fitted
+//! conformal p-values) → [verdict] (`supported`, `low_support`,
 //! `invisible`, `insufficient_data`) → [output].
 //!
 //! ```

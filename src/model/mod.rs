@@ -2,7 +2,7 @@
 //!
 //! [`Params::fit`] runs standardise → project → cross-fitted calibration →
 //! index; [`Model::assess`] scores patients and gives verdicts. The on-disk
-//! container is in [`format`].
+//! container is in [`mod@format`].
 
 pub mod assess;
 pub mod fit;
