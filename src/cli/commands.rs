@@ -591,10 +591,11 @@ fn write_audit(
     write("audit.tsv", &audit.to_tsv())?;
     let html = nof1::report::render_html(model, rows, Some(&audit), "nof1 audit");
     write("report.html", &html)?;
+    write("scatter.svg", &nof1::report::scatter_svg(model, rows))?;
     note(
         quiet,
         format!(
-            "wrote audit.json, audit.tsv and report.html to {}",
+            "wrote audit.json, audit.tsv, report.html and scatter.svg to {}",
             dir.display()
         ),
     );
