@@ -1,0 +1,122 @@
+//! Numerical edge cases (issue 6): duplicated reference rows, perfectly
+//! collinear features, a patient identical to a reference member.
+
+use nof1::rng::SplitMix64;
+use nof1::{Params, Table, Verdict};
+
+fn names(p: usize) -> Vec<String> {
+    (0..p).map(|j| format!("f{j}")).collect()
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Two latent factors, `p` noisy features.
+fn cohort(n: usize, p: usize, seed: u64) -> Vec<f64> {
+    let mut rng = SplitMix64::new(seed);
+    let mut v = Vec::with_capacity(n * p);
+    for _ in 0..n {
+        let (a, b) = (rng.normal(), rng.normal());
+        for j in 0..p {
+            let w = (j as f64 + 1.0) / p as f64;
+            v.push(w * a + (1.0 - w) * b + 0.3 * rng.normal());
+        }
+    }
+    v
+}
+
+#[test]
+fn many_identical_reference_rows_do_not_break_calibration() {
+    let p = 5;
+    let mut values = cohort(150, p, 1);
+    let dup: Vec<f64> = values[..p].to_vec();
+    for _ in 0..60 {
+        values.extend_from_slice(&dup);
+    }
+    let n = values.len() / p;
+    let model = Params::default()
+        .fit(&Table::from_rows(ids("r", n), names(p), values).expect("table"))
+        .expect("fit with 60 duplicated rows");
+    let mut pv = dup.clone();
+    pv.extend(dup.iter().map(|x| x + 40.0));
+    pv.extend(cohort(200, p, 2));
+    let patients = Table::from_rows(ids("p", 202), names(p), pv).expect("table");
+    let out = model.assess(&patients).expect("assess");
+    // The duplicated point itself sits on 60 members: distance 0, not invisible.
+    assert_eq!(out[0].knn_distance, 0.0);
+    assert_ne!(out[0].verdict, Verdict::Invisible);
+    assert_eq!(out[1].verdict, Verdict::Invisible);
+    for a in &out {
+        assert!(
+            a.p_value > 0.0 && a.p_value <= 1.0,
+            "{}: {}",
+            a.id,
+            a.p_value
+        );
+        assert!(a.novelty.is_finite() && a.density.is_finite());
+    }
+    // Ties count against the patient: exchangeable patients are not flagged
+    // more often because of the tied calibration scores.
+    let inv = out[2..]
+        .iter()
+        .filter(|a| a.verdict == Verdict::Invisible)
+        .count();
+    assert!(inv <= 30, "{inv} of 200 exchangeable patients invisible");
+}
+
+#[test]
+fn perfectly_collinear_features_fit_and_off_plane_patients_are_caught() {
+    let n = 200;
+    let mut rng = SplitMix64::new(3);
+    let mut values = Vec::new();
+    for _ in 0..n {
+        let (a, b) = (rng.normal(), rng.normal());
+        // f1 = 2·f0 and f3 = f0 + f2 exactly.
+        values.extend_from_slice(&[a, 2.0 * a, b, a + b]);
+    }
+    let model = Params::default()
+        .fit(&Table::from_rows(ids("r", n), names(4), values).expect("table"))
+        .expect("fit on collinear features");
+    let patients = Table::from_rows(
+        ids("p", 3),
+        names(4),
+        vec![
+            0.3, 0.6, -0.2, 0.1, // on the plane
+            0.3, -0.6, -0.2, 0.1, // breaks f1 = 2·f0
+            9.0, 18.0, 9.0, 18.0, // on the plane, far out
+        ],
+    )
+    .expect("table");
+    let out = model.assess(&patients).expect("assess");
+    assert_ne!(out[0].verdict, Verdict::Invisible);
+    assert_eq!(
+        out[1].verdict,
+        Verdict::Invisible,
+        "off the collinear plane"
+    );
+    assert!(out[1].residual > 100.0 * out[0].residual.max(1e-12));
+    assert_eq!(out[2].verdict, Verdict::Invisible, "far along the plane");
+    for a in &out {
+        assert!(a.novelty.is_finite() && a.residual.is_finite());
+    }
+}
+
+#[test]
+fn a_patient_identical_to_a_member_finds_it_at_distance_zero() {
+    let (n, p) = (120, 6);
+    let values = cohort(n, p, 4);
+    let member = 17;
+    let row = values[member * p..(member + 1) * p].to_vec();
+    let model = Params::default()
+        .fit(&Table::from_rows(ids("r", n), names(p), values).expect("table"))
+        .expect("fit");
+    let out = model
+        .assess(&Table::from_rows(vec!["twin".into()], names(p), row).expect("table"))
+        .expect("assess");
+    let a = &out[0];
+    assert_eq!(a.neighbours[0].index as usize, member);
+    assert_eq!(a.neighbours[0].distance, 0.0);
+    assert_ne!(a.verdict, Verdict::Invisible);
+    assert!(a.support >= 1);
+}
