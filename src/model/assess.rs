@@ -108,6 +108,17 @@ impl Model {
         let (residual, n_obs) = d.projector.project(raw, &mut z, &mut y);
         let coverage = n_obs as f64 / p as f64;
         let (cal, pooled_fallback) = self.calibration_for(group.as_deref());
+        let note = if pooled_fallback {
+            let fallback =
+                "pooled calibration (group too small to calibrate, or not in the reference)";
+            if note.is_empty() {
+                fallback.to_string()
+            } else {
+                format!("{note}; {fallback}")
+            }
+        } else {
+            note
+        };
         let mut out = Assessment {
             id: id.to_string(),
             group,
