@@ -59,15 +59,6 @@ impl ChannelScores {
         }
         self.sorted[m - 1 - q]
     }
-
-    /// The empirical quantile at `f` in `[0, 1]` (nearest rank).
-    pub fn quantile(&self, f: f64) -> f64 {
-        if self.sorted.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((f * self.sorted.len() as f64).ceil() as usize).clamp(1, self.sorted.len());
-        self.sorted[i - 1]
-    }
 }
 
 /// Fraction of the largest calibration scores modelled by the exponential tail.

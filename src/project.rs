@@ -157,6 +157,25 @@ pub fn covariance(
     cov
 }
 
+/// Flips column `k` of row-major `p × r` loadings so that its
+/// largest-magnitude entry is positive (ties: the lowest feature index).
+fn fix_sign(loadings: &mut [f64], p: usize, r: usize, k: usize) {
+    let mut best = 0usize;
+    let mut best_abs = -1.0;
+    for j in 0..p {
+        let a = loadings[j * r + k].abs();
+        if a > best_abs + 1e-12 {
+            best_abs = a;
+            best = j;
+        }
+    }
+    if loadings[best * r + k] < 0.0 {
+        for j in 0..p {
+            loadings[j * r + k] = -loadings[j * r + k];
+        }
+    }
+}
+
 /// Eigen-decomposes a symmetric matrix; eigenvalues non-increasing, vectors sign-fixed.
 pub fn eigen_desc(cov: MatRef<'_, f64>, n_keep: usize) -> Result<Pca> {
     let p = cov.nrows();
@@ -169,19 +188,10 @@ pub fn eigen_desc(cov: MatRef<'_, f64>, n_keep: usize) -> Result<Pca> {
     let eigenvalues: Vec<f64> = (0..p).rev().map(|k| s[k].max(0.0)).collect();
     let mut loadings = vec![0.0; p * r];
     for (out_k, k) in (0..p).rev().take(r).enumerate() {
-        let mut best = 0usize;
-        let mut best_abs = -1.0;
         for j in 0..p {
-            let a = u[(j, k)].abs();
-            if a > best_abs + 1e-12 {
-                best_abs = a;
-                best = j;
-            }
+            loadings[j * r + out_k] = u[(j, k)];
         }
-        let sign = if u[(best, k)] < 0.0 { -1.0 } else { 1.0 };
-        for j in 0..p {
-            loadings[j * r + out_k] = sign * u[(j, k)];
-        }
+        fix_sign(&mut loadings, p, r, out_k);
     }
     Ok(Pca {
         eigenvalues,
@@ -241,21 +251,7 @@ pub fn fit_pca(
             }
             loadings[j * r + k] = v * norm;
         }
-        // Sign fix: largest-magnitude entry positive.
-        let mut best = 0usize;
-        let mut best_abs = -1.0;
-        for j in 0..p {
-            let a = loadings[j * r + k].abs();
-            if a > best_abs + 1e-12 {
-                best_abs = a;
-                best = j;
-            }
-        }
-        if loadings[best * r + k] < 0.0 {
-            for j in 0..p {
-                loadings[j * r + k] = -loadings[j * r + k];
-            }
-        }
+        fix_sign(&mut loadings, p, r, k);
     }
     Ok(Pca {
         eigenvalues,
@@ -271,25 +267,12 @@ fn eigenvalues_of(z: MatRef<'_, f64>) -> Result<Vec<f64>> {
     let denom = (m.max(2) - 1) as f64;
     let small = p.min(m);
     let mut c = Mat::<f64>::zeros(small, small);
-    if p <= m {
-        faer::linalg::matmul::matmul(
-            c.as_mut(),
-            Accum::Replace,
-            z.transpose(),
-            z,
-            1.0 / denom,
-            Par::Seq,
-        );
+    let (lhs, rhs) = if p <= m {
+        (z.transpose(), z)
     } else {
-        faer::linalg::matmul::matmul(
-            c.as_mut(),
-            Accum::Replace,
-            z,
-            z.transpose(),
-            1.0 / denom,
-            Par::Seq,
-        );
-    }
+        (z, z.transpose())
+    };
+    faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, lhs, rhs, 1.0 / denom, Par::Seq);
     let mut ev = c
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| ErrorKind::Numerical(format!("eigenvalues failed: {e:?}")))?;

@@ -91,14 +91,6 @@ impl Params {
                 "no usable feature: every feature column is constant or empty",
             ));
         }
-        for (j, name) in reference.feature_names.iter().enumerate() {
-            if !stats.is_constant(j) && !(stats.sd[j] * stats.sd[j]).is_finite() {
-                return Err(Error::schema(
-                    Position::cell(&reference.source, 1, name.clone()),
-                    "values too large to standardise (variance overflows)",
-                ));
-            }
-        }
         let p = kept.len();
         let features: Vec<String> = kept
             .iter()
@@ -207,7 +199,7 @@ impl Params {
         // Cross-fitted calibration.
         let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
         let (members, method) = if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
-            leave_one_out(self, &values, p, &id_rows, &projector, &exact, progress)
+            leave_one_out(self, &values, &id_rows, &projector, &exact, progress)
         } else {
             cross_fit(self, &values, p, &id_rows, c, knn_c, progress)?
         };
@@ -428,6 +420,30 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
     out
 }
 
+/// Scores reference row `r` on both channels: projects it with `projector`
+/// and searches `index` (whose dimension is the number of leading components
+/// used for the search), leaving out index entry `skip`.
+fn score_member(
+    params: &Params,
+    projector: &Projector,
+    index: &ExactIndex,
+    values: &[f64],
+    r: usize,
+    skip: Option<u32>,
+) -> CalibrationMember {
+    let p = projector.n_features();
+    let mut z = vec![0.0; p];
+    let mut y = vec![0.0; projector.n_components];
+    let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
+    let q: Vec<f32> = y[..index.dim()].iter().map(|v| *v as f32).collect();
+    let nb = index.search(&q, params.k, skip, None).neighbours;
+    CalibrationMember {
+        index: r as u32,
+        knn: knn_statistic(&nb, params.knn_statistic),
+        residual,
+    }
+}
+
 /// Reference size from which calibration may skip refitting the projection.
 pub const LARGE_COHORT_MIN: usize = 50_000;
 /// Rows per feature from which calibration may skip refitting the projection.
@@ -442,13 +458,11 @@ pub const LARGE_COHORT_RATIO: usize = 100;
 fn leave_one_out(
     params: &Params,
     values: &[f64],
-    p: usize,
     id_rows: &[usize],
     projector: &Projector,
     exact: &ExactIndex,
     progress: &dyn Progress,
 ) -> (Vec<CalibrationMember>, String) {
-    let k = params.k;
     let n = id_rows.len();
     let scored: Vec<usize> = id_rows
         .iter()
@@ -456,24 +470,11 @@ fn leave_one_out(
         .copied()
         .collect();
     let m = scored.len();
-    let c = projector.n_components;
-    let dims = exact.dim();
     progress.start("calibrating (leave-one-out)", m as u64);
     let members: Vec<CalibrationMember> = scored
         .par_iter()
         .with_min_len(256)
-        .map(|&r| {
-            let mut z = vec![0.0; p];
-            let mut y = vec![0.0; c];
-            let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
-            let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
-            let nb = exact.search(&q, k, Some(r as u32), None).neighbours;
-            CalibrationMember {
-                index: r as u32,
-                knn: knn_statistic(&nb, params.knn_statistic),
-                residual,
-            }
-        })
+        .map(|&r| score_member(params, projector, exact, values, r, Some(r as u32)))
         .collect();
     progress.finish();
     let method =
@@ -529,19 +530,7 @@ fn cross_fit(
         );
         let scores: Vec<CalibrationMember> = fold
             .par_iter()
-            .map(|&pos| {
-                let r = scored[pos];
-                let mut z = vec![0.0; p];
-                let mut y = vec![0.0; cf];
-                let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
-                let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
-                let nb = index.search(&q, k, None, None).neighbours;
-                CalibrationMember {
-                    index: r as u32,
-                    knn: knn_statistic(&nb, params.knn_statistic),
-                    residual,
-                }
-            })
+            .map(|&pos| score_member(params, &projector, &index, values, scored[pos], None))
             .collect();
         for (&pos, s) in fold.iter().zip(scores) {
             members[pos] = s;
