@@ -24,6 +24,13 @@ pub const AUTO_VARIANCE: f64 = 0.95;
 /// spectrum beyond the parallel-analysis components as a noise floor.
 pub const NOISE_FLATNESS: f64 = 0.88;
 
+/// The same threshold against the permuted-residual null of
+/// [`residual_null_flatness`], which allows each feature its own noise
+/// variance. That null is the weaker one (differences in residual variance
+/// between features may themselves be structure), so it must be matched more
+/// closely.
+pub const NOISE_FLATNESS_RESIDUAL: f64 = 0.95;
+
 /// Spectral flatness (geometric over arithmetic mean) of the eigenvalues that
 /// are not numerically zero (≤ 1e-9 of the largest); 1 for an empty list.
 pub fn spectral_flatness(eigenvalues: &[f64]) -> f64 {
@@ -339,6 +346,100 @@ pub fn parallel_analysis(
         .map(|k| nulls.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max))
         .collect();
     Ok((real, null95))
+}
+
+/// Permutations used by [`residual_null_flatness`].
+pub const RESIDUAL_NULL_PERMUTATIONS: usize = 5;
+
+/// Spectral flatness expected of the discarded spectrum if it were independent
+/// noise with each feature's own residual variance (a heteroscedastic noise
+/// floor).
+///
+/// On the parallel-analysis subsample (the first [`PARALLEL_ANALYSIS_ROWS`] of
+/// `rows`), the standardised rows are reduced to their residuals `E = Z − Z V Vᵀ`
+/// off the first `c` loadings `V`; each residual column is permuted
+/// independently (keeping its variance and distribution, breaking every
+/// correlation), the permuted residuals are projected off `V` again, and the
+/// flatness of the `p − c` leading eigenvalues is averaged over
+/// [`RESIDUAL_NULL_PERMUTATIONS`] seeded permutations. Column-permuting the
+/// standardised data instead (classical parallel analysis) gives a flat null
+/// even when the noise variance differs from feature to feature.
+///
+/// `loadings` is row-major `p × r` with `c ≤ r`. Returns 0 when `c ≥ p`.
+///
+/// # Errors
+/// [`ErrorKind::Numerical`] if an eigendecomposition fails.
+#[allow(clippy::too_many_arguments)]
+pub fn residual_null_flatness(
+    values: &[f64],
+    p: usize,
+    rows: &[usize],
+    mean: &[f64],
+    scale: &[f64],
+    loadings: &[f64],
+    r: usize,
+    c: usize,
+    seed: u64,
+) -> Result<f64> {
+    if c >= p || c > r {
+        return Ok(0.0);
+    }
+    let sub: Vec<usize> = rows.iter().take(PARALLEL_ANALYSIS_ROWS).copied().collect();
+    let z = standardised_block(values, p, &sub, mean, scale);
+    let v = Mat::from_fn(p, c, |j, k| loadings[j * r + k]);
+    let project_off = |m: &Mat<f64>| -> Mat<f64> {
+        let mut scores = Mat::<f64>::zeros(m.nrows(), c);
+        faer::linalg::matmul::matmul(
+            scores.as_mut(),
+            Accum::Replace,
+            m.as_ref(),
+            v.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        let mut out = m.clone();
+        faer::linalg::matmul::matmul(
+            out.as_mut(),
+            Accum::Add,
+            scores.as_ref(),
+            v.transpose(),
+            -1.0,
+            Par::Seq,
+        );
+        out
+    };
+    let e = project_off(&z);
+    // Projecting off `V` removes a share `h_j = Σ_k V_jk²` of feature j's
+    // noise variance (exactly so for equal variances): undo it before the
+    // permuted residuals are projected again.
+    let inflate: Vec<f64> = (0..p)
+        .map(|j| {
+            let h: f64 = (0..c).map(|k| loadings[j * r + k].powi(2)).sum();
+            1.0 / (1.0 - h.min(0.99)).sqrt()
+        })
+        .collect();
+    let m = sub.len();
+    let mut rng = SplitMix64::new(seed ^ 0x5245_5344);
+    let seeds: Vec<u64> = (0..RESIDUAL_NULL_PERMUTATIONS)
+        .map(|_| rng.next_u64())
+        .collect();
+    let flatness = seeds
+        .par_iter()
+        .map(|&s| {
+            let mut r = SplitMix64::new(s);
+            let mut ep = e.clone();
+            let mut perm: Vec<usize> = (0..m).collect();
+            for j in 0..p {
+                r.shuffle(&mut perm);
+                for i in 0..m {
+                    ep[(i, j)] = e[(perm[i], j)] * inflate[j];
+                }
+            }
+            let ev = eigenvalues_of(project_off(&ep).as_ref())?;
+            Ok(spectral_flatness(&ev[..p - c]))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(flatness.iter().sum::<f64>() / flatness.len() as f64)
 }
 
 /// Number of leading components whose real eigenvalue beats the null one (at least 1).

@@ -120,3 +120,52 @@ fn a_patient_identical_to_a_member_finds_it_at_distance_zero() {
     assert_ne!(a.verdict, Verdict::Invisible);
     assert!(a.support >= 1);
 }
+
+/// Rank-`rank` structure through random loadings, plus independent noise whose
+/// standard deviation differs from feature to feature (0.5 to 1.5).
+fn heteroscedastic_cohort(n: usize, p: usize, rank: usize, seed: u64) -> Vec<f64> {
+    let mut rng = SplitMix64::new(seed);
+    let loadings: Vec<f64> = (0..p * rank).map(|_| rng.normal()).collect();
+    let noise_sd: Vec<f64> = (0..p)
+        .map(|j| 0.5 + 1.0 * ((j * 37) % p) as f64 / p as f64)
+        .collect();
+    let mut v = Vec::with_capacity(n * p);
+    for _ in 0..n {
+        let u: Vec<f64> = (0..rank).map(|_| rng.normal()).collect();
+        for j in 0..p {
+            let signal: f64 = (0..rank).map(|r| loadings[j * rank + r] * u[r]).sum();
+            v.push(signal + noise_sd[j] * rng.normal());
+        }
+    }
+    v
+}
+
+#[test]
+fn a_heteroscedastic_noise_floor_is_recognised() {
+    // Standardising gives each feature its own share of noise, so the spectrum
+    // beyond the signal decays instead of being flat: the permuted-residual
+    // null must still call it noise and keep the true rank, where the 95%
+    // variance rule keeps many more components.
+    let (n, p, rank) = (3000, 40, 4);
+    let table = Table::from_rows(ids("r", n), names(p), heteroscedastic_cohort(n, p, rank, 5))
+        .expect("table");
+    let model = Params::default().fit(&table).expect("fit");
+    let c = &model.data().components;
+    assert_eq!(c.n_parallel, rank, "parallel analysis");
+    assert!(
+        c.n_variance > rank + 5,
+        "variance rule keeps {}",
+        c.n_variance
+    );
+    let homoscedastic =
+        nof1::project::noise_likeness(&c.eigenvalues, &c.null_eigenvalues, c.n_parallel);
+    assert!(
+        homoscedastic < nof1::project::NOISE_FLATNESS,
+        "the permuted-data null alone would reject the floor ({homoscedastic:.3})"
+    );
+    assert_eq!(
+        c.n_components, rank,
+        "noise-likeness {:.3}",
+        c.noise_likeness
+    );
+}

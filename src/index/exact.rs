@@ -93,11 +93,12 @@ impl ExactIndex {
     ) -> ExactResult {
         if let Some(tree) = &self.tree {
             let mut top = TopK::new(k);
-            tree.knn(query, &mut top, skip);
+            // One more than the cap, so that removing `skip` stays exact.
+            let (r_sq, cap) = radius.map_or((0.0, 0), |r| (r * r, SUPPORT_CAP + 1));
+            let count = tree.knn_count(query, &mut top, skip, r_sq, cap);
             let within = match radius {
                 Some(r) => {
-                    // One more than the cap, so that removing `skip` stays exact.
-                    let mut c = tree.count_within(query, r * r, SUPPORT_CAP + 1);
+                    let mut c = count;
                     if let Some(s) = skip {
                         let mut d = 0.0f32;
                         for (a, b) in self.point(s as usize).iter().zip(query) {

@@ -1,51 +1,74 @@
 //! An exact k-d tree for low-dimensional embeddings.
 //!
-//! Built by median splits on the widest bounding-box side; every node keeps
-//! its bounding box, which gives both the lower bound used to prune nearest-
-//! neighbour search and the upper bound used to count whole subtrees in a
-//! radius count. Distances are computed exactly as by a full scan (same
-//! coordinate order, `f32`), so results are identical to the scan, ties
+//! Built by median splits on the widest bounding-box side. Search is depth
+//! first, nearer child first, with the incremental lower bound of Arya and
+//! Mount: the squared distance from the query to a node is tracked per
+//! dimension, and crossing a split only replaces that dimension's term, so
+//! pruning a child costs O(1) instead of O(dim). Every node also keeps its
+//! bounding box, whose farthest corner lets a radius count take whole subtrees.
+//!
+//! Distances are computed exactly as by a full scan (same coordinate order,
+//! `f32`), and pruning keeps a margin above the rounding error of both the
+//! bound and the distances, so results are identical to the scan, ties
 //! included (broken by the lower original index).
-
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 use super::TopK;
 
 /// Points per leaf.
-const LEAF_SIZE: usize = 8;
-
-/// A node waiting in the best-first queue (smallest bound first).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Visit {
-    bound: f32,
-    id: u32,
-}
-
-impl Eq for Visit {}
-
-impl Ord for Visit {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .bound
-            .total_cmp(&self.bound)
-            .then(other.id.cmp(&self.id))
-    }
-}
-
-impl PartialOrd for Visit {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+const LEAF_SIZE: usize = 16;
+/// Marks a leaf in [`Node::split`].
+const LEAF: u32 = u32::MAX;
+/// Absolute margin on pruning bounds (covers underflow of tiny squared differences).
+const ABS_MARGIN: f64 = 1e-36;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Node {
+    /// First point under the node (tree order).
     start: u32,
+    /// One past the last point under the node.
     end: u32,
-    /// Children; `u32::MAX` for a leaf.
-    left: u32,
-    right: u32,
+    /// Left child (internal nodes).
+    a: u32,
+    /// Right child (internal nodes).
+    b: u32,
+    /// Split dimension, or [`LEAF`].
+    split: u32,
+    /// Largest coordinate of the left child along `split`.
+    cut_left: f32,
+    /// Smallest coordinate of the right child along `split`.
+    cut_right: f32,
+}
+
+/// A radius count carried along a nearest-neighbour search.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    r_sq: f32,
+    cap: u32,
+    count: u32,
+}
+
+impl Counter {
+    /// Counts nothing.
+    const NONE: Counter = Counter {
+        r_sq: 0.0,
+        cap: 0,
+        count: 0,
+    };
+
+    #[inline]
+    fn active(&self) -> bool {
+        self.count < self.cap
+    }
+
+    /// Squared distance up to which a subtree must still be visited.
+    #[inline]
+    fn limit(&self, worst: f32) -> f32 {
+        if self.active() {
+            worst.max(self.r_sq)
+        } else {
+            worst
+        }
+    }
 }
 
 /// A k-d tree over row-major `f32` points.
@@ -59,6 +82,9 @@ pub struct KdTree {
     nodes: Vec<Node>,
     /// Bounding boxes, `2 × dim` per node (min then max).
     boxes: Vec<f32>,
+    /// Relative margin on pruning bounds: a bound must exceed the current
+    /// worst distance by more than the rounding error of an `f32` distance.
+    slack: f64,
 }
 
 impl KdTree {
@@ -72,6 +98,7 @@ impl KdTree {
             order: Vec::new(),
             nodes: Vec::with_capacity(2 * n / LEAF_SIZE + 1),
             boxes: Vec::new(),
+            slack: (dim as f64 + 4.0) * f32::EPSILON as f64,
         };
         if n > 0 {
             tree.build_node(points, &mut order, 0, n);
@@ -101,8 +128,11 @@ impl KdTree {
         self.nodes.push(Node {
             start: start as u32,
             end: end as u32,
-            left: u32::MAX,
-            right: u32::MAX,
+            a: 0,
+            b: 0,
+            split: LEAF,
+            cut_left: 0.0,
+            cut_right: 0.0,
         });
         self.boxes.extend_from_slice(&lo);
         self.boxes.extend_from_slice(&hi);
@@ -123,17 +153,26 @@ impl KdTree {
         });
         let left = self.build_node(points, order, start, mid);
         let right = self.build_node(points, order, mid, end);
-        self.nodes[id as usize].left = left;
-        self.nodes[id as usize].right = right;
+        let cut_left = self.boxes[left as usize * 2 * dim + dim + split];
+        let cut_right = self.boxes[right as usize * 2 * dim + split];
+        self.nodes[id as usize] = Node {
+            start: start as u32,
+            end: end as u32,
+            a: left,
+            b: right,
+            split: split as u32,
+            cut_left,
+            cut_right,
+        };
         id
     }
 
-    /// Squared distance from `q` to node `id`'s box (0 inside).
-    #[inline]
-    fn min_dist_sq(&self, id: usize, q: &[f32]) -> f32 {
+    /// Per-dimension squared distances from `q` to the root box, and their sum.
+    fn root_offsets(&self, q: &[f32]) -> (Vec<f64>, f64) {
         let dim = self.dim;
-        let b = &self.boxes[id * 2 * dim..(id + 1) * 2 * dim];
-        let mut s = 0.0f32;
+        let b = &self.boxes[..2 * dim];
+        let mut off = vec![0.0f64; dim];
+        let mut rd = 0.0;
         for d in 0..dim {
             let v = q[d];
             let t = if v < b[d] {
@@ -142,10 +181,18 @@ impl KdTree {
                 v - b[dim + d]
             } else {
                 0.0
-            };
-            s += t * t;
+            } as f64;
+            off[d] = t * t;
+            rd += off[d];
         }
-        s
+        (off, rd)
+    }
+
+    /// Whether a subtree at squared lower bound `bound` may hold a point at
+    /// squared distance `≤ limit` (conservatively: `true` within rounding).
+    #[inline]
+    fn may_reach(&self, bound: f64, limit: f32) -> bool {
+        bound * (1.0 - self.slack) - ABS_MARGIN <= limit as f64
     }
 
     /// Squared distance from `q` to the farthest corner of node `id`'s box.
@@ -172,83 +219,166 @@ impl KdTree {
         d
     }
 
-    /// Offers the `k` nearest points to `top`, skipping original index `skip`.
-    /// Nodes are visited best-first (smallest box distance first), so the
-    /// search stops as soon as no unvisited box can hold a closer point.
-    pub(crate) fn knn(&self, q: &[f32], top: &mut TopK, skip: Option<u32>) {
-        if self.nodes.is_empty() {
-            return;
+    /// The nearer and farther child of internal node `node` for query
+    /// coordinate `v`, and the gap from `v` to the farther child along the split.
+    #[inline]
+    fn children(node: &Node, v: f32) -> (u32, u32, f64) {
+        if v - node.cut_left < node.cut_right - v {
+            (node.a, node.b, (node.cut_right - v).max(0.0) as f64)
+        } else {
+            (node.b, node.a, (v - node.cut_left).max(0.0) as f64)
         }
-        let mut heap: BinaryHeap<Visit> = BinaryHeap::with_capacity(64);
-        heap.push(Visit { bound: 0.0, id: 0 });
-        while let Some(Visit { bound, id }) = heap.pop() {
-            if bound > top.worst() {
-                break;
+    }
+
+    /// Offers the `k` nearest points to `top`, skipping original index `skip`.
+    #[cfg(test)]
+    pub(crate) fn knn(&self, q: &[f32], top: &mut TopK, skip: Option<u32>) {
+        self.knn_count(q, top, skip, 0.0, 0);
+    }
+
+    /// [`KdTree::knn`] and, in the same traversal, the number of points
+    /// (`skip` included) with squared distance `≤ r_sq`, counted up to `cap`
+    /// (the result is `min(count, cap)`; `cap = 0` counts nothing).
+    pub(crate) fn knn_count(
+        &self,
+        q: &[f32],
+        top: &mut TopK,
+        skip: Option<u32>,
+        r_sq: f32,
+        cap: u32,
+    ) -> u32 {
+        if self.nodes.is_empty() {
+            return 0;
+        }
+        let cap = if r_sq.is_nan() || r_sq < 0.0 { 0 } else { cap };
+        let mut counter = Counter {
+            r_sq,
+            cap,
+            count: 0,
+        };
+        let (mut off, rd) = self.root_offsets(q);
+        if self.may_reach(rd, counter.limit(top.worst())) {
+            self.knn_node(0, q, rd, &mut off, top, skip, &mut counter);
+        }
+        counter.count.min(cap)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn knn_node(
+        &self,
+        id: u32,
+        q: &[f32],
+        rd: f64,
+        off: &mut [f64],
+        top: &mut TopK,
+        skip: Option<u32>,
+        counter: &mut Counter,
+    ) {
+        let node = &self.nodes[id as usize];
+        let mut counting = counter.active();
+        if counting && self.max_dist_sq(id as usize, q) <= counter.r_sq {
+            // Whole box inside the radius. IEEE rounding is monotone, so every
+            // point's computed distance is at most the computed corner
+            // distance: the count equals a scan's.
+            counter.count += node.end - node.start;
+            counting = false;
+            if !self.may_reach(rd, top.worst()) {
+                return;
             }
-            let node = &self.nodes[id as usize];
-            if node.left == u32::MAX {
-                for pos in node.start as usize..node.end as usize {
-                    let index = self.order[pos];
-                    if Some(index) == skip {
-                        continue;
-                    }
-                    let d = self.dist_sq(pos, q);
+        }
+        if node.split == LEAF {
+            for pos in node.start as usize..node.end as usize {
+                let index = self.order[pos];
+                let d = self.dist_sq(pos, q);
+                if counting && d <= counter.r_sq {
+                    counter.count += 1;
+                }
+                if Some(index) != skip {
                     top.offer(d, index);
                 }
-                continue;
             }
-            let worst = top.worst();
-            for child in [node.left, node.right] {
-                let b = self.min_dist_sq(child as usize, q);
-                if b <= worst {
-                    heap.push(Visit {
-                        bound: b,
-                        id: child,
-                    });
-                }
+            return;
+        }
+        let s = node.split as usize;
+        let (near, far, gap) = Self::children(node, q[s]);
+        let mut none = Counter::NONE;
+        if counting {
+            self.knn_node(near, q, rd, off, top, skip, counter);
+        } else {
+            self.knn_node(near, q, rd, off, top, skip, &mut none);
+        }
+        let old = off[s];
+        let new = (gap * gap).max(old);
+        let rd_far = rd - old + new;
+        let limit = if counting {
+            counter.limit(top.worst())
+        } else {
+            top.worst()
+        };
+        if self.may_reach(rd_far, limit) {
+            off[s] = new;
+            if counting {
+                self.knn_node(far, q, rd_far, off, top, skip, counter);
+            } else {
+                self.knn_node(far, q, rd_far, off, top, skip, &mut none);
             }
+            off[s] = old;
         }
     }
 
     /// Number of points with squared distance `≤ r_sq` to `q`, counted up to
     /// `cap` (the result is `min(count, cap)`).
     pub fn count_within(&self, q: &[f32], r_sq: f32, cap: u32) -> u32 {
-        if self.nodes.is_empty() || r_sq < 0.0 {
+        if self.nodes.is_empty() || r_sq.is_nan() || r_sq < 0.0 || cap == 0 {
             return 0;
         }
+        let (mut off, rd) = self.root_offsets(q);
         let mut count = 0u32;
-        let mut heap: BinaryHeap<Visit> = BinaryHeap::with_capacity(64);
-        heap.push(Visit { bound: 0.0, id: 0 });
-        while let Some(Visit { bound, id }) = heap.pop() {
-            if count >= cap || bound > r_sq {
-                break;
-            }
-            let i = id as usize;
-            let node = &self.nodes[i];
-            if self.max_dist_sq(i, q) <= r_sq {
-                // Whole box inside. IEEE rounding is monotone, so every point's
-                // computed distance is at most the computed corner distance:
-                // the count equals a scan's.
-                count += node.end - node.start;
-                continue;
-            }
-            if node.left == u32::MAX {
-                count += (node.start as usize..node.end as usize)
-                    .filter(|&pos| self.dist_sq(pos, q) <= r_sq)
-                    .count() as u32;
-                continue;
-            }
-            for child in [node.left, node.right] {
-                let b = self.min_dist_sq(child as usize, q);
-                if b <= r_sq {
-                    heap.push(Visit {
-                        bound: b,
-                        id: child,
-                    });
-                }
-            }
+        if self.may_reach(rd, r_sq) {
+            self.count_node(0, q, r_sq, cap, rd, &mut off, &mut count);
         }
         count.min(cap)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn count_node(
+        &self,
+        id: u32,
+        q: &[f32],
+        r_sq: f32,
+        cap: u32,
+        rd: f64,
+        off: &mut [f64],
+        count: &mut u32,
+    ) {
+        if *count >= cap {
+            return;
+        }
+        let node = &self.nodes[id as usize];
+        if self.max_dist_sq(id as usize, q) <= r_sq {
+            // Whole box inside. IEEE rounding is monotone, so every point's
+            // computed distance is at most the computed corner distance: the
+            // count equals a scan's.
+            *count += node.end - node.start;
+            return;
+        }
+        if node.split == LEAF {
+            *count += (node.start as usize..node.end as usize)
+                .filter(|&pos| self.dist_sq(pos, q) <= r_sq)
+                .count() as u32;
+            return;
+        }
+        let s = node.split as usize;
+        let (near, far, gap) = Self::children(node, q[s]);
+        self.count_node(near, q, r_sq, cap, rd, off, count);
+        let old = off[s];
+        let new = (gap * gap).max(old);
+        let rd_far = rd - old + new;
+        if *count < cap && self.may_reach(rd_far, r_sq) {
+            off[s] = new;
+            self.count_node(far, q, r_sq, cap, rd_far, off, count);
+            off[s] = old;
+        }
     }
 }
 
@@ -287,6 +417,16 @@ mod tests {
                     want.within
                 );
                 assert_eq!(tree.count_within(&q, 2.5 * 2.5, 3), want.within.min(3));
+                // One traversal for both, with a skipped point.
+                let skip = (t as u32 * 7) % n as u32;
+                for cap in [0u32, 2, 101] {
+                    let mut top = TopK::new(k);
+                    let count = tree.knn_count(&q, &mut top, Some(skip), 2.5 * 2.5, cap);
+                    let want = scan.search(&q, k, Some(skip), None);
+                    assert_eq!(top.into_neighbours(), want.neighbours);
+                    let all = tree.count_within(&q, 2.5 * 2.5, u32::MAX);
+                    assert_eq!(count, all.min(cap), "cap {cap}");
+                }
             }
         }
     }

@@ -167,8 +167,31 @@ impl Params {
                 1.0
             }
         };
+        // The discarded spectrum is a noise floor if it is as flat as either
+        // null: permuted data (equal noise variances) or permuted residuals
+        // (each feature's own noise variance).
         let noise_likeness = if needs_pa {
-            project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel)
+            let homoscedastic =
+                project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel);
+            let null = project::residual_null_flatness(
+                &values,
+                p,
+                &id_rows,
+                standardiser.mean(),
+                standardiser.scale(),
+                &pca.loadings,
+                pca.n_loadings,
+                n_parallel,
+                self.seed,
+            )?;
+            let heteroscedastic = if null > 0.0 && n_parallel < p {
+                project::spectral_flatness(&pca.eigenvalues[n_parallel..]) / null
+            } else {
+                0.0
+            };
+            // Rescaled so that one threshold serves both nulls.
+            homoscedastic
+                .max(heteroscedastic * project::NOISE_FLATNESS / project::NOISE_FLATNESS_RESIDUAL)
         } else {
             0.0
         };
