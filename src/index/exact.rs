@@ -82,6 +82,13 @@ impl ExactIndex {
         &self.points
     }
 
+    /// A key that sorts queries by where they fall among the points (0 when
+    /// the index scans): assessing queries in key order is faster, results
+    /// are the same in any order.
+    pub fn locality_key(&self, query: &[f32]) -> u32 {
+        self.tree.as_ref().map_or(0, |t| t.leaf_of(query))
+    }
+
     /// The `k` nearest points to `query` (ascending distance, ties by index),
     /// skipping the point `skip` if given, and the count of points within `radius`.
     pub fn search(

@@ -15,7 +15,7 @@
 use super::TopK;
 
 /// Points per leaf.
-const LEAF_SIZE: usize = 16;
+const LEAF_SIZE: usize = 32;
 /// Marks a leaf in [`Node::split`].
 const LEAF: u32 = u32::MAX;
 /// Absolute margin on pruning bounds (covers underflow of tiny squared differences).
@@ -37,6 +37,102 @@ struct Node {
     cut_left: f32,
     /// Smallest coordinate of the right child along `split`.
     cut_right: f32,
+}
+
+/// Subtrees at least this large are built in parallel.
+const PARALLEL_BUILD_MIN: usize = 32_768;
+
+/// Nodes and boxes of a subtree, child ids local to it (root = 0).
+#[derive(Debug, Default)]
+struct Subtree {
+    nodes: Vec<Node>,
+    boxes: Vec<f32>,
+}
+
+impl Subtree {
+    /// Appends `other`, shifting its node ids and point ranges.
+    fn append(&mut self, other: Subtree, point_offset: u32) -> u32 {
+        let base = self.nodes.len() as u32;
+        self.nodes.extend(other.nodes.into_iter().map(|mut nd| {
+            nd.start += point_offset;
+            nd.end += point_offset;
+            if nd.split != LEAF {
+                nd.a += base;
+                nd.b += base;
+            }
+            nd
+        }));
+        self.boxes.extend(other.boxes);
+        base
+    }
+}
+
+/// Builds the subtree over `order` (original indices, reordered in place into
+/// tree order); point ranges in the result are local (from 0).
+fn build_subtree(points: &[f32], dim: usize, order: &mut [u32]) -> Subtree {
+    let len = order.len();
+    let mut lo = vec![f32::INFINITY; dim];
+    let mut hi = vec![f32::NEG_INFINITY; dim];
+    for &i in order.iter() {
+        let p = &points[i as usize * dim..(i as usize + 1) * dim];
+        for d in 0..dim {
+            lo[d] = lo[d].min(p[d]);
+            hi[d] = hi[d].max(p[d]);
+        }
+    }
+    let mut sub = Subtree {
+        nodes: vec![Node {
+            start: 0,
+            end: len as u32,
+            a: 0,
+            b: 0,
+            split: LEAF,
+            cut_left: 0.0,
+            cut_right: 0.0,
+        }],
+        boxes: [lo.as_slice(), hi.as_slice()].concat(),
+    };
+    if len <= LEAF_SIZE {
+        return sub;
+    }
+    let split = (0..dim)
+        .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
+        .unwrap_or(0);
+    if hi[split] - lo[split] <= 0.0 {
+        return sub; // all points identical: keep as one leaf
+    }
+    let mid = len / 2;
+    order.select_nth_unstable_by(mid, |&a, &b| {
+        points[a as usize * dim + split]
+            .total_cmp(&points[b as usize * dim + split])
+            .then(a.cmp(&b))
+    });
+    let (left_order, right_order) = order.split_at_mut(mid);
+    let (left, right) = if len >= PARALLEL_BUILD_MIN {
+        rayon::join(
+            || build_subtree(points, dim, left_order),
+            || build_subtree(points, dim, right_order),
+        )
+    } else {
+        (
+            build_subtree(points, dim, left_order),
+            build_subtree(points, dim, right_order),
+        )
+    };
+    let cut_left = left.boxes[dim + split];
+    let cut_right = right.boxes[split];
+    let a = sub.append(left, 0);
+    let b = sub.append(right, mid as u32);
+    sub.nodes[0] = Node {
+        start: 0,
+        end: len as u32,
+        a,
+        b,
+        split: split as u32,
+        cut_left,
+        cut_right,
+    };
+    sub
 }
 
 /// A radius count carried along a nearest-neighbour search.
@@ -88,83 +184,30 @@ pub struct KdTree {
 }
 
 impl KdTree {
-    /// Builds the tree over `points` (row-major, `dim` columns).
+    /// Builds the tree over `points` (row-major, `dim` columns). Subtrees of
+    /// at least [`PARALLEL_BUILD_MIN`] points are built in parallel; the tree
+    /// does not depend on the number of threads.
     pub fn build(points: &[f32], dim: usize) -> KdTree {
         let n = points.len() / dim.max(1);
         let mut order: Vec<u32> = (0..n as u32).collect();
-        let mut tree = KdTree {
-            dim,
-            points: Vec::new(),
-            order: Vec::new(),
-            nodes: Vec::with_capacity(2 * n / LEAF_SIZE + 1),
-            boxes: Vec::new(),
-            slack: (dim as f64 + 4.0) * f32::EPSILON as f64,
+        let sub = if n > 0 {
+            build_subtree(points, dim, &mut order)
+        } else {
+            Subtree::default()
         };
-        if n > 0 {
-            tree.build_node(points, &mut order, 0, n);
-        }
-        tree.points = Vec::with_capacity(n * dim);
+        let mut tree_points = Vec::with_capacity(n * dim);
         for &i in &order {
             let i = i as usize;
-            tree.points
-                .extend_from_slice(&points[i * dim..(i + 1) * dim]);
+            tree_points.extend_from_slice(&points[i * dim..(i + 1) * dim]);
         }
-        tree.order = order;
-        tree
-    }
-
-    fn build_node(&mut self, points: &[f32], order: &mut [u32], start: usize, end: usize) -> u32 {
-        let dim = self.dim;
-        let mut lo = vec![f32::INFINITY; dim];
-        let mut hi = vec![f32::NEG_INFINITY; dim];
-        for &i in &order[start..end] {
-            let p = &points[i as usize * dim..(i as usize + 1) * dim];
-            for d in 0..dim {
-                lo[d] = lo[d].min(p[d]);
-                hi[d] = hi[d].max(p[d]);
-            }
+        KdTree {
+            dim,
+            points: tree_points,
+            order,
+            nodes: sub.nodes,
+            boxes: sub.boxes,
+            slack: (dim as f64 + 4.0) * f32::EPSILON as f64,
         }
-        let id = self.nodes.len() as u32;
-        self.nodes.push(Node {
-            start: start as u32,
-            end: end as u32,
-            a: 0,
-            b: 0,
-            split: LEAF,
-            cut_left: 0.0,
-            cut_right: 0.0,
-        });
-        self.boxes.extend_from_slice(&lo);
-        self.boxes.extend_from_slice(&hi);
-        if end - start <= LEAF_SIZE {
-            return id;
-        }
-        let split = (0..dim)
-            .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
-            .unwrap_or(0);
-        if hi[split] - lo[split] <= 0.0 {
-            return id; // all points identical: keep as one leaf
-        }
-        let mid = (start + end) / 2;
-        order[start..end].select_nth_unstable_by(mid - start, |&a, &b| {
-            points[a as usize * dim + split]
-                .total_cmp(&points[b as usize * dim + split])
-                .then(a.cmp(&b))
-        });
-        let left = self.build_node(points, order, start, mid);
-        let right = self.build_node(points, order, mid, end);
-        let cut_left = self.boxes[left as usize * 2 * dim + dim + split];
-        let cut_right = self.boxes[right as usize * 2 * dim + split];
-        self.nodes[id as usize] = Node {
-            start: start as u32,
-            end: end as u32,
-            a: left,
-            b: right,
-            split: split as u32,
-            cut_left,
-            cut_right,
-        };
-        id
     }
 
     /// Per-dimension squared distances from `q` to the root box, and their sum.
@@ -228,6 +271,20 @@ impl KdTree {
         } else {
             (node.b, node.a, (v - node.cut_left).max(0.0) as f64)
         }
+    }
+
+    /// The leaf a query descends to (always the nearer child). Leaves are
+    /// numbered in depth-first order, so nearby queries get nearby numbers:
+    /// searching queries sorted by it reuses cached reference points.
+    pub fn leaf_of(&self, q: &[f32]) -> u32 {
+        let mut id = 0u32;
+        while let Some(node) = self.nodes.get(id as usize) {
+            if node.split == LEAF {
+                return id;
+            }
+            id = Self::children(node, q[node.split as usize]).0;
+        }
+        id
     }
 
     /// Offers the `k` nearest points to `top`, skipping original index `skip`.
@@ -428,6 +485,29 @@ mod tests {
                     assert_eq!(count, all.min(cap), "cap {cap}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn parallel_build_equals_a_full_scan() {
+        let mut rng = SplitMix64::new(3);
+        let (n, dim) = (3 * PARALLEL_BUILD_MIN, 4);
+        let pts: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
+        let tree = KdTree::build(&pts, dim);
+        assert_eq!(tree.order.len(), n);
+        let mut seen = vec![false; n];
+        for &i in &tree.order {
+            seen[i as usize] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "every point once");
+        let scan = ExactIndex::new_scan(pts.clone(), dim);
+        for _ in 0..20 {
+            let q: Vec<f32> = (0..dim).map(|_| (rng.normal() * 2.0) as f32).collect();
+            let mut top = TopK::new(7);
+            let count = tree.knn_count(&q, &mut top, None, 0.25, 100);
+            let want = scan.search(&q, 7, None, Some(0.5));
+            assert_eq!(top.into_neighbours(), want.neighbours);
+            assert_eq!(count, want.within);
         }
     }
 }

@@ -47,22 +47,53 @@ impl Model {
 
     /// Assesses the rows of `patients` with an explicit feature map (one
     /// assessment per row, in order; parallel, deterministic).
+    ///
+    /// Rows are searched in the order of [`crate::index::ExactIndex::locality_key`]
+    /// (nearby patients one after the other, which keeps the reference points
+    /// they share in cache) and returned in row order.
     pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Vec<Assessment> {
-        (0..patients.n_rows())
+        let p = self.data.features.len();
+        let gather = |i: usize| {
+            let mut raw = vec![f64::NAN; p];
+            map.gather(patients.row(i), &mut raw);
+            raw
+        };
+        let mut order: Vec<(u32, usize)> = (0..patients.n_rows())
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|i| (self.locality_key(&gather(i)), i))
+            .collect();
+        order.sort_unstable();
+        let mut assessed: Vec<(usize, Assessment)> = order
             .into_par_iter()
             .with_min_len(64)
-            .map(|i| {
-                let mut raw = vec![f64::NAN; self.data.features.len()];
-                map.gather(patients.row(i), &mut raw);
+            .map(|(_, i)| {
                 let group = patients.groups.as_ref().map(|g| g[i].clone());
-                self.assess_one(
+                let a = self.assess_one(
                     &patients.ids[i],
                     group,
-                    &raw,
+                    &gather(i),
                     patients.notes.get(i).cloned().unwrap_or_default(),
-                )
+                );
+                (i, a)
             })
-            .collect()
+            .collect();
+        assessed.sort_unstable_by_key(|(i, _)| *i);
+        assessed.into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// Where a patient's embedding falls among the reference members (see
+    /// [`crate::index::ExactIndex::locality_key`]).
+    fn locality_key(&self, raw: &[f64]) -> u32 {
+        let projector = &self.data.projector;
+        let mut z = vec![0.0; raw.len()];
+        let mut y = vec![0.0; projector.n_components];
+        let (_, n_obs) = projector.project(raw, &mut z, &mut y);
+        if n_obs == 0 {
+            return u32::MAX;
+        }
+        let q: Vec<f32> = y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
+        self.exact.locality_key(&q)
     }
 
     /// The calibration to use for a patient of `group`, and whether it is a

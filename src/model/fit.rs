@@ -96,11 +96,18 @@ impl Params {
             .iter()
             .map(|&j| reference.feature_names[j].clone())
             .collect();
-        let mut values = Vec::with_capacity(n * p);
-        for i in 0..n {
-            let row = reference.row(i);
-            values.extend(kept.iter().map(|&j| row[j]));
-        }
+        // Borrow the table's values unless a column was dropped (saves a copy
+        // of the whole reference: 147 MiB at 200,000 × 96).
+        let values: std::borrow::Cow<'_, [f64]> = if p == p_all {
+            std::borrow::Cow::Borrowed(&reference.values[..])
+        } else {
+            let mut v = Vec::with_capacity(n * p);
+            for i in 0..n {
+                let row = reference.row(i);
+                v.extend(kept.iter().map(|&j| row[j]));
+            }
+            std::borrow::Cow::Owned(v)
+        };
         let sparse_rows = (0..n)
             .filter(|&i| {
                 let obs = values[i * p..(i + 1) * p]
