@@ -67,14 +67,47 @@ impl Subtree {
     }
 }
 
-/// Builds the subtree over `order` (original indices, reordered in place into
-/// tree order); point ranges in the result are local (from 0).
-fn build_subtree(points: &[f32], dim: usize, order: &mut [u32]) -> Subtree {
-    let len = order.len();
+/// A subtree's points in tree order (row-major, `dim` columns) with their
+/// original indices, plus scratch space of the same size.
+struct Rows<'a> {
+    points: &'a mut [f32],
+    order: &'a mut [u32],
+    scratch_points: &'a mut [f32],
+    scratch_order: &'a mut [u32],
+}
+
+impl<'a> Rows<'a> {
+    /// The first `mid` rows and the rest.
+    fn split(self, mid: usize, dim: usize) -> (Rows<'a>, Rows<'a>) {
+        let (p0, p1) = self.points.split_at_mut(mid * dim);
+        let (o0, o1) = self.order.split_at_mut(mid);
+        let (sp0, sp1) = self.scratch_points.split_at_mut(mid * dim);
+        let (so0, so1) = self.scratch_order.split_at_mut(mid);
+        (
+            Rows {
+                points: p0,
+                order: o0,
+                scratch_points: sp0,
+                scratch_order: so0,
+            },
+            Rows {
+                points: p1,
+                order: o1,
+                scratch_points: sp1,
+                scratch_order: so1,
+            },
+        )
+    }
+}
+
+/// Builds the subtree over `rows`, reordering them in place into tree order
+/// (contiguous rows, so every pass over a node reads memory in order); point
+/// ranges in the result are local (from 0).
+fn build_subtree(rows: Rows<'_>, dim: usize) -> Subtree {
+    let len = rows.order.len();
     let mut lo = vec![f32::INFINITY; dim];
     let mut hi = vec![f32::NEG_INFINITY; dim];
-    for &i in order.iter() {
-        let p = &points[i as usize * dim..(i as usize + 1) * dim];
+    for p in rows.points.chunks_exact(dim) {
         for d in 0..dim {
             lo[d] = lo[d].min(p[d]);
             hi[d] = hi[d].max(p[d]);
@@ -101,22 +134,32 @@ fn build_subtree(points: &[f32], dim: usize, order: &mut [u32]) -> Subtree {
     if hi[split] - lo[split] <= 0.0 {
         return sub; // all points identical: keep as one leaf
     }
+    // Median by (coordinate, original index): a total order, so the halves
+    // do not depend on the order the rows arrive in.
     let mid = len / 2;
-    order.select_nth_unstable_by(mid, |&a, &b| {
-        points[a as usize * dim + split]
-            .total_cmp(&points[b as usize * dim + split])
-            .then(a.cmp(&b))
-    });
-    let (left_order, right_order) = order.split_at_mut(mid);
+    let mut keys: Vec<(f32, u32, u32)> = (0..len)
+        .map(|r| (rows.points[r * dim + split], rows.order[r], r as u32))
+        .collect();
+    keys.select_nth_unstable_by(mid, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (to, &(_, original, from)) in keys.iter().enumerate() {
+        let from = from as usize;
+        rows.scratch_points[to * dim..(to + 1) * dim]
+            .copy_from_slice(&rows.points[from * dim..(from + 1) * dim]);
+        rows.scratch_order[to] = original;
+    }
+    drop(keys);
+    rows.points.copy_from_slice(rows.scratch_points);
+    rows.order.copy_from_slice(rows.scratch_order);
+    let (left_rows, right_rows) = rows.split(mid, dim);
     let (left, right) = if len >= PARALLEL_BUILD_MIN {
         rayon::join(
-            || build_subtree(points, dim, left_order),
-            || build_subtree(points, dim, right_order),
+            || build_subtree(left_rows, dim),
+            || build_subtree(right_rows, dim),
         )
     } else {
         (
-            build_subtree(points, dim, left_order),
-            build_subtree(points, dim, right_order),
+            build_subtree(left_rows, dim),
+            build_subtree(right_rows, dim),
         )
     };
     let cut_left = left.boxes[dim + split];
@@ -189,17 +232,21 @@ impl KdTree {
     /// does not depend on the number of threads.
     pub fn build(points: &[f32], dim: usize) -> KdTree {
         let n = points.len() / dim.max(1);
+        let mut tree_points = points[..n * dim].to_vec();
         let mut order: Vec<u32> = (0..n as u32).collect();
         let sub = if n > 0 {
-            build_subtree(points, dim, &mut order)
+            let mut scratch_points = vec![0.0f32; n * dim];
+            let mut scratch_order = vec![0u32; n];
+            let rows = Rows {
+                points: &mut tree_points,
+                order: &mut order,
+                scratch_points: &mut scratch_points,
+                scratch_order: &mut scratch_order,
+            };
+            build_subtree(rows, dim)
         } else {
             Subtree::default()
         };
-        let mut tree_points = Vec::with_capacity(n * dim);
-        for &i in &order {
-            let i = i as usize;
-            tree_points.extend_from_slice(&points[i * dim..(i + 1) * dim]);
-        }
         KdTree {
             dim,
             points: tree_points,
