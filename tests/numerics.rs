@@ -169,3 +169,30 @@ fn a_heteroscedastic_noise_floor_is_recognised() {
         c.noise_likeness
     );
 }
+
+#[test]
+fn hnsw_models_record_recall_and_recheck_rate_exact_models_do_not() {
+    let (n, p) = (600, 6);
+    let table = Table::from_rows(ids("r", n), names(p), cohort(n, p, 11)).expect("table");
+    let graph = Params::default()
+        .index(nof1::IndexChoice::Hnsw)
+        .fit(&table)
+        .expect("fit hnsw");
+    let chk = graph
+        .data()
+        .index_check
+        .expect("an HNSW model records its check");
+    assert_eq!(chk.probes, 600);
+    // A 600-point graph in a few dimensions finds the exact neighbours.
+    assert!(chk.recall_in > 0.99, "recall in {}", chk.recall_in);
+    assert!(chk.recall_out > 0.95, "recall out {}", chk.recall_out);
+    // Exchangeable members are re-checked when p <= warn_alpha (0.2): about
+    // a fifth of them, never none and never all.
+    assert!(
+        chk.recheck_rate > 0.05 && chk.recheck_rate < 0.5,
+        "re-check rate {}",
+        chk.recheck_rate
+    );
+    let exact = Params::default().fit(&table).expect("fit exact");
+    assert!(exact.data().index_check.is_none());
+}

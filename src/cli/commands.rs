@@ -453,7 +453,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "calibration_method": data.calibration.method,
             "mondrian": data.calibration.by_group.is_some(),
             "index": data.index_kind.to_string(),
-            "hnsw_recall": data.hnsw_recall,
+            "index_check": data.index_check,
             "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -540,13 +540,20 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "pooled"
         }
     );
-    match data.hnsw_recall {
-        Some(r) => println!(
-            "index            {} (recall@{} at fit {r:.3})",
+    match data.index_check {
+        Some(chk) => println!(
+            "index            {} (at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; {:.1}% of calibration members re-checked exactly)",
             data.index_kind,
-            p.get_k()
+            chk.probes,
+            p.get_k(),
+            chk.recall_in,
+            chk.recall_out,
+            100.0 * chk.recheck_rate
         ),
-        None => println!("index            {}", data.index_kind),
+        None => println!(
+            "index            {} (recall 1 by construction)",
+            data.index_kind
+        ),
     }
     println!("seed             {}", p.get_seed());
     if groups.is_empty() {

@@ -4,8 +4,8 @@ use rayon::prelude::*;
 
 use super::{
     CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice,
-    DENSITY_SAMPLE, Model, ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer,
-    density_index, leading,
+    DENSITY_SAMPLE, IndexCheck, Model, ModelData, NoProgress, Params, Progress, ReferenceSet,
+    Scorer, density_index, leading,
 };
 use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
@@ -16,6 +16,7 @@ use crate::rng::SplitMix64;
 use crate::score::knn_statistic;
 use crate::standardise::{ColumnStats, Standardiser};
 use crate::table::Table;
+use crate::verdict::Verdict;
 
 impl Params {
     /// Fits a model on a reference cohort.
@@ -349,14 +350,15 @@ impl Params {
             .map(|v| crate::score::local_reachability(v, &kdist) as f32)
             .collect();
 
-        let hnsw_recall = hnsw
+        let index_check = hnsw
             .as_ref()
-            .map(|g| measure_recall(g, &exact, k, self.seed));
-        if let Some(r) = hnsw_recall
-            && r < 0.95
+            .map(|g| check_index(g, &exact, &calibration, &embeddings, c, self));
+        if let Some(chk) = index_check
+            && chk.recall_in.min(chk.recall_out) < MIN_RECALL
         {
             warnings.push(format!(
-                "HNSW recall@{k} measured at fit is {r:.3} (< 0.95); verdicts stay exact (re-checked), but assess will be slower"
+                "HNSW recall@{k} measured at fit is {:.3} in distribution and {:.3} out of it (< {MIN_RECALL}); verdicts stay exact (re-checked), but assess will be slower",
+                chk.recall_in, chk.recall_out
             ));
         }
 
@@ -389,7 +391,7 @@ impl Params {
             },
             calibration,
             index_kind,
-            hnsw_recall,
+            index_check,
             warnings,
         };
         Ok(Model {
@@ -473,6 +475,11 @@ fn score_member(
         residual,
     }
 }
+
+/// Probes of each kind in the HNSW check at fit.
+pub const INDEX_CHECK_PROBES: usize = 1000;
+/// recall@k below which fit warns (verdicts stay exact).
+pub const MIN_RECALL: f64 = 0.95;
 
 /// Reference size from which calibration may skip refitting the projection.
 pub const LARGE_COHORT_MIN: usize = 50_000;
@@ -575,38 +582,90 @@ fn cross_fit(
 /// Fraction of exact k nearest neighbours the graph finds, over a seeded sample
 /// of reference members (as queries, themselves excluded) and synthetic far-out
 /// probes.
-fn measure_recall(graph: &HnswIndex, exact: &ExactIndex, k: usize, seed: u64) -> f64 {
+/// recall@k of the graph against exact search on seeded in- and
+/// out-of-distribution probes, and its re-check rate on calibration members.
+fn check_index(
+    graph: &HnswIndex,
+    exact: &ExactIndex,
+    calibration: &Calibration,
+    embeddings: &[f32],
+    c: usize,
+    params: &Params,
+) -> IndexCheck {
     let n = exact.len();
     let dim = exact.dim();
-    let mut rng = SplitMix64::new(seed ^ 0x2ec0);
-    let n_probe = 200.min(n);
-    let mut queries: Vec<Vec<f32>> = Vec::new();
-    for _ in 0..n_probe {
-        let i = rng.below(n);
-        let q: Vec<f32> = exact
-            .point(i)
-            .iter()
-            .map(|v| v + 1e-4 * rng.normal() as f32)
-            .collect();
-        queries.push(q);
-    }
-    // Far-out probes: members pushed 3× outward from the centroid.
-    for _ in 0..n_probe / 2 {
-        let i = rng.below(n);
-        queries.push(exact.point(i).iter().map(|v| v * 3.0).collect());
-    }
-    let _ = dim;
-    let hits: usize = queries
-        .par_iter()
-        .map(|q| {
-            let truth = exact.search(q, k, None, None).neighbours;
-            let got = graph.search(q, k);
-            let kth = truth.last().map_or(0.0, |nb| nb.distance);
-            got.iter()
-                .filter(|g| g.distance <= kth * (1.0 + 1e-6))
-                .count()
-                .min(truth.len())
+    let k = params.k;
+    let mut rng = SplitMix64::new(params.seed ^ 0x2ec0);
+    let probes = INDEX_CHECK_PROBES.min(n);
+    let members: Vec<usize> = (0..probes).map(|_| rng.below(n)).collect();
+    // In distribution: each member moved by a quarter of its k-distance.
+    let inside: Vec<Vec<f32>> = members
+        .iter()
+        .map(|&i| {
+            let x = exact.point(i);
+            let kdist = exact
+                .search(x, k, Some(i as u32), None)
+                .neighbours
+                .last()
+                .map_or(0.0, |nb| nb.distance);
+            let dir: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+            let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
+            x.iter()
+                .zip(&dir)
+                .map(|(a, d)| a + 0.25 * kdist * d / norm)
+                .collect()
         })
-        .sum();
-    hits as f64 / (queries.len() * k).max(1) as f64
+        .collect();
+    // Out of distribution: members pushed 3× outward from the centroid (the
+    // embedding is centred).
+    let outside: Vec<Vec<f32>> = members
+        .iter()
+        .map(|&i| exact.point(i).iter().map(|v| 3.0 * v).collect())
+        .collect();
+    let recall = |queries: &[Vec<f32>]| -> f64 {
+        let hits: usize = queries
+            .par_iter()
+            .map(|q| {
+                let truth = exact.search(q, k, None, None).neighbours;
+                let got = graph.search(q, k);
+                let kth = truth.last().map_or(0.0, |nb| nb.distance);
+                got.iter()
+                    .filter(|g| g.distance <= kth * (1.0 + 1e-6))
+                    .count()
+                    .min(truth.len())
+            })
+            .sum();
+        hits as f64 / (queries.len() * k).max(1) as f64
+    };
+    // Re-checks: calibration members searched in the graph (themselves left
+    // out), scored with their own residual against the pooled calibration.
+    let cal = &calibration.members;
+    let step = (cal.len() / probes.max(1)).max(1);
+    let sampled: Vec<&CalibrationMember> = cal.iter().step_by(step).take(probes).collect();
+    let rechecks: usize = sampled
+        .par_iter()
+        .filter(|m| {
+            let i = m.index as usize;
+            let q = &embeddings[i * c..i * c + dim];
+            let nb: Vec<_> = graph
+                .search(q, k + 1)
+                .into_iter()
+                .filter(|x| x.index != m.index)
+                .take(k)
+                .collect();
+            if nb.len() < k {
+                return true;
+            }
+            let stat = knn_statistic(&nb, params.knn_statistic);
+            let novelty = calibration.scorer.novelty(stat, m.residual);
+            let p = calibration.pooled.novelty.p_value(novelty);
+            Verdict::from_p_value(p, params.alpha, params.warn_alpha) != Verdict::Supported
+        })
+        .count();
+    IndexCheck {
+        recall_in: recall(&inside),
+        recall_out: recall(&outside),
+        recheck_rate: rechecks as f64 / sampled.len().max(1) as f64,
+        probes: probes as u32,
+    }
 }

@@ -216,10 +216,28 @@ pub struct ModelData {
     pub calibration: Calibration,
     /// The index kind.
     pub index_kind: IndexKind,
-    /// Fraction of HNSW neighbours equal to exact ones, measured at fit (HNSW only).
-    pub hnsw_recall: Option<f64>,
+    /// Agreement of the HNSW graph with exact search, measured at fit (HNSW only).
+    pub index_check: Option<IndexCheck>,
     /// Warnings raised while fitting.
     pub warnings: Vec<String>,
+}
+
+/// How well an HNSW graph agrees with exact search, measured at fit on
+/// seeded probes (see docs/method.md, "Index").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IndexCheck {
+    /// recall@k on reference members moved by a quarter of their k-distance
+    /// in a random direction (in distribution).
+    pub recall_in: f64,
+    /// recall@k on reference members pushed 3× outward from the centroid
+    /// (out of distribution).
+    pub recall_out: f64,
+    /// Fraction of calibration members the graph alone would not call
+    /// `supported`: about the share of exchangeable patients that assess
+    /// re-checks by exact search.
+    pub recheck_rate: f64,
+    /// Probes of each kind.
+    pub probes: u32,
 }
 
 /// A fitted model, ready to assess patients.
