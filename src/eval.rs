@@ -55,6 +55,8 @@ pub struct RunQuality {
     pub auroc_residual: f64,
     /// AUROC of the combined p-value (ranked by `-p_value`).
     pub auroc_p: f64,
+    /// Number of held-out normal rows.
+    pub n_normal: usize,
     /// Fraction of held-out normal rows called `invisible`.
     pub false_invisible: f64,
     /// Fraction of held-out normal rows flagged (invisible or low_support).
@@ -63,6 +65,33 @@ pub struct RunQuality {
     pub detected: f64,
     /// Fraction of anomalies flagged (invisible or low_support).
     pub flagged: f64,
+}
+
+/// `P(X > threshold · n)` for `X ~ Binomial(n, p)`: how likely a false-alarm
+/// rate above `threshold` is on `n` held-out rows even when every p-value is
+/// exactly valid at level `p`.
+///
+/// ```
+/// // 36 held-out rows at alpha 0.05: a rate above 0.10 (4 or more) has
+/// // probability about 0.10.
+/// let t = nof1::eval::binomial_rate_above(36, 0.05, 0.10);
+/// assert!((t - 0.104).abs() < 0.001);
+/// ```
+pub fn binomial_rate_above(n: usize, p: f64, threshold: f64) -> f64 {
+    if n == 0 || !(0.0..=1.0).contains(&p) {
+        return 0.0;
+    }
+    let ln_fact = |m: usize| (1..=m).map(|i| (i as f64).ln()).sum::<f64>();
+    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
+    (0..=n)
+        .filter(|&x| x as f64 > threshold * n as f64 + 1e-9)
+        .map(|x| {
+            let ln = ln_fact(n) - ln_fact(x) - ln_fact(n - x)
+                + if x > 0 { x as f64 * ln_p } else { 0.0 }
+                + if n > x { (n - x) as f64 * ln_q } else { 0.0 };
+            ln.exp()
+        })
+        .sum()
 }
 
 /// Scores a set of assessments against labels (true = anomaly / out-of-cohort).
@@ -97,6 +126,7 @@ pub fn quality(
         auroc_knn: auroc(&col(&|a| a.knn_distance), labels),
         auroc_residual: auroc(&col(&|a| a.residual), labels),
         auroc_p: auroc(&col(&|a| -a.p_value), labels),
+        n_normal: labels.iter().filter(|&&l| !l).count(),
         false_invisible: frac(false, &inv),
         false_flagged: frac(false, &flag),
         detected: frac(true, &inv),
