@@ -298,7 +298,7 @@ proptest! {
     ) {
         for role in [nof1::Role::Reference, nof1::Role::Patients] {
             let opts = nof1::TableOptions { strict, ..Default::default() };
-            let input: Box<dyn Read> = Box::new(std::io::Cursor::new(bytes.clone()));
+            let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.clone()));
             if let Ok(mut reader) =
                 nof1::table::TableReader::from_reader(input, Path::new("fuzz.csv"), &opts, role)
             {

@@ -271,16 +271,34 @@ fn stream_patients(
     nof1::Progress::start(&bars, "assessing", 0);
     let mut summary = Summary::default();
     let mut noted = 0usize;
-    while let Some(chunk) = reader
-        .next_chunk(CHUNK_ROWS)
-        .with_context(|| format!("reading the patients {}", p.input.display()))?
-    {
-        noted += chunk.notes.iter().filter(|n| !n.is_empty()).count();
-        let rows = model.assess_mapped(&chunk, &map);
-        summary.add(&rows);
-        sink(&rows)?;
-        nof1::Progress::advance(&bars, rows.len() as u64);
-    }
+    // The next batch is read and parsed on its own thread while this one is
+    // assessed and written. Batches arrive in file order.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            loop {
+                let next = reader.next_chunk(CHUNK_ROWS);
+                let done = !matches!(next, Ok(Some(_)));
+                // A closed channel means the consumer stopped on an error.
+                if tx.send(next).is_err() || done {
+                    break;
+                }
+            }
+        });
+        for next in rx {
+            let Some(chunk) =
+                next.with_context(|| format!("reading the patients {}", p.input.display()))?
+            else {
+                break;
+            };
+            noted += chunk.notes.iter().filter(|n| !n.is_empty()).count();
+            let rows = model.assess_mapped(&chunk, &map);
+            summary.add(&rows);
+            sink(&rows)?;
+            nof1::Progress::advance(&bars, rows.len() as u64);
+        }
+        Ok(())
+    })?;
     nof1::Progress::finish(&bars);
     if noted > 0 {
         warn(format!(

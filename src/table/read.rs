@@ -75,7 +75,7 @@ pub fn read_table_str(
     options: &TableOptions,
     role: Role,
 ) -> Result<Table> {
-    let input: Box<dyn Read> = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+    let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
     collect(TableReader::from_reader(input, name, options, role)?, role)
 }
 
@@ -107,7 +107,7 @@ fn collect(mut reader: TableReader, role: Role) -> Result<Table> {
 /// A reader that yields a table in chunks of rows, for bounded-memory streaming.
 pub struct TableReader {
     source: PathBuf,
-    reader: csv::Reader<Box<dyn Read>>,
+    reader: csv::Reader<Box<dyn Read + Send>>,
     role: Role,
     strict: bool,
     header: Vec<String>,
@@ -126,7 +126,7 @@ impl std::fmt::Debug for TableReader {
     }
 }
 
-fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+fn open_input(path: &Path) -> Result<Box<dyn Read + Send>> {
     if path == Path::new("-") {
         return Ok(Box::new(std::io::stdin()));
     }
@@ -160,7 +160,7 @@ impl TableReader {
     /// # Errors
     /// As [`read_table`].
     pub fn from_reader(
-        input: Box<dyn Read>,
+        input: Box<dyn Read + Send>,
         path: &Path,
         options: &TableOptions,
         role: Role,
@@ -619,7 +619,7 @@ mod tests {
     #[test]
     fn retained_features_skip_other_columns() {
         let opts = TableOptions::default();
-        let input: Box<dyn Read> =
+        let input: Box<dyn Read + Send> =
             Box::new(std::io::Cursor::new(b"id,a,junk,b\nx,1,zz,2\n".to_vec()));
         let mut r =
             TableReader::from_reader(input, Path::new("t.csv"), &opts, Role::Patients).unwrap();
