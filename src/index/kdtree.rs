@@ -214,7 +214,9 @@ impl Counter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KdTree {
     dim: usize,
-    /// Points in tree order, row-major.
+    /// Points in tree order, each leaf's block stored column by column (the
+    /// `dim` coordinates of its points one after the other), so a leaf's
+    /// distances are computed for many points at once.
     points: Vec<f32>,
     /// Original row index of each point in tree order.
     order: Vec<u32>,
@@ -247,9 +249,20 @@ impl KdTree {
         } else {
             Subtree::default()
         };
+        // Leaf blocks column by column.
+        let mut columns = vec![0.0f32; tree_points.len()];
+        for node in sub.nodes.iter().filter(|nd| nd.split == LEAF) {
+            let (start, m) = (node.start as usize, (node.end - node.start) as usize);
+            for i in 0..m {
+                for d in 0..dim {
+                    columns[start * dim + d * m + i] = tree_points[(start + i) * dim + d];
+                }
+            }
+        }
+        drop(tree_points);
         KdTree {
             dim,
-            points: tree_points,
+            points: columns,
             order,
             nodes: sub.nodes,
             boxes: sub.boxes,
@@ -298,15 +311,31 @@ impl KdTree {
         s
     }
 
+    /// Squared distances from `q` to up to [`LEAF_SIZE`] points of the leaf
+    /// block starting at tree position `start` with `m` points, from its
+    /// `from`-th point on; returns how many were written to `acc`. Each
+    /// distance is summed over coordinates in order, exactly as a scan does.
     #[inline]
-    fn dist_sq(&self, pos: usize, q: &[f32]) -> f32 {
-        let p = &self.points[pos * self.dim..(pos + 1) * self.dim];
-        let mut d = 0.0f32;
-        for (a, b) in p.iter().zip(q) {
-            let t = a - b;
-            d += t * t;
+    fn leaf_block(
+        &self,
+        start: usize,
+        m: usize,
+        from: usize,
+        q: &[f32],
+        acc: &mut [f32; LEAF_SIZE],
+    ) -> usize {
+        let len = (m - from).min(LEAF_SIZE);
+        let base = start * self.dim + from;
+        let acc = &mut acc[..len];
+        acc.fill(0.0);
+        for (d, &qd) in q.iter().enumerate().take(self.dim) {
+            let col = &self.points[base + d * m..base + d * m + len];
+            for (a, &x) in acc.iter_mut().zip(col) {
+                let t = x - qd;
+                *a += t * t;
+            }
         }
-        d
+        len
     }
 
     /// The nearer and farther child of internal node `node` for query
@@ -391,15 +420,21 @@ impl KdTree {
             }
         }
         if node.split == LEAF {
-            for pos in node.start as usize..node.end as usize {
-                let index = self.order[pos];
-                let d = self.dist_sq(pos, q);
-                if counting && d <= counter.r_sq {
-                    counter.count += 1;
+            let (start, m) = (node.start as usize, (node.end - node.start) as usize);
+            let mut acc = [0.0f32; LEAF_SIZE];
+            let mut from = 0;
+            while from < m {
+                let len = self.leaf_block(start, m, from, q, &mut acc);
+                for (i, &d) in acc[..len].iter().enumerate() {
+                    let index = self.order[start + from + i];
+                    if counting && d <= counter.r_sq {
+                        counter.count += 1;
+                    }
+                    if Some(index) != skip {
+                        top.offer(d, index);
+                    }
                 }
-                if Some(index) != skip {
-                    top.offer(d, index);
-                }
+                from += len;
             }
             return;
         }
@@ -467,9 +502,14 @@ impl KdTree {
             return;
         }
         if node.split == LEAF {
-            *count += (node.start as usize..node.end as usize)
-                .filter(|&pos| self.dist_sq(pos, q) <= r_sq)
-                .count() as u32;
+            let (start, m) = (node.start as usize, (node.end - node.start) as usize);
+            let mut acc = [0.0f32; LEAF_SIZE];
+            let mut from = 0;
+            while from < m {
+                let len = self.leaf_block(start, m, from, q, &mut acc);
+                *count += acc[..len].iter().filter(|&&d| d <= r_sq).count() as u32;
+                from += len;
+            }
             return;
         }
         let s = node.split as usize;
