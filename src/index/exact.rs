@@ -4,7 +4,7 @@ use super::kdtree::KdTree;
 use super::{Neighbour, TopK};
 
 /// Largest dimension searched with the k-d tree (above it, a scan is faster).
-pub const KD_TREE_MAX_DIM: usize = 32;
+pub const KD_TREE_MAX_DIM: usize = 64;
 /// Radius counts stop at this many members: `support` reports `min(count, SUPPORT_CAP)`.
 pub const SUPPORT_CAP: u32 = 100;
 
