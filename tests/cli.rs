@@ -1083,8 +1083,12 @@ fn model_byte_flip_via_the_binary() {
 #[test]
 fn model_newer_format_version_is_an_error() {
     let (_s, mut bytes) = small_model_bytes();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    bad_model(&bytes, &["format version 2 is newer", "upgrade nof1"]);
+    let next = nof1::model::format::FORMAT_VERSION + 1;
+    bytes[8..12].copy_from_slice(&next.to_le_bytes());
+    bad_model(
+        &bytes,
+        &[&format!("format version {next} is newer"), "upgrade nof1"],
+    );
     bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     bad_model(&bytes, &["newer"]);
     bytes[8..12].copy_from_slice(&0u32.to_le_bytes());
