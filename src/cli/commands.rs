@@ -408,7 +408,9 @@ fn fmt_p(p: f64) -> String {
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let data = nof1::model::format::decode(&bytes, &a.model)?;
+    let container = nof1::model::format::decode_container(&bytes, &a.model)?;
+    let graph_len = container.graph_len();
+    let data = container.data;
     let checksum = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     let p = &data.params;
@@ -454,6 +456,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "mondrian": data.calibration.by_group.is_some(),
             "index": data.index_kind.to_string(),
             "hnsw_recall": data.hnsw_recall,
+            "hnsw_graph_bytes": graph_len,
             "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -540,13 +543,24 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "pooled"
         }
     );
-    match data.hnsw_recall {
-        Some(r) => println!(
-            "index            {} (recall@{} at fit {r:.3})",
+    let mut index_notes = Vec::new();
+    if let Some(r) = data.hnsw_recall {
+        index_notes.push(format!("recall@{} at fit {r:.3}", p.get_k()));
+    }
+    if data.index_kind == nof1::index::IndexKind::Hnsw {
+        index_notes.push(match graph_len {
+            Some(len) => format!("graph stored ({len} bytes)"),
+            None => "graph rebuilt on load".to_string(),
+        });
+    }
+    if index_notes.is_empty() {
+        println!("index            {}", data.index_kind);
+    } else {
+        println!(
+            "index            {} ({})",
             data.index_kind,
-            p.get_k()
-        ),
-        None => println!("index            {}", data.index_kind),
+            index_notes.join("; ")
+        );
     }
     println!("seed             {}", p.get_seed());
     if groups.is_empty() {
