@@ -1080,11 +1080,70 @@ fn model_byte_flip_via_the_binary() {
     bad_model(&bytes, &["corrupt model", "checksum mismatch"]);
 }
 
+/// An HNSW model stores its graph; a graph section truncated or edited
+/// behind a recomputed checksum is refused by assess, check and inspect.
+#[test]
+fn model_with_a_corrupt_graph_section_via_the_binary() {
+    let s = Scratch::new();
+    let m = s.path("hnsw.nof1");
+    s.run(&[
+        "fit".as_ref(),
+        "--reference".as_ref(),
+        small_reference().as_os_str(),
+        "--out".as_ref(),
+        m.as_os_str(),
+        "--index".as_ref(),
+        "hnsw".as_ref(),
+        "-q".as_ref(),
+    ])
+    .ok();
+    let bytes = std::fs::read(&m).unwrap();
+    let graph_len = nof1::model::format::decode_container(&bytes, &m)
+        .unwrap()
+        .graph_len()
+        .expect("an HNSW model stores its graph");
+    let inspect = s.run(&["inspect", "--model", "hnsw.nof1"]);
+    let text = inspect.ok().stdout_text();
+    assert!(
+        text.contains(&format!("graph stored ({graph_len} bytes)")),
+        "{text}"
+    );
+    assess(&s, &m, &small_patients(), "out.csv", &[]).ok();
+    let header = nof1::model::format::HEADER_LEN;
+    let repack = |payload: &[u8]| {
+        let mut out = bytes[..header].to_vec();
+        out[12..20].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&out[..20]);
+        h.update(payload);
+        out[20..24].copy_from_slice(&h.finalize().to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    };
+    let payload = &bytes[header..];
+    let cut = payload.len() - graph_len / 2;
+    bad_model(
+        &repack(&payload[..cut]),
+        &["corrupt HNSW graph section: truncated"],
+    );
+    let mut edited = payload.to_vec();
+    let levels_at = payload.len() - graph_len + nof1::index::hnsw::GRAPH_HEADER_LEN;
+    edited[levels_at] = 200;
+    bad_model(
+        &repack(&edited),
+        &["corrupt HNSW graph section", "layer 200"],
+    );
+}
+
 #[test]
 fn model_newer_format_version_is_an_error() {
     let (_s, mut bytes) = small_model_bytes();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    bad_model(&bytes, &["format version 2 is newer", "upgrade nof1"]);
+    let next = nof1::model::format::FORMAT_VERSION + 1;
+    bytes[8..12].copy_from_slice(&next.to_le_bytes());
+    bad_model(
+        &bytes,
+        &[&format!("format version {next} is newer"), "upgrade nof1"],
+    );
     bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     bad_model(&bytes, &["newer"]);
     bytes[8..12].copy_from_slice(&0u32.to_le_bytes());

@@ -426,7 +426,9 @@ fn fmt_p(p: f64) -> String {
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let data = nof1::model::format::decode(&bytes, &a.model)?;
+    let container = nof1::model::format::decode_container(&bytes, &a.model)?;
+    let graph_len = container.graph_len();
+    let data = container.data;
     let checksum = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     let p = &data.params;
@@ -472,6 +474,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "mondrian": data.calibration.by_group.is_some(),
             "index": data.index_kind.to_string(),
             "index_check": data.index_check,
+            "hnsw_graph_bytes": graph_len,
             "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -558,21 +561,32 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "pooled"
         }
     );
+    let mut index_notes = Vec::new();
     match data.index_check {
-        Some(chk) => println!(
-            "index            {} (at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; {:.1}% of calibration members re-checked exactly)",
-            data.index_kind,
+        Some(chk) => index_notes.push(format!(
+            "at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; {:.1}% of calibration members re-checked exactly",
             chk.probes,
             p.get_k(),
             chk.recall_in,
             chk.recall_out,
             100.0 * chk.recheck_rate
-        ),
-        None => println!(
-            "index            {} (recall 1 by construction)",
-            data.index_kind
-        ),
+        )),
+        None if data.index_kind == nof1::index::IndexKind::Hnsw => {
+            index_notes.push("recall not measured (version-1 model)".to_string())
+        }
+        None => index_notes.push("recall 1 by construction".to_string()),
     }
+    if data.index_kind == nof1::index::IndexKind::Hnsw {
+        index_notes.push(match graph_len {
+            Some(len) => format!("graph stored ({len} bytes)"),
+            None => "graph rebuilt on load".to_string(),
+        });
+    }
+    println!(
+        "index            {} ({})",
+        data.index_kind,
+        index_notes.join("; ")
+    );
     println!("seed             {}", p.get_seed());
     if groups.is_empty() {
         println!("groups           none");

@@ -14,6 +14,7 @@ pub use params::{IndexChoice, Params};
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{ChannelScores, TailTransform};
+use crate::index::hnsw::{GraphLoadError, StoredGraph};
 use crate::index::{ExactIndex, HnswIndex, IndexKind};
 use crate::project::{ComponentRule, Projector};
 
@@ -274,11 +275,45 @@ pub(crate) fn leading(points: &[f32], c: usize, dims: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The exact index over the search coordinates (the leading `knn_components`
+/// of the embeddings), and their number.
+fn search_index(data: &ModelData) -> (ExactIndex, usize) {
+    let c = data.projector.n_components.max(1);
+    let dims = data.components.knn_components.clamp(1, c);
+    (
+        ExactIndex::new(leading(&data.reference.embeddings, c, dims), dims),
+        dims,
+    )
+}
+
 impl Model {
+    /// Assembles a model from its stored contents and the graph section the
+    /// file carried, which is loaded instead of rebuilt.
+    pub(crate) fn from_stored_graph(
+        data: ModelData,
+        graph: &StoredGraph<'_>,
+        progress: &dyn Progress,
+    ) -> std::result::Result<Model, GraphLoadError> {
+        let (exact, _) = search_index(&data);
+        let n = data.reference.len() as u64;
+        progress.start("loading HNSW graph", n);
+        let g = HnswIndex::from_stored(graph, exact.points(), data.params.hnsw);
+        progress.advance(n);
+        progress.finish();
+        let g = g?;
+        let density = density_index(&exact, &data.reference.density_members);
+        Ok(Model {
+            data,
+            exact,
+            hnsw: Some(g),
+            density,
+        })
+    }
+
+    /// Assembles a model from its stored contents, building the HNSW graph
+    /// (if the model uses one) from the embeddings.
     pub(crate) fn from_data(data: ModelData, progress: &dyn Progress) -> Model {
-        let c = data.projector.n_components.max(1);
-        let dims = data.components.knn_components.clamp(1, c);
-        let exact = ExactIndex::new(leading(&data.reference.embeddings, c, dims), dims);
+        let (exact, dims) = search_index(&data);
         let hnsw = match data.index_kind {
             IndexKind::Exact => None,
             IndexKind::Hnsw => {
