@@ -230,7 +230,7 @@ pub struct KdTree {
 
 impl KdTree {
     /// Builds the tree over `points` (row-major, `dim` columns). Subtrees of
-    /// at least [`PARALLEL_BUILD_MIN`] points are built in parallel; the tree
+    /// at least 32,768 points are built in parallel; the tree
     /// does not depend on the number of threads.
     pub fn build(points: &[f32], dim: usize) -> KdTree {
         let n = points.len() / dim.max(1);
