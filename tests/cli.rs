@@ -1347,6 +1347,50 @@ fn sharded_assess_equals_a_single_run() {
     assert_eq!(joined, single_lines);
 }
 
+#[test]
+fn batch_borders_and_threads_change_nothing() {
+    // 9,000 patients cross the 4,096-row batches of `assess` at other places
+    // than a split into two files of 4,500 does; one and four threads.
+    let s = Scratch::new();
+    let m = s.small_model();
+    let text = pat_text();
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let rows: Vec<&str> = lines.collect();
+    let mut all = format!("{header}\n");
+    let mut halves = [format!("{header}\n"), format!("{header}\n")];
+    for i in 0..9000 {
+        let row = rows[i % rows.len()];
+        let rest = row.split_once(',').map_or("", |r| r.1);
+        let line = format!("q{i},{rest}\n");
+        all.push_str(&line);
+        halves[i / 4500].push_str(&line);
+    }
+    let all = s.write("all.csv", all);
+    let a = s.write("a.csv", &halves[0]);
+    let b = s.write("b.csv", &halves[1]);
+    let single = assess(&s, &m, &all, "-", &[]);
+    single.ok();
+    let mut joined = assess(&s, &m, &a, "-", &[]).stdout_text();
+    let second = assess(&s, &m, &b, "-", &[]).stdout_text();
+    joined.push_str(second.split_once('\n').map_or("", |r| r.1));
+    assert_eq!(single.stdout_text().lines().count(), 9001);
+    assert_eq!(joined, single.stdout_text());
+    for threads in ["1", "4"] {
+        let run = s.run(&[
+            OsStr::new("--threads"),
+            OsStr::new(threads),
+            OsStr::new("assess"),
+            OsStr::new("--model"),
+            m.as_os_str(),
+            OsStr::new("--input"),
+            all.as_os_str(),
+        ]);
+        run.ok();
+        assert_eq!(run.stdout_text(), single.stdout_text(), "{threads} threads");
+    }
+}
+
 // ---------------------------------------------------- check exit codes
 
 #[test]

@@ -14,7 +14,7 @@ use super::args::*;
 use super::progress::Bars;
 
 /// Rows read and assessed per batch when streaming patients.
-const CHUNK_ROWS: usize = 16_384;
+const CHUNK_ROWS: usize = 4_096;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
