@@ -464,66 +464,6 @@ impl KdTree {
             off[s] = old;
         }
     }
-
-    /// Number of points with squared distance `≤ r_sq` to `q`, counted up to
-    /// `cap` (the result is `min(count, cap)`).
-    pub fn count_within(&self, q: &[f32], r_sq: f32, cap: u32) -> u32 {
-        if self.nodes.is_empty() || r_sq.is_nan() || r_sq < 0.0 || cap == 0 {
-            return 0;
-        }
-        let (mut off, rd) = self.root_offsets(q);
-        let mut count = 0u32;
-        if self.may_reach(rd, r_sq) {
-            self.count_node(0, q, r_sq, cap, rd, &mut off, &mut count);
-        }
-        count.min(cap)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn count_node(
-        &self,
-        id: u32,
-        q: &[f32],
-        r_sq: f32,
-        cap: u32,
-        rd: f64,
-        off: &mut [f64],
-        count: &mut u32,
-    ) {
-        if *count >= cap {
-            return;
-        }
-        let node = &self.nodes[id as usize];
-        if self.max_dist_sq(id as usize, q) <= r_sq {
-            // Whole box inside. IEEE rounding is monotone, so every point's
-            // computed distance is at most the computed corner distance: the
-            // count equals a scan's.
-            *count += node.end - node.start;
-            return;
-        }
-        if node.split == LEAF {
-            let (start, m) = (node.start as usize, (node.end - node.start) as usize);
-            let mut acc = [0.0f32; LEAF_SIZE];
-            let mut from = 0;
-            while from < m {
-                let len = self.leaf_block(start, m, from, q, &mut acc);
-                *count += acc[..len].iter().filter(|&&d| d <= r_sq).count() as u32;
-                from += len;
-            }
-            return;
-        }
-        let s = node.split as usize;
-        let (near, far, gap) = Self::children(node, q[s]);
-        self.count_node(near, q, r_sq, cap, rd, off, count);
-        let old = off[s];
-        let new = (gap * gap).max(old);
-        let rd_far = rd - old + new;
-        if *count < cap && self.may_reach(rd_far, r_sq) {
-            off[s] = new;
-            self.count_node(far, q, r_sq, cap, rd_far, off, count);
-            off[s] = old;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -555,21 +495,33 @@ mod tests {
                 tree.knn(&q, &mut top, None);
                 let want = scan.search(&q, k, None, Some(2.5));
                 assert_eq!(top.into_neighbours(), want.neighbours);
+                // Radius counts against a brute-force count in the scan's
+                // summation order, with and without a skipped point.
+                let r_sq = 2.5f32 * 2.5;
+                let all = pts
+                    .chunks_exact(dim)
+                    .filter(|p| {
+                        let mut d = 0.0f32;
+                        for (a, b) in p.iter().zip(&q) {
+                            let t = a - b;
+                            d += t * t;
+                        }
+                        d <= r_sq
+                    })
+                    .count() as u32;
                 assert_eq!(
-                    tree.count_within(&q, 2.5 * 2.5, u32::MAX)
-                        .min(crate::index::exact::SUPPORT_CAP),
-                    want.within
+                    all.min(crate::index::exact::SUPPORT_CAP),
+                    scan.search(&q, k, None, Some(2.5)).within
                 );
-                assert_eq!(tree.count_within(&q, 2.5 * 2.5, 3), want.within.min(3));
-                // One traversal for both, with a skipped point.
                 let skip = (t as u32 * 7) % n as u32;
-                for cap in [0u32, 2, 101] {
-                    let mut top = TopK::new(k);
-                    let count = tree.knn_count(&q, &mut top, Some(skip), 2.5 * 2.5, cap);
-                    let want = scan.search(&q, k, Some(skip), None);
-                    assert_eq!(top.into_neighbours(), want.neighbours);
-                    let all = tree.count_within(&q, 2.5 * 2.5, u32::MAX);
-                    assert_eq!(count, all.min(cap), "cap {cap}");
+                for cap in [0u32, 2, 3, 101, u32::MAX] {
+                    for skip in [None, Some(skip)] {
+                        let mut top = TopK::new(k);
+                        let count = tree.knn_count(&q, &mut top, skip, r_sq, cap);
+                        let want = scan.search(&q, k, skip, None);
+                        assert_eq!(top.into_neighbours(), want.neighbours);
+                        assert_eq!(count, all.min(cap), "cap {cap}, skip {skip:?}");
+                    }
                 }
             }
         }
