@@ -14,6 +14,15 @@ use super::args::*;
 use super::progress::Bars;
 
 /// Rows read and assessed per batch when streaming patients.
+/// `println!` that returns write errors (a closed pipe ends the command
+/// quietly, see `main`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 const CHUNK_ROWS: usize = 4_096;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -477,22 +486,22 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "hnsw_graph_bytes": graph_len,
             "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     let radius = data.calibration.pooled.support_radius;
-    println!("model            {}", a.model.display());
-    println!(
+    out!("model            {}", a.model.display());
+    out!(
         "format version   {version} (written by nof1 {})",
         data.crate_version
     );
-    println!(
+    out!(
         "created          {} (seconds since 1970-01-01 UTC)",
         data.created
     );
-    println!("checksum         crc32 {checksum:08x} (verified)");
-    println!("reference        {} members", data.reference.ids.len());
-    println!(
+    out!("checksum         crc32 {checksum:08x} (verified)");
+    out!("reference        {} members", data.reference.ids.len());
+    out!(
         "features         {} ({} dropped as constant{})",
         data.features.len(),
         data.dropped_features.len(),
@@ -502,7 +511,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             format!(": {}", preview(&data.dropped_features))
         }
     );
-    println!(
+    out!(
         "components       {} by {}; {:.1}% of variance",
         data.components.n_components,
         data.components.rule,
@@ -516,7 +525,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         .map(|e| format!("{e:.3}"))
         .collect();
     if data.components.n_parallel > 0 {
-        println!(
+        out!(
             "rule detail      parallel analysis keeps {}, 95% variance needs {}; noise-likeness {:.3} ({} {})",
             data.components.n_parallel,
             data.components.n_variance,
@@ -529,7 +538,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             nof1::project::NOISE_FLATNESS
         );
     }
-    println!("scree (top 10)   {}", scree.join(" "));
+    out!("scree (top 10)   {}", scree.join(" "));
     if !data.components.null_eigenvalues.is_empty() {
         let null: Vec<String> = data
             .components
@@ -538,22 +547,22 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             .take(10)
             .map(|e| format!("{e:.3}"))
             .collect();
-        println!("null 95% (PA)    {}", null.join(" "));
+        out!("null 95% (PA)    {}", null.join(" "));
     }
-    println!("k                {}", p.get_k());
-    println!(
+    out!("k                {}", p.get_k());
+    out!(
         "alpha            {} (warn_alpha {})",
         p.get_alpha(),
         p.get_warn_alpha()
     );
-    println!("min coverage     {}", p.get_min_coverage());
-    println!(
+    out!("min coverage     {}", p.get_min_coverage());
+    out!(
         "calibration      {} scores; {}",
         cal.knn.len(),
         data.calibration.method
     );
-    println!("support radius   {radius:.4} (kNN statistic above which a patient is invisible)");
-    println!(
+    out!("support radius   {radius:.4} (kNN statistic above which a patient is invisible)");
+    out!(
         "mondrian         {}",
         if data.calibration.by_group.is_some() {
             "per group"
@@ -582,17 +591,17 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             None => "graph rebuilt on load".to_string(),
         });
     }
-    println!(
+    out!(
         "index            {} ({})",
         data.index_kind,
         index_notes.join("; ")
     );
-    println!("seed             {}", p.get_seed());
+    out!("seed             {}", p.get_seed());
     if groups.is_empty() {
-        println!("groups           none");
+        out!("groups           none");
     } else {
         let g: Vec<String> = groups.iter().map(|(g, n)| format!("{g} {n}")).collect();
-        println!("groups           {}", g.join(", "));
+        out!("groups           {}", g.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -646,14 +655,14 @@ fn write_audit(
 
 fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
     let params = Params::default().seed(a.seed);
-    println!(
+    out!(
         "nof1 demo: 1000 Genomes, Seldin 127-SNP ancestry panel (bundled). Reference = GWAS-like mix:\n{:.0}% of EUR plus {} samples of each other super-population. Everyone else is assessed.\n",
         nof1::demo::DEMO_EUR_FRACTION * 100.0,
         nof1::demo::DEMO_PER_MINOR
     );
     let run = nof1::demo::run(&params)?;
     let m = &run.model;
-    println!(
+    out!(
         "model: {} reference members, {} SNPs, {} components ({}), k = {}, alpha = {}, warn_alpha = {}\n",
         m.reference().len(),
         m.features().len(),
@@ -663,12 +672,18 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
         m.params().get_alpha(),
         m.params().get_warn_alpha()
     );
-    println!(
+    out!(
         "{:<6} {:>7} {:>6} {:>10} {:>12} {:>9} {:>9}",
-        "group", "in ref", "n", "invisible", "low_support", "flagged", "median p"
+        "group",
+        "in ref",
+        "n",
+        "invisible",
+        "low_support",
+        "flagged",
+        "median p"
     );
     for r in &run.rows {
-        println!(
+        out!(
             "{:<6} {:>7} {:>6} {:>9.1}% {:>11.1}% {:>8.1}% {:>9.3}",
             r.group,
             r.in_reference,
@@ -679,7 +694,7 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
             r.median_p
         );
     }
-    println!(
+    out!(
         "\nEUR rows are exchangeable with the reference: about alpha = {} of them may be called invisible by chance.",
         m.params().get_alpha()
     );
@@ -688,16 +703,20 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
         write_audit(m, &run.assessments, dir, quiet)?;
     }
     if a.loso {
-        println!(
+        out!(
             "\nleave-one-super-population-out (fit on 70% of the other four, assess the rest + the left-out one):"
         );
-        println!(
+        out!(
             "{:<14} {:>6} {:>10} {:>9} {:>8}",
-            "left out", "AUROC", "invisible", "flagged", "false inv."
+            "left out",
+            "AUROC",
+            "invisible",
+            "flagged",
+            "false inv."
         );
         let panel = nof1::demo::panel()?;
         for q in nof1::eval::loso(&panel, &params, a.seed)? {
-            println!(
+            out!(
                 "{:<14} {:>6.3} {:>9.1}% {:>8.1}% {:>8.1}%",
                 q.name,
                 q.auroc,
@@ -719,9 +738,16 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             if files.is_empty() {
                 bail!("{}: no .csv tables", dir.display());
             }
-            println!(
+            out!(
                 "{:<16} {:>6} {:>4} {:>7} {:>7} {:>7} {:>8} {:>8}",
-                "table", "n_ref", "c", "AUROC", "knn", "resid", "false_inv", "detected"
+                "table",
+                "n_ref",
+                "c",
+                "AUROC",
+                "knn",
+                "resid",
+                "false_inv",
+                "detected"
             );
             let mut all = Vec::new();
             for f in &files {
@@ -732,7 +758,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
                     per.iter().map(g).sum::<f64>() / per.len() as f64
                 };
-                println!(
+                out!(
                     "{:<16} {:>6} {:>4} {:>7.3} {:>7.3} {:>7.3} {:>8.3} {:>8.3}",
                     per[0].name,
                     per[0].n_reference,
@@ -749,7 +775,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 all.iter().map(g).sum::<f64>() / all.len() as f64
             };
             let worst = all.iter().map(|q| q.false_invisible).fold(0.0, f64::max);
-            println!(
+            out!(
                 "{:<16} {:>6} {:>4} {:>7.3} {:>7.3} {:>7.3} {:>8.3} {:>8.3}",
                 "MEAN",
                 "",
@@ -761,9 +787,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 m(&|q| q.detected)
             );
             let alpha = params.get_alpha();
-            println!(
-                "worst false-invisible rate over tables and seeds: {worst:.3} (alpha {alpha})"
-            );
+            out!("worst false-invisible rate over tables and seeds: {worst:.3} (alpha {alpha})");
             // What exact validity would give on held-out sets of these sizes.
             let above = all.iter().filter(|q| q.false_invisible > 0.10).count();
             let expected: f64 = all
@@ -774,17 +798,22 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|q| 1.0 - nof1::eval::binomial_rate_above(q.n_normal, alpha, 0.10))
                 .product();
-            println!(
+            out!(
                 "runs above 0.10: {above} of {}; if every p-value were exactly valid: {expected:.2} expected, P(none) = {p_none:.2} (binomial, same held-out sizes)",
                 all.len()
             );
         }
         EvalWhat::Genomes { seeds } => {
             let panel = nof1::demo::panel()?;
-            println!("leave-one-super-population-out (mean over seeds {seeds:?})");
-            println!(
+            out!("leave-one-super-population-out (mean over seeds {seeds:?})");
+            out!(
                 "{:<14} {:>6} {:>7} {:>7} {:>9} {:>9}",
-                "left out", "AUROC", "knn", "resid", "false_inv", "flagged"
+                "left out",
+                "AUROC",
+                "knn",
+                "resid",
+                "false_inv",
+                "flagged"
             );
             let mut per_seed = Vec::new();
             for &s in &seeds {
@@ -799,7 +828,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 };
                 mean_auc += m(&|q| q.auroc) / n_groups as f64;
                 mean_fi += m(&|q| q.false_invisible) / n_groups as f64;
-                println!(
+                out!(
                     "{:<14} {:>6.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3}",
                     per_seed[0][gi].name,
                     m(&|q| q.auroc),
@@ -809,11 +838,15 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                     m(&|q| q.flagged)
                 );
             }
-            println!(
+            out!(
                 "{:<14} {:>6.3} {:>7} {:>7} {:>9.3}",
-                "MEAN", mean_auc, "", "", mean_fi
+                "MEAN",
+                mean_auc,
+                "",
+                "",
+                mean_fi
             );
-            println!("\nGWAS-mix demo (flagged = invisible or low_support)");
+            out!("\nGWAS-mix demo (flagged = invisible or low_support)");
             for &s in &seeds {
                 let run = nof1::demo::run(&params.clone().seed(s))?;
                 let (mut flagged, mut n_other) = (0.0, 0usize);
@@ -826,7 +859,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                         n_other += r.n;
                     }
                 }
-                println!(
+                out!(
                     "seed {s}: non-European flagged {:.1}% of {n_other}; European invisible {:.1}%",
                     100.0 * flagged / n_other.max(1) as f64,
                     100.0 * eur_inv
@@ -877,7 +910,7 @@ fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
             };
             let report = nof1::bench::run_bench_with(&reference, &patients, &params, &options)
                 .context("running the benchmark")?;
-            println!("{report}");
+            out!("{report}");
         }
     }
     Ok(ExitCode::SUCCESS)
