@@ -320,7 +320,6 @@ pub fn parallel_analysis(
     // The first rows in the given order (callers pass a seeded id order).
     let sub: Vec<usize> = rows.iter().take(PARALLEL_ANALYSIS_ROWS).copied().collect();
     let z = standardised_block(values, p, &sub, mean, scale);
-    let m = sub.len();
     let eig = eigenvalues_of;
     let real = eig(z.as_ref())?;
     let seeds: Vec<u64> = (0..PARALLEL_ANALYSIS_PERMUTATIONS)
@@ -329,15 +328,7 @@ pub fn parallel_analysis(
     let nulls: Vec<Vec<f64>> = seeds
         .par_iter()
         .map(|&s| {
-            let mut r = SplitMix64::new(s);
-            let mut zp = z.clone();
-            let mut perm: Vec<usize> = (0..m).collect();
-            for j in 0..p {
-                r.shuffle(&mut perm);
-                for i in 0..m {
-                    zp[(i, j)] = z[(perm[i], j)];
-                }
-            }
+            let zp = permuted_columns(&z, s, &vec![1.0; p]);
             eig(zp.as_ref())
         })
         .collect::<Result<Vec<_>>>()?;
@@ -346,6 +337,21 @@ pub fn parallel_analysis(
         .map(|k| nulls.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max))
         .collect();
     Ok((real, null95))
+}
+
+/// Each column of `z` permuted independently (seeded) and multiplied by `scale[j]`.
+fn permuted_columns(z: &Mat<f64>, seed: u64, scale: &[f64]) -> Mat<f64> {
+    let (m, p) = (z.nrows(), z.ncols());
+    let mut r = SplitMix64::new(seed);
+    let mut out = z.clone();
+    let mut perm: Vec<usize> = (0..m).collect();
+    for (j, &sj) in scale.iter().enumerate().take(p) {
+        r.shuffle(&mut perm);
+        for i in 0..m {
+            out[(i, j)] = z[(perm[i], j)] * sj;
+        }
+    }
+    out
 }
 
 /// Permutations used by [`residual_null_flatness`].
@@ -418,7 +424,6 @@ pub fn residual_null_flatness(
             1.0 / (1.0 - h.min(0.99)).sqrt()
         })
         .collect();
-    let m = sub.len();
     let mut rng = SplitMix64::new(seed ^ 0x5245_5344);
     let seeds: Vec<u64> = (0..RESIDUAL_NULL_PERMUTATIONS)
         .map(|_| rng.next_u64())
@@ -426,15 +431,7 @@ pub fn residual_null_flatness(
     let flatness = seeds
         .par_iter()
         .map(|&s| {
-            let mut r = SplitMix64::new(s);
-            let mut ep = e.clone();
-            let mut perm: Vec<usize> = (0..m).collect();
-            for j in 0..p {
-                r.shuffle(&mut perm);
-                for i in 0..m {
-                    ep[(i, j)] = e[(perm[i], j)] * inflate[j];
-                }
-            }
+            let ep = permuted_columns(&e, s, &inflate);
             let ev = eigenvalues_of(project_off(&ep).as_ref())?;
             Ok(spectral_flatness(&ev[..p - c]))
         })
