@@ -549,4 +549,45 @@ mod tests {
             assert_eq!(count, want.within);
         }
     }
+
+    #[test]
+    fn leaves_of_many_identical_points_equal_a_full_scan() {
+        // 150 copies of one point cannot be split: they form one leaf larger
+        // than LEAF_SIZE, searched block by block.
+        let mut rng = SplitMix64::new(4);
+        let dim = 3;
+        let mut pts: Vec<f32> = (0..1000 * dim).map(|_| rng.normal() as f32).collect();
+        for r in 0..150 {
+            pts[r * 6 * dim..r * 6 * dim + dim].copy_from_slice(&[0.25, -0.5, 0.125]);
+        }
+        let tree = KdTree::build(&pts, dim);
+        assert!(
+            tree.nodes
+                .iter()
+                .any(|nd| nd.split == LEAF && (nd.end - nd.start) as usize > LEAF_SIZE)
+        );
+        let scan = ExactIndex::new_scan(pts.clone(), dim);
+        for q in [[0.25f32, -0.5, 0.125], [0.3, -0.4, 0.1], [3.0, 3.0, 3.0]] {
+            for k in [1, 10, 160] {
+                let mut top = TopK::new(k);
+                let count = tree.knn_count(&q, &mut top, Some(6), 0.04, 100);
+                let want = scan.search(&q, k, Some(6), None);
+                assert_eq!(top.into_neighbours(), want.neighbours, "k {k}");
+                // Every point within the radius, the skipped one included.
+                let all = pts
+                    .chunks_exact(dim)
+                    .filter(|p| {
+                        let mut d = 0.0f32;
+                        for (a, b) in p.iter().zip(&q) {
+                            let t = a - b;
+                            d += t * t;
+                        }
+                        d <= 0.04
+                    })
+                    .count() as u32;
+                assert!(all >= 150 || q[0] > 1.0);
+                assert_eq!(count, all.min(100), "k {k}");
+            }
+        }
+    }
 }
