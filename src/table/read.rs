@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::{Role, Table};
 use crate::error::{Error, Position, Result};
 
@@ -114,7 +116,8 @@ pub struct TableReader {
     id_idx: usize,
     group_idx: Option<usize>,
     feature_idx: Vec<usize>,
-    record: csv::ByteRecord,
+    /// Records of the block being parsed, reused from block to block.
+    records: Vec<csv::ByteRecord>,
 }
 
 impl std::fmt::Debug for TableReader {
@@ -261,16 +264,8 @@ impl TableReader {
             id_idx,
             group_idx,
             feature_idx,
-            record,
+            records: vec![record],
         })
-    }
-
-    /// The name of column `j` (1-based number when the row is longer than the header).
-    fn column_name(&self, j: usize) -> String {
-        self.header
-            .get(j)
-            .cloned()
-            .unwrap_or_else(|| format!("column {}", j + 1))
     }
 
     /// The name of the id column.
@@ -319,171 +314,264 @@ impl TableReader {
 
     /// Reads up to `max_rows` rows; `Ok(None)` at the end of the file.
     ///
+    /// Records are split into fields in file order, then parsed in parallel
+    /// in blocks of [`PARSE_BLOCK`]; an error names the first bad row in
+    /// file order, as a row-by-row reader would.
+    ///
     /// # Errors
     /// As [`read_table`].
     pub fn next_chunk(&mut self, max_rows: usize) -> Result<Option<Table>> {
         let mut table = self.empty_table();
         let p = self.feature_idx.len();
-        let n_fields = self.header.len();
         while table.ids.len() < max_rows {
-            let more = self
-                .reader
-                .read_byte_record(&mut self.record)
-                .map_err(|e| csv_error(&self.source, e))?;
-            if !more {
+            let want = (max_rows - table.ids.len()).min(PARSE_BLOCK);
+            let mut n = 0;
+            let mut read_error = None;
+            while n < want {
+                if n == self.records.len() {
+                    self.records.push(csv::ByteRecord::new());
+                }
+                match self.reader.read_byte_record(&mut self.records[n]) {
+                    Ok(true) => n += 1,
+                    Ok(false) => break,
+                    Err(e) => {
+                        read_error = Some(csv_error(&self.source, e));
+                        break;
+                    }
+                }
+            }
+            let parser = RowParser {
+                source: &self.source,
+                header: &self.header,
+                role: self.role,
+                strict: self.strict,
+                id_idx: self.id_idx,
+                group_idx: self.group_idx,
+                feature_idx: &self.feature_idx,
+            };
+            let records = &self.records[..n];
+            let first = table.values.len();
+            table.values.resize(first + n * p, f64::NAN);
+            let rows: Vec<Result<Row>> = if p == 0 {
+                records
+                    .par_iter()
+                    .with_min_len(256)
+                    .map(|r| parser.parse(r, &mut []))
+                    .collect()
+            } else {
+                records
+                    .par_iter()
+                    .zip(table.values[first..].par_chunks_mut(p))
+                    .with_min_len(256)
+                    .map(|(r, out)| parser.parse(r, out))
+                    .collect()
+            };
+            for row in rows {
+                let row = row?;
+                table.ids.push(row.id);
+                if let (Some(groups), Some(g)) = (table.groups.as_mut(), row.group) {
+                    groups.push(g);
+                }
+                table.lines.push(row.line);
+                table.notes.push(row.note);
+            }
+            if let Some(e) = read_error {
+                return Err(e);
+            }
+            if n < want {
                 break;
             }
-            let line = self.record.position().map_or(0, |pos| pos.line());
-            let mut note = String::new();
-            // A line break inside a field is almost always an unterminated quote
-            // that swallowed the following lines: refuse rather than lose rows.
-            if let Some((j, field)) = self
-                .record
-                .iter()
-                .enumerate()
-                .find(|(_, f)| f.contains(&b'\n') || f.contains(&b'\r'))
-            {
-                return Err(Error::parse(
-                    Position::cell(&self.source, line, self.column_name(j)),
-                    format!(
-                        "a quoted field spans several lines (unterminated quote?): {}",
-                        quote_value(field)
-                    ),
-                ));
-            }
-            if self.record.len() != n_fields {
-                if self.strict {
-                    return Err(Error::parse(
-                        Position::line(&self.source, line),
-                        format!(
-                            "ragged row: expected {n_fields} fields as in the header, found {}",
-                            self.record.len()
-                        ),
-                    ));
-                }
-                add_note(
-                    &mut note,
-                    format!(
-                        "ragged row ({} fields, header has {n_fields})",
-                        self.record.len()
-                    ),
-                );
-            }
-            let raw_id = self.record.get(self.id_idx).unwrap_or(b"");
-            let id = match std::str::from_utf8(raw_id) {
-                Ok(s) => s.to_string(),
-                Err(_) => {
-                    if self.strict {
-                        return Err(Error::parse(
-                            Position::cell(&self.source, line, self.id_name()),
-                            format!("id is not valid UTF-8: {}", quote_value(raw_id)),
-                        ));
-                    }
-                    add_note(&mut note, "id is not valid UTF-8".to_string());
-                    String::from_utf8_lossy(raw_id).into_owned()
-                }
-            };
-            if id.is_empty() {
-                if self.strict {
-                    return Err(Error::parse(
-                        Position::cell(&self.source, line, self.id_name()),
-                        "empty id",
-                    ));
-                }
-                add_note(&mut note, "empty id".to_string());
-            }
-            if let (Some(groups), Some(gi)) = (table.groups.as_mut(), self.group_idx) {
-                let g = self
-                    .record
-                    .get(gi)
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
-                groups.push(g);
-            }
-            let mut n_observed = 0usize;
-            for k in 0..p {
-                let j = self.feature_idx[k];
-                let cell = self.record.get(j).unwrap_or(b"");
-                let value = match parse_cell(cell) {
-                    Cell::Value(v) => {
-                        if self.role == Role::Reference && v.abs() > MAX_REFERENCE_MAGNITUDE {
-                            return Err(Error::parse(
-                                Position::cell(&self.source, line, &self.header[j]),
-                                format!(
-                                    "value {} is too large for a reference feature (|x| > {MAX_REFERENCE_MAGNITUDE:e}: its variance would overflow)",
-                                    quote_value(cell)
-                                ),
-                            ));
-                        }
-                        n_observed += 1;
-                        v
-                    }
-                    Cell::Missing => f64::NAN,
-                    Cell::NonFinite => {
-                        if self.strict {
-                            return Err(Error::parse(
-                                Position::cell(&self.source, line, &self.header[j]),
-                                format!(
-                                    "non-finite value {}; use an empty cell or NA for a missing value",
-                                    quote_value(cell)
-                                ),
-                            ));
-                        }
-                        add_note(
-                            &mut note,
-                            format!(
-                                "{}: non-finite {} read as missing",
-                                self.header[j],
-                                quote_value(cell)
-                            ),
-                        );
-                        f64::NAN
-                    }
-                    Cell::Text => {
-                        if self.strict {
-                            let hint = if self.role == Role::Reference {
-                                format!(
-                                    " (a non-numeric column can be left out with --exclude {})",
-                                    self.header[j]
-                                )
-                            } else {
-                                String::new()
-                            };
-                            return Err(Error::parse(
-                                Position::cell(&self.source, line, &self.header[j]),
-                                format!("not a number: {}{hint}", quote_value(cell)),
-                            ));
-                        }
-                        add_note(
-                            &mut note,
-                            format!(
-                                "{}: text {} read as missing",
-                                self.header[j],
-                                quote_value(cell)
-                            ),
-                        );
-                        f64::NAN
-                    }
-                };
-                table.values.push(value);
-            }
-            if n_observed == 0 && self.role == Role::Reference {
-                return Err(Error::parse(
-                    Position::line(&self.source, line),
-                    format!(
-                        "reference row {id:?} has no observed feature value (every cell is missing); remove the row"
-                    ),
-                ));
-            }
-            table.ids.push(id);
-            table.lines.push(line);
-            table.notes.push(note);
         }
         if table.ids.is_empty() {
             Ok(None)
         } else {
             Ok(Some(table))
         }
+    }
+}
+
+/// Records parsed per parallel block.
+pub const PARSE_BLOCK: usize = 4096;
+
+/// One parsed row (its values are written in place).
+struct Row {
+    id: String,
+    group: Option<String>,
+    line: u64,
+    note: String,
+}
+
+/// What parsing a record needs of its reader (shared by the parsing threads).
+struct RowParser<'a> {
+    source: &'a Path,
+    header: &'a [String],
+    role: Role,
+    strict: bool,
+    id_idx: usize,
+    group_idx: Option<usize>,
+    feature_idx: &'a [usize],
+}
+
+impl RowParser<'_> {
+    fn column_name(&self, j: usize) -> String {
+        self.header
+            .get(j)
+            .cloned()
+            .unwrap_or_else(|| format!("column {}", j + 1))
+    }
+
+    fn id_name(&self) -> &str {
+        &self.header[self.id_idx]
+    }
+
+    /// Parses one record: its feature values into `values` (one per feature),
+    /// and its id, group and the note of recoverable defects.
+    fn parse(&self, record: &csv::ByteRecord, values: &mut [f64]) -> Result<Row> {
+        let n_fields = self.header.len();
+        let line = record.position().map_or(0, |pos| pos.line());
+        let mut note = String::new();
+        // A line break inside a field is almost always an unterminated quote
+        // that swallowed the following lines: refuse rather than lose rows.
+        if let Some((j, field)) = record
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.contains(&b'\n') || f.contains(&b'\r'))
+        {
+            return Err(Error::parse(
+                Position::cell(self.source, line, self.column_name(j)),
+                format!(
+                    "a quoted field spans several lines (unterminated quote?): {}",
+                    quote_value(field)
+                ),
+            ));
+        }
+        if record.len() != n_fields {
+            if self.strict {
+                return Err(Error::parse(
+                    Position::line(self.source, line),
+                    format!(
+                        "ragged row: expected {n_fields} fields as in the header, found {}",
+                        record.len()
+                    ),
+                ));
+            }
+            add_note(
+                &mut note,
+                format!(
+                    "ragged row ({} fields, header has {n_fields})",
+                    record.len()
+                ),
+            );
+        }
+        let raw_id = record.get(self.id_idx).unwrap_or(b"");
+        let id = match std::str::from_utf8(raw_id) {
+            Ok(s) => s.to_string(),
+            Err(_) => {
+                if self.strict {
+                    return Err(Error::parse(
+                        Position::cell(self.source, line, self.id_name()),
+                        format!("id is not valid UTF-8: {}", quote_value(raw_id)),
+                    ));
+                }
+                add_note(&mut note, "id is not valid UTF-8".to_string());
+                String::from_utf8_lossy(raw_id).into_owned()
+            }
+        };
+        if id.is_empty() {
+            if self.strict {
+                return Err(Error::parse(
+                    Position::cell(self.source, line, self.id_name()),
+                    "empty id",
+                ));
+            }
+            add_note(&mut note, "empty id".to_string());
+        }
+        let group = self.group_idx.map(|gi| {
+            record
+                .get(gi)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        });
+        let mut n_observed = 0usize;
+        for (out, &j) in values.iter_mut().zip(self.feature_idx) {
+            let cell = record.get(j).unwrap_or(b"");
+            let value = match parse_cell(cell) {
+                Cell::Value(v) => {
+                    if self.role == Role::Reference && v.abs() > MAX_REFERENCE_MAGNITUDE {
+                        return Err(Error::parse(
+                            Position::cell(self.source, line, &self.header[j]),
+                            format!(
+                                "value {} is too large for a reference feature (|x| > {MAX_REFERENCE_MAGNITUDE:e}: its variance would overflow)",
+                                quote_value(cell)
+                            ),
+                        ));
+                    }
+                    n_observed += 1;
+                    v
+                }
+                Cell::Missing => f64::NAN,
+                Cell::NonFinite => {
+                    if self.strict {
+                        return Err(Error::parse(
+                            Position::cell(self.source, line, &self.header[j]),
+                            format!(
+                                "non-finite value {}; use an empty cell or NA for a missing value",
+                                quote_value(cell)
+                            ),
+                        ));
+                    }
+                    add_note(
+                        &mut note,
+                        format!(
+                            "{}: non-finite {} read as missing",
+                            self.header[j],
+                            quote_value(cell)
+                        ),
+                    );
+                    f64::NAN
+                }
+                Cell::Text => {
+                    if self.strict {
+                        let hint = if self.role == Role::Reference {
+                            format!(
+                                " (a non-numeric column can be left out with --exclude {})",
+                                self.header[j]
+                            )
+                        } else {
+                            String::new()
+                        };
+                        return Err(Error::parse(
+                            Position::cell(self.source, line, &self.header[j]),
+                            format!("not a number: {}{hint}", quote_value(cell)),
+                        ));
+                    }
+                    add_note(
+                        &mut note,
+                        format!(
+                            "{}: text {} read as missing",
+                            self.header[j],
+                            quote_value(cell)
+                        ),
+                    );
+                    f64::NAN
+                }
+            };
+            *out = value;
+        }
+        if n_observed == 0 && self.role == Role::Reference {
+            return Err(Error::parse(
+                Position::line(self.source, line),
+                format!(
+                    "reference row {id:?} has no observed feature value (every cell is missing); remove the row"
+                ),
+            ));
+        }
+        Ok(Row {
+            id,
+            group,
+            line,
+            note,
+        })
     }
 }
 
