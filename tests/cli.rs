@@ -1391,6 +1391,32 @@ fn batch_borders_and_threads_change_nothing() {
     }
 }
 
+#[test]
+fn errors_past_the_first_parse_block_name_the_first_bad_row() {
+    // 9,000 reference rows are parsed in blocks of 4,096 in parallel, the
+    // next block split into fields meanwhile: the error reported must still
+    // be the first bad row in file order (line 5,001), not a later one.
+    let text = std::fs::read_to_string(small_reference()).expect("fixture reference");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let rows: Vec<&str> = lines.collect();
+    let mut big = format!("{header}\n");
+    for i in 0..9000 {
+        let rest = rows[i % rows.len()].split_once(',').map_or("", |r| r.1);
+        let rest = match i {
+            4999 => rest.replacen(|c: char| c.is_ascii_digit(), "x", 1),
+            7999 => "\"unterminated".to_string(),
+            _ => rest.to_string(),
+        };
+        big.push_str(&format!("r{i},{rest}\n"));
+    }
+    let s = Scratch::new();
+    let r = s.write("big.csv", &big);
+    let run = fit(&s, &r, &[]);
+    run.error(&["big.csv:5001"]);
+    assert!(!run.stderr.contains("8001"), "{}", run.stderr);
+}
+
 // ---------------------------------------------------- check exit codes
 
 #[test]

@@ -118,6 +118,8 @@ pub struct TableReader {
     feature_idx: Vec<usize>,
     /// Records of the block being parsed, reused from block to block.
     records: Vec<csv::ByteRecord>,
+    /// Records of the block being split into fields meanwhile.
+    spare: Vec<csv::ByteRecord>,
 }
 
 impl std::fmt::Debug for TableReader {
@@ -265,6 +267,7 @@ impl TableReader {
             group_idx,
             feature_idx,
             records: vec![record],
+            spare: Vec::new(),
         })
     }
 
@@ -322,50 +325,45 @@ impl TableReader {
     /// As [`read_table`].
     pub fn next_chunk(&mut self, max_rows: usize) -> Result<Option<Table>> {
         let mut table = self.empty_table();
-        let p = self.feature_idx.len();
-        while table.ids.len() < max_rows {
-            let want = (max_rows - table.ids.len()).min(PARSE_BLOCK);
-            let mut n = 0;
-            let mut read_error = None;
-            while n < want {
-                if n == self.records.len() {
-                    self.records.push(csv::ByteRecord::new());
-                }
-                match self.reader.read_byte_record(&mut self.records[n]) {
-                    Ok(true) => n += 1,
-                    Ok(false) => break,
-                    Err(e) => {
-                        read_error = Some(csv_error(&self.source, e));
-                        break;
-                    }
-                }
-            }
-            let parser = RowParser {
-                source: &self.source,
-                header: &self.header,
-                role: self.role,
-                strict: self.strict,
-                id_idx: self.id_idx,
-                group_idx: self.group_idx,
-                feature_idx: &self.feature_idx,
+        let TableReader {
+            source,
+            reader,
+            role,
+            strict,
+            header,
+            id_idx,
+            group_idx,
+            feature_idx,
+            records,
+            spare,
+        } = self;
+        let p = feature_idx.len();
+        let parser = RowParser {
+            source,
+            header,
+            role: *role,
+            strict: *strict,
+            id_idx: *id_idx,
+            group_idx: *group_idx,
+            feature_idx,
+        };
+        // Block i is parsed (in parallel) while block i + 1 is split into
+        // fields; errors are reported in file order.
+        let mut want = max_rows.min(PARSE_BLOCK);
+        let (mut n, mut read_error) = split_records(reader, source, records, want);
+        loop {
+            let last = read_error.is_some() || n < want || table.ids.len() + n >= max_rows;
+            let want_next = if last {
+                0
+            } else {
+                (max_rows - table.ids.len() - n).min(PARSE_BLOCK)
             };
-            let records = &self.records[..n];
             let first = table.values.len();
             table.values.resize(first + n * p, f64::NAN);
-            let rows: Vec<Result<Row>> = if p == 0 {
-                records
-                    .par_iter()
-                    .with_min_len(256)
-                    .map(|r| parser.parse(r, &mut []))
-                    .collect()
-            } else {
-                records
-                    .par_iter()
-                    .zip(table.values[first..].par_chunks_mut(p))
-                    .with_min_len(256)
-                    .map(|(r, out)| parser.parse(r, out))
-                    .collect()
-            };
+            let (rows, (n_next, error_next)) = rayon::join(
+                || parse_block(&parser, &records[..n], &mut table.values[first..], p),
+                || split_records(reader, source, spare, want_next),
+            );
             for row in rows {
                 let row = row?;
                 table.ids.push(row.id);
@@ -378,9 +376,11 @@ impl TableReader {
             if let Some(e) = read_error {
                 return Err(e);
             }
-            if n < want {
+            if last {
                 break;
             }
+            std::mem::swap(records, spare);
+            (n, read_error, want) = (n_next, error_next, want_next);
         }
         if table.ids.is_empty() {
             Ok(None)
@@ -388,6 +388,50 @@ impl TableReader {
             Ok(Some(table))
         }
     }
+}
+
+/// Splits up to `want` records into fields, into `pool` (grown as needed);
+/// returns how many were read and the error that stopped reading, if any.
+fn split_records(
+    reader: &mut csv::Reader<Box<dyn Read + Send>>,
+    source: &Path,
+    pool: &mut Vec<csv::ByteRecord>,
+    want: usize,
+) -> (usize, Option<Error>) {
+    let mut n = 0;
+    while n < want {
+        if n == pool.len() {
+            pool.push(csv::ByteRecord::new());
+        }
+        match reader.read_byte_record(&mut pool[n]) {
+            Ok(true) => n += 1,
+            Ok(false) => break,
+            Err(e) => return (n, Some(csv_error(source, e))),
+        }
+    }
+    (n, None)
+}
+
+/// Parses records in parallel, writing `p` values per record into `values`.
+fn parse_block(
+    parser: &RowParser<'_>,
+    records: &[csv::ByteRecord],
+    values: &mut [f64],
+    p: usize,
+) -> Vec<Result<Row>> {
+    if p == 0 {
+        return records
+            .par_iter()
+            .with_min_len(256)
+            .map(|r| parser.parse(r, &mut []))
+            .collect();
+    }
+    records
+        .par_iter()
+        .zip(values.par_chunks_mut(p))
+        .with_min_len(256)
+        .map(|(r, out)| parser.parse(r, out))
+        .collect()
 }
 
 /// Records parsed per parallel block.
