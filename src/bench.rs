@@ -745,12 +745,17 @@ fn compare_indexes(
     n_queries: usize,
 ) -> Result<IndexCheck> {
     let data = model.data();
+    // The space the model searches: its leading `knn_components` components.
     let c = model.n_components().max(1);
+    let dims = model.knn_components().clamp(1, c);
     let k = model.params().get_k();
     let hnsw_params = data.params.hnsw;
-    let exact = ExactIndex::new(data.reference.embeddings.clone(), c);
+    let exact = ExactIndex::new(
+        crate::model::leading(&data.reference.embeddings, c, dims),
+        dims,
+    );
     let t0 = Instant::now();
-    let graph = HnswIndex::build(exact.points(), c, hnsw_params, |_| {});
+    let graph = HnswIndex::build(exact.points(), dims, hnsw_params, |_| {});
     let build_seconds = t0.elapsed().as_secs_f64();
 
     let (inside, outside) = probes(&exact, &data.reference.kdist, n_queries, data.params.seed);
@@ -764,8 +769,8 @@ fn compare_indexes(
         }
         let out = truth.and_then(|t| t.get(i).copied()).unwrap_or(false);
         let dst = if out { &mut pat_out } else { &mut pat_in };
-        if dst.len() < n_queries * c {
-            dst.extend_from_slice(&a.embedding);
+        if dst.len() < n_queries * dims {
+            dst.extend_from_slice(&a.embedding[..dims]);
         }
     }
     let patients_in = (!pat_in.is_empty()).then(|| recall_over(&exact, &graph, &pat_in, k).0);
