@@ -472,6 +472,20 @@ mod tests {
     use crate::index::ExactIndex;
     use crate::rng::SplitMix64;
 
+    /// Points within squared distance `r_sq` of `q`, summed in the scan's order.
+    fn brute_count(pts: &[f32], dim: usize, q: &[f32], r_sq: f32) -> u32 {
+        pts.chunks_exact(dim)
+            .filter(|p| {
+                let mut d = 0.0f32;
+                for (a, b) in p.iter().zip(q) {
+                    let t = a - b;
+                    d += t * t;
+                }
+                d <= r_sq
+            })
+            .count() as u32
+    }
+
     #[test]
     fn equals_a_full_scan_with_ties_and_counts() {
         let mut rng = SplitMix64::new(9);
@@ -498,17 +512,7 @@ mod tests {
                 // Radius counts against a brute-force count in the scan's
                 // summation order, with and without a skipped point.
                 let r_sq = 2.5f32 * 2.5;
-                let all = pts
-                    .chunks_exact(dim)
-                    .filter(|p| {
-                        let mut d = 0.0f32;
-                        for (a, b) in p.iter().zip(&q) {
-                            let t = a - b;
-                            d += t * t;
-                        }
-                        d <= r_sq
-                    })
-                    .count() as u32;
+                let all = brute_count(&pts, dim, &q, r_sq);
                 assert_eq!(
                     all.min(crate::index::exact::SUPPORT_CAP),
                     scan.search(&q, k, None, Some(2.5)).within
@@ -574,17 +578,7 @@ mod tests {
                 let want = scan.search(&q, k, Some(6), None);
                 assert_eq!(top.into_neighbours(), want.neighbours, "k {k}");
                 // Every point within the radius, the skipped one included.
-                let all = pts
-                    .chunks_exact(dim)
-                    .filter(|p| {
-                        let mut d = 0.0f32;
-                        for (a, b) in p.iter().zip(&q) {
-                            let t = a - b;
-                            d += t * t;
-                        }
-                        d <= 0.04
-                    })
-                    .count() as u32;
+                let all = brute_count(&pts, dim, &q, 0.04);
                 assert!(all >= 150 || q[0] > 1.0);
                 assert_eq!(count, all.min(100), "k {k}");
             }
