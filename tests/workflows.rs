@@ -12,7 +12,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use util::{Run, Scratch, fixtures, small_patients};
+use util::{Run, Scratch, fixtures, run_command, small_patients};
 
 /// `workflows/` of this crate.
 fn workflows() -> PathBuf {
@@ -39,29 +39,8 @@ fn script<S: AsRef<OsStr>>(s: &Scratch, name: &str, args: &[S], stdin: Option<&[
     let mut cmd = Command::new("bash");
     cmd.arg(workflows().join(name))
         .args(args)
-        .current_dir(s.dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = match stdin {
-        None => cmd.stdin(Stdio::null()).output().expect("run bash"),
-        Some(bytes) => {
-            use std::io::Write;
-            let mut child = cmd.stdin(Stdio::piped()).spawn().expect("spawn bash");
-            let mut pipe = child.stdin.take().expect("stdin");
-            let data = bytes.to_vec();
-            let feeder = std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-            let out = child.wait_with_output().expect("wait for bash");
-            let _ = feeder.join();
-            out
-        }
-    };
-    Run {
-        code: out.status.code(),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .current_dir(s.dir());
+    run_command(cmd, stdin)
 }
 
 fn os(items: &[&str]) -> Vec<OsString> {

@@ -10,6 +10,31 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nof1")
 }
 
+/// Runs `cmd` with its output captured, feeding `stdin` (or closed stdin).
+pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out: Output = match stdin {
+        None => cmd.stdin(Stdio::null()).output().expect("run a command"),
+        Some(bytes) => {
+            use std::io::Write;
+            let mut child = cmd.stdin(Stdio::piped()).spawn().expect("spawn a command");
+            let mut pipe = child.stdin.take().expect("stdin");
+            let data = bytes.to_vec();
+            let feeder = std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+            let out = child.wait_with_output().expect("wait for a command");
+            let _ = feeder.join();
+            out
+        }
+    };
+    Run {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The crate's `fixtures/` directory.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -139,29 +164,8 @@ impl Scratch {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(self.dir())
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let out: Output = match stdin {
-            None => cmd.stdin(Stdio::null()).output().expect("run nof1"),
-            Some(bytes) => {
-                use std::io::Write;
-                let mut child = cmd.stdin(Stdio::piped()).spawn().expect("spawn nof1");
-                let mut pipe = child.stdin.take().expect("stdin");
-                let data = bytes.to_vec();
-                let feeder = std::thread::spawn(move || {
-                    let _ = pipe.write_all(&data);
-                });
-                let out = child.wait_with_output().expect("wait for nof1");
-                let _ = feeder.join();
-                out
-            }
-        };
-        Run {
-            code: out.status.code(),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        run_command(cmd, stdin)
     }
 
     /// Fits the small fixture reference into `model.nof1` and returns its path.
