@@ -481,6 +481,16 @@ pub const INDEX_CHECK_PROBES: usize = 1000;
 /// recall@k below which fit warns (verdicts stay exact).
 pub const MIN_RECALL: f64 = 0.95;
 
+/// The members scored for calibration: the first `calibration_size` rows in
+/// the seeded id order (docs/method.md §4).
+fn scored_members(params: &Params, id_rows: &[usize]) -> Vec<usize> {
+    id_rows
+        .iter()
+        .take(params.calibration_size)
+        .copied()
+        .collect()
+}
+
 /// Reference size from which calibration may skip refitting the projection.
 pub const LARGE_COHORT_MIN: usize = 50_000;
 /// Rows per feature from which calibration may skip refitting the projection.
@@ -501,11 +511,7 @@ fn leave_one_out(
     progress: &dyn Progress,
 ) -> (Vec<CalibrationMember>, String) {
     let n = id_rows.len();
-    let scored: Vec<usize> = id_rows
-        .iter()
-        .take(params.calibration_size)
-        .copied()
-        .collect();
+    let scored = scored_members(params, id_rows);
     let m = scored.len();
     progress.start("calibrating (leave-one-out)", m as u64);
     let members: Vec<CalibrationMember> = scored
@@ -533,11 +539,7 @@ fn cross_fit(
 ) -> Result<(Vec<CalibrationMember>, String)> {
     let k = params.k;
     let n = id_rows.len();
-    let scored: Vec<usize> = id_rows
-        .iter()
-        .take(params.calibration_size)
-        .copied()
-        .collect();
+    let scored = scored_members(params, id_rows);
     let m = scored.len();
     // Every training part must keep at least k + 1 rows.
     let min_folds = n.div_ceil(n - k - 1);
