@@ -403,6 +403,7 @@ impl Model {
 /// an HNSW model recorded a single recall figure (`hnsw_recall`) where
 /// version 2 records an [`super::IndexCheck`].
 #[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct ModelDataV1 {
     crate_version: String,
     created: u64,
@@ -495,34 +496,20 @@ mod tests {
     /// no graph section.
     fn version_1(data: &ModelData) -> Vec<u8> {
         // Version 1 had `hnsw_recall: Option<f64>` where `index_check` is.
-        #[derive(serde::Serialize)]
-        struct V1<'a> {
-            crate_version: &'a str,
-            created: u64,
-            params: &'a crate::model::Params,
-            features: &'a [String],
-            dropped_features: &'a [String],
-            projector: &'a crate::project::Projector,
-            components: &'a crate::model::ComponentChoice,
-            reference: &'a crate::model::ReferenceSet,
-            calibration: &'a crate::model::Calibration,
-            index_kind: IndexKind,
-            hnsw_recall: Option<f64>,
-            warnings: &'a [String],
-        }
-        let v1 = V1 {
-            crate_version: &data.crate_version,
+        let data = data.clone();
+        let v1 = ModelDataV1 {
+            crate_version: data.crate_version,
             created: data.created,
-            params: &data.params,
-            features: &data.features,
-            dropped_features: &data.dropped_features,
-            projector: &data.projector,
-            components: &data.components,
-            reference: &data.reference,
-            calibration: &data.calibration,
+            params: data.params,
+            features: data.features,
+            dropped_features: data.dropped_features,
+            projector: data.projector,
+            components: data.components,
+            reference: data.reference,
+            calibration: data.calibration,
             index_kind: data.index_kind,
             hnsw_recall: data.index_check.map(|c| c.recall_in),
-            warnings: &data.warnings,
+            warnings: data.warnings,
         };
         let payload = codec(u64::MAX).serialize(&v1).expect("encode");
         let mut out = Vec::new();
