@@ -11,6 +11,15 @@ use crate::verdict::{Assessment, FeatureContribution, Verdict};
 /// Number of features listed in `top_features`.
 pub const TOP_FEATURES: usize = 5;
 
+/// A patient's standardised row `z`, embedding `y`, residual and number of
+/// observed features.
+struct Projected {
+    z: Vec<f64>,
+    y: Vec<f64>,
+    residual: f64,
+    n_obs: usize,
+}
+
 impl Model {
     /// Matches a table's feature columns to the model's, by name.
     pub fn feature_map(&self, table_features: &[String]) -> FeatureMap {
@@ -53,46 +62,52 @@ impl Model {
     /// they share in cache) and returned in row order.
     pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Vec<Assessment> {
         let p = self.data.features.len();
-        let gather = |i: usize| {
-            let mut raw = vec![f64::NAN; p];
-            map.gather(patients.row(i), &mut raw);
-            raw
-        };
-        let mut order: Vec<(u32, usize)> = (0..patients.n_rows())
+        // Each row is projected once; the projection gives its search order.
+        let mut projected: Vec<(u32, usize, Projected)> = (0..patients.n_rows())
             .into_par_iter()
             .with_min_len(256)
-            .map(|i| (self.locality_key(&gather(i)), i))
+            .map(|i| {
+                let mut raw = vec![f64::NAN; p];
+                map.gather(patients.row(i), &mut raw);
+                let x = self.project_patient(&raw);
+                (self.locality_key(&x), i, x)
+            })
             .collect();
-        order.sort_unstable();
-        let mut assessed: Vec<(usize, Assessment)> = order
+        projected.sort_unstable_by_key(|(key, i, _)| (*key, *i));
+        let mut assessed: Vec<(usize, Assessment)> = projected
             .into_par_iter()
             .with_min_len(64)
-            .map(|(_, i)| {
+            .map(|(_, i, x)| {
                 let group = patients.groups.as_ref().map(|g| g[i].clone());
-                let a = self.assess_one(
-                    &patients.ids[i],
-                    group,
-                    &gather(i),
-                    patients.notes.get(i).cloned().unwrap_or_default(),
-                );
-                (i, a)
+                let note = patients.notes.get(i).cloned().unwrap_or_default();
+                (i, self.assess_projected(&patients.ids[i], group, x, note))
             })
             .collect();
         assessed.sort_unstable_by_key(|(i, _)| *i);
         assessed.into_iter().map(|(_, a)| a).collect()
     }
 
-    /// Where a patient's embedding falls among the reference members (see
-    /// [`crate::index::ExactIndex::locality_key`]).
-    fn locality_key(&self, raw: &[f64]) -> u32 {
+    /// Standardises and projects a patient's raw values (model feature order).
+    fn project_patient(&self, raw: &[f64]) -> Projected {
         let projector = &self.data.projector;
         let mut z = vec![0.0; raw.len()];
         let mut y = vec![0.0; projector.n_components];
-        let (_, n_obs) = projector.project(raw, &mut z, &mut y);
-        if n_obs == 0 {
+        let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
+        Projected {
+            z,
+            y,
+            residual,
+            n_obs,
+        }
+    }
+
+    /// Where a patient's embedding falls among the reference members (see
+    /// [`crate::index::ExactIndex::locality_key`]).
+    fn locality_key(&self, x: &Projected) -> u32 {
+        if x.n_obs == 0 {
             return u32::MAX;
         }
-        let q: Vec<f32> = y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
+        let q: Vec<f32> = x.y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
         self.exact.locality_key(&q)
     }
 
@@ -127,16 +142,29 @@ impl Model {
         raw: &[f64],
         note: String,
     ) -> Assessment {
+        self.assess_projected(id, group, self.project_patient(raw), note)
+    }
+
+    /// [`Model::assess_one`] for a patient already projected.
+    fn assess_projected(
+        &self,
+        id: &str,
+        group: Option<String>,
+        x: Projected,
+        note: String,
+    ) -> Assessment {
         let d = &self.data;
         let params = &d.params;
         let p = d.features.len();
-        let c = d.projector.n_components;
         let dims = self.exact.dim();
         let k = params.k;
         let scorer = &d.calibration.scorer;
-        let mut z = vec![0.0; p];
-        let mut y = vec![0.0; c];
-        let (residual, n_obs) = d.projector.project(raw, &mut z, &mut y);
+        let Projected {
+            z,
+            y,
+            residual,
+            n_obs,
+        } = x;
         let coverage = n_obs as f64 / p as f64;
         let (cal, pooled_fallback) = self.calibration_for(group.as_deref());
         let note = if pooled_fallback {
