@@ -440,27 +440,16 @@ impl KdTree {
         }
         let s = node.split as usize;
         let (near, far, gap) = Self::children(node, q[s]);
+        // Below a node counted whole, nothing more is counted.
         let mut none = Counter::NONE;
-        if counting {
-            self.knn_node(near, q, rd, off, top, skip, counter);
-        } else {
-            self.knn_node(near, q, rd, off, top, skip, &mut none);
-        }
+        let counter = if counting { counter } else { &mut none };
+        self.knn_node(near, q, rd, off, top, skip, counter);
         let old = off[s];
         let new = (gap * gap).max(old);
         let rd_far = rd - old + new;
-        let limit = if counting {
-            counter.limit(top.worst())
-        } else {
-            top.worst()
-        };
-        if self.may_reach(rd_far, limit) {
+        if self.may_reach(rd_far, counter.limit(top.worst())) {
             off[s] = new;
-            if counting {
-                self.knn_node(far, q, rd_far, off, top, skip, counter);
-            } else {
-                self.knn_node(far, q, rd_far, off, top, skip, &mut none);
-            }
+            self.knn_node(far, q, rd_far, off, top, skip, counter);
             off[s] = old;
         }
     }
