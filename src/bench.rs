@@ -32,20 +32,14 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::index::{ExactIndex, HnswIndex, HnswParams, IndexKind, Neighbour};
+use crate::index::{ExactIndex, HnswIndex, HnswParams, IndexKind, Neighbour, check};
 use crate::model::{Model, Params, Progress};
-use crate::rng::SplitMix64;
 use crate::table::{Role, TableOptions, read_table};
 use crate::verdict::{Assessment, Verdict};
 
 /// Default number of recall queries of each kind.
 pub const DEFAULT_RECALL_QUERIES: usize = 1000;
-/// In-distribution probes: a reference member moved by this fraction of its
-/// k-distance, in a random direction.
-pub const JITTER_FRACTION: f64 = 0.25;
-/// Out-of-distribution probes: a member pushed this many times farther from
-/// the centroid.
-pub const PUSH_FACTOR: f32 = 3.0;
+pub use crate::index::check::{JITTER_FRACTION, PUSH_FACTOR};
 
 /// Options of [`run_bench_with`].
 #[derive(Debug, Clone, PartialEq)]
@@ -645,20 +639,6 @@ fn read_truth(path: &Path) -> Result<Option<Vec<bool>>> {
     Ok(Some(out))
 }
 
-/// Fraction of the exact `k` nearest neighbours that `got` finds (ties at the
-/// k-th distance count as found).
-fn recall_of(truth: &[Neighbour], got: &[Neighbour]) -> f64 {
-    let Some(kth) = truth.last().map(|n| n.distance) else {
-        return 1.0;
-    };
-    let hits = got
-        .iter()
-        .filter(|g| g.distance <= kth * (1.0 + 1e-6))
-        .count()
-        .min(truth.len());
-    hits as f64 / truth.len() as f64
-}
-
 /// Mean recall@k of `graph` over `queries` (row-major), and the exact and
 /// graph queries per second.
 fn recall_over(
@@ -684,56 +664,15 @@ fn recall_over(
         .map(|q| graph.search(q, k))
         .collect();
     let hnsw_s = t0.elapsed().as_secs_f64();
-    let recall = truth
-        .iter()
-        .zip(&got)
-        .map(|(t, g)| recall_of(t, g))
-        .sum::<f64>()
-        / n_q as f64;
+    let (found, total) = truth.iter().zip(&got).fold((0, 0), |(f, t), (tr, g)| {
+        (f + check::hits(tr, g), t + tr.len())
+    });
+    let recall = found as f64 / total.max(1) as f64;
     (
         recall,
         n_q as f64 / exact_s.max(1e-9),
         n_q as f64 / hnsw_s.max(1e-9),
     )
-}
-
-/// In-distribution probes (members jittered by a fraction of their
-/// k-distance) and out-of-distribution probes (members pushed from the
-/// centroid), `m` of each, row-major.
-fn probes(exact: &ExactIndex, kdist: &[f32], m: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let (n, dim) = (exact.len(), exact.dim());
-    let mut centroid = vec![0f64; dim];
-    for i in 0..n {
-        for (c, v) in centroid.iter_mut().zip(exact.point(i)) {
-            *c += *v as f64;
-        }
-    }
-    centroid.iter_mut().for_each(|c| *c /= n.max(1) as f64);
-    let mut rng = SplitMix64::new(seed ^ 0x0062_656e_6368);
-    let mut inside = Vec::with_capacity(m * dim);
-    let mut outside = Vec::with_capacity(m * dim);
-    for _ in 0..m {
-        let i = rng.below(n);
-        let dir: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
-        let norm = dir.iter().map(|d| d * d).sum::<f64>().sqrt().max(1e-12);
-        let step = JITTER_FRACTION * kdist.get(i).copied().unwrap_or(0.0) as f64 / norm;
-        inside.extend(
-            exact
-                .point(i)
-                .iter()
-                .zip(&dir)
-                .map(|(v, d)| (*v as f64 + step * d) as f32),
-        );
-        let j = rng.below(n);
-        outside.extend(
-            exact
-                .point(j)
-                .iter()
-                .zip(&centroid)
-                .map(|(v, c)| *c as f32 + PUSH_FACTOR * (*v - *c as f32)),
-        );
-    }
-    (inside, outside)
 }
 
 fn compare_indexes(
@@ -758,7 +697,7 @@ fn compare_indexes(
     let graph = HnswIndex::build(exact.points(), dims, hnsw_params, |_| {});
     let build_seconds = t0.elapsed().as_secs_f64();
 
-    let (inside, outside) = probes(&exact, &data.reference.kdist, n_queries, data.params.seed);
+    let (inside, outside) = check::probes(&exact, k, n_queries, data.params.seed);
     let (jittered, exact_qps, hnsw_qps) = recall_over(&exact, &graph, &inside, k);
     let (pushed, _, _) = recall_over(&exact, &graph, &outside, k);
     let mut pat_in = Vec::new();
@@ -1060,13 +999,5 @@ mod tests {
         assert_eq!(r.rows.len(), 4);
         assert!(r.rows.iter().all(|x| x.recall_in.unwrap() > 0.8));
         assert!(r.to_string().lines().count() == 6);
-    }
-
-    #[test]
-    fn recall_counts_ties_at_the_kth_distance() {
-        let n = |index, distance| Neighbour { index, distance };
-        let truth = [n(0, 1.0), n(1, 2.0)];
-        assert_eq!(recall_of(&truth, &[n(0, 1.0), n(5, 2.0)]), 1.0);
-        assert_eq!(recall_of(&truth, &[n(0, 1.0), n(5, 3.0)]), 0.5);
     }
 }

@@ -5,6 +5,7 @@
 //! cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
 //! broken by increasing reference index. Distances are Euclidean (not squared).
 
+pub mod check;
 pub mod exact;
 pub mod hnsw;
 pub mod kdtree;

@@ -9,10 +9,9 @@ use super::{
 };
 use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
-use crate::index::{ExactIndex, HnswIndex, IndexKind};
+use crate::index::{ExactIndex, HnswIndex, IndexKind, check};
 use crate::model::IndexChoice;
 use crate::project::{self, ComponentRule, Projector};
-use crate::rng::SplitMix64;
 use crate::score::knn_statistic;
 use crate::standardise::{ColumnStats, Standardiser};
 use crate::table::Table;
@@ -594,51 +593,10 @@ fn check_index(
     c: usize,
     params: &Params,
 ) -> IndexCheck {
-    let n = exact.len();
     let dim = exact.dim();
     let k = params.k;
-    let mut rng = SplitMix64::new(params.seed ^ 0x2ec0);
-    let probes = INDEX_CHECK_PROBES.min(n);
-    let members: Vec<usize> = (0..probes).map(|_| rng.below(n)).collect();
-    // In distribution: each member moved by a quarter of its k-distance.
-    let inside: Vec<Vec<f32>> = members
-        .iter()
-        .map(|&i| {
-            let x = exact.point(i);
-            let kdist = exact
-                .search(x, k, Some(i as u32), None)
-                .neighbours
-                .last()
-                .map_or(0.0, |nb| nb.distance);
-            let dir: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-            let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
-            x.iter()
-                .zip(&dir)
-                .map(|(a, d)| a + 0.25 * kdist * d / norm)
-                .collect()
-        })
-        .collect();
-    // Out of distribution: members pushed 3× outward from the centroid (the
-    // embedding is centred).
-    let outside: Vec<Vec<f32>> = members
-        .iter()
-        .map(|&i| exact.point(i).iter().map(|v| 3.0 * v).collect())
-        .collect();
-    let recall = |queries: &[Vec<f32>]| -> f64 {
-        let hits: usize = queries
-            .par_iter()
-            .map(|q| {
-                let truth = exact.search(q, k, None, None).neighbours;
-                let got = graph.search(q, k);
-                let kth = truth.last().map_or(0.0, |nb| nb.distance);
-                got.iter()
-                    .filter(|g| g.distance <= kth * (1.0 + 1e-6))
-                    .count()
-                    .min(truth.len())
-            })
-            .sum();
-        hits as f64 / (queries.len() * k).max(1) as f64
-    };
+    let probes = INDEX_CHECK_PROBES.min(exact.len());
+    let (inside, outside) = check::probes(exact, k, probes, params.seed);
     // Re-checks: calibration members searched in the graph (themselves left
     // out), scored with their own residual against the pooled calibration.
     let cal = &calibration.members;
@@ -665,8 +623,8 @@ fn check_index(
         })
         .count();
     IndexCheck {
-        recall_in: recall(&inside),
-        recall_out: recall(&outside),
+        recall_in: check::recall(exact, graph, &inside, k),
+        recall_out: check::recall(exact, graph, &outside, k),
         recheck_rate: rechecks as f64 / sampled.len().max(1) as f64,
         probes: probes as u32,
     }

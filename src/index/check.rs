@@ -1,0 +1,86 @@
+//! Checking an approximate index against exact search: seeded probes and
+//! recall@k. Used by `fit` (the check stored in an HNSW model) and by
+//! `nof1 bench run`.
+
+use rayon::prelude::*;
+
+use super::{ExactIndex, HnswIndex, Neighbour};
+use crate::rng::SplitMix64;
+
+/// In-distribution probes: a reference member moved by this fraction of its
+/// k-distance, in a random direction.
+pub const JITTER_FRACTION: f32 = 0.25;
+/// Out-of-distribution probes: a member pushed this many times farther from
+/// the origin of the embedding (the reference centroid: embeddings are centred).
+pub const PUSH_FACTOR: f32 = 3.0;
+
+/// `m` seeded reference members (at most all of them), each probed twice:
+/// moved by [`JITTER_FRACTION`] of its exact k-distance in a random direction
+/// (in distribution), and pushed [`PUSH_FACTOR`]× outward (out of
+/// distribution). Returns `(inside, outside)`, row-major.
+pub fn probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let (n, dim) = (exact.len(), exact.dim());
+    let mut rng = SplitMix64::new(seed ^ 0x2ec0);
+    let members: Vec<usize> = (0..m.min(n)).map(|_| rng.below(n)).collect();
+    let mut inside = Vec::with_capacity(members.len() * dim);
+    for &i in &members {
+        let x = exact.point(i);
+        let kdist = exact
+            .search(x, k, Some(i as u32), None)
+            .neighbours
+            .last()
+            .map_or(0.0, |nb| nb.distance);
+        let dir: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+        let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
+        inside.extend(
+            x.iter()
+                .zip(&dir)
+                .map(|(a, d)| a + JITTER_FRACTION * kdist * d / norm),
+        );
+    }
+    let outside = members
+        .iter()
+        .flat_map(|&i| exact.point(i).iter().map(|v| PUSH_FACTOR * v))
+        .collect();
+    (inside, outside)
+}
+
+/// How many of the exact `k` nearest neighbours `got` finds (ties at the k-th
+/// distance count as found).
+pub fn hits(truth: &[Neighbour], got: &[Neighbour]) -> usize {
+    let kth = truth.last().map_or(0.0, |nb| nb.distance);
+    got.iter()
+        .filter(|g| g.distance <= kth * (1.0 + 1e-6))
+        .count()
+        .min(truth.len())
+}
+
+/// recall@k of `graph` over `queries` (row-major): found neighbours over
+/// exact neighbours, summed over the queries (NaN without queries).
+pub fn recall(exact: &ExactIndex, graph: &HnswIndex, queries: &[f32], k: usize) -> f64 {
+    let (found, total) = queries
+        .par_chunks_exact(exact.dim())
+        .map(|q| {
+            let truth = exact.search(q, k, None, None).neighbours;
+            (hits(&truth, &graph.search(q, k)), truth.len())
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    if total == 0 {
+        f64::NAN
+    } else {
+        found as f64 / total as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hits_count_ties_at_the_kth_distance() {
+        let n = |index, distance| Neighbour { index, distance };
+        let truth = [n(0, 1.0), n(1, 2.0)];
+        assert_eq!(hits(&truth, &[n(0, 1.0), n(5, 2.0)]), 2);
+        assert_eq!(hits(&truth, &[n(0, 1.0), n(5, 3.0)]), 1);
+    }
+}
