@@ -790,14 +790,12 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             out!("worst false-invisible rate over tables and seeds: {worst:.3} (alpha {alpha})");
             // What exact validity would give on held-out sets of these sizes.
             let above = all.iter().filter(|q| q.false_invisible > 0.10).count();
-            let expected: f64 = all
+            let tails: Vec<f64> = all
                 .iter()
                 .map(|q| nof1::eval::binomial_rate_above(q.n_normal, alpha, 0.10))
-                .sum();
-            let p_none: f64 = all
-                .iter()
-                .map(|q| 1.0 - nof1::eval::binomial_rate_above(q.n_normal, alpha, 0.10))
-                .product();
+                .collect();
+            let expected: f64 = tails.iter().sum();
+            let p_none: f64 = tails.iter().map(|t| 1.0 - t).product();
             out!(
                 "runs above 0.10: {above} of {}; if every p-value were exactly valid: {expected:.2} expected, P(none) = {p_none:.2} (binomial, same held-out sizes)",
                 all.len()
