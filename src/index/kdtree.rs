@@ -178,6 +178,16 @@ fn build_subtree(rows: Rows<'_>, dim: usize) -> Subtree {
     sub
 }
 
+/// Bit `i` set where `block[i] ≤ limit` (NaN never is); `block` holds at
+/// most 32 values.
+#[inline]
+fn at_most(block: &[f32], limit: f32) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0u32, |m, (i, &d)| m | (u32::from(d <= limit) << i))
+}
+
 /// A radius count carried along a nearest-neighbour search.
 #[derive(Debug, Clone, Copy)]
 struct Counter {
@@ -425,13 +435,19 @@ impl KdTree {
             let mut from = 0;
             while from < m {
                 let len = self.leaf_block(start, m, from, q, &mut acc);
-                for (i, &d) in acc[..len].iter().enumerate() {
+                let block = &acc[..len];
+                if counting {
+                    counter.count += at_most(block, counter.r_sq).count_ones();
+                }
+                // Only points that can enter the list are offered (the bound
+                // only tightens while offering, so none is missed).
+                let mut candidates = at_most(block, top.worst());
+                while candidates != 0 {
+                    let i = candidates.trailing_zeros() as usize;
+                    candidates &= candidates - 1;
                     let index = self.order[start + from + i];
-                    if counting && d <= counter.r_sq {
-                        counter.count += 1;
-                    }
                     if Some(index) != skip {
-                        top.offer(d, index);
+                        top.offer(block[i], index);
                     }
                 }
                 from += len;

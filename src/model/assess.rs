@@ -235,16 +235,7 @@ impl Model {
         let (neighbours, stat, novelty, p_value, verdict, support) = match found {
             Some(f) => f,
             None => {
-                let r = self.exact.search(
-                    &q,
-                    k,
-                    None,
-                    if std::env::var_os("X_NOCOUNT").is_some() {
-                        None
-                    } else {
-                        Some(radius_f32)
-                    },
-                );
+                let r = self.exact.search(&q, k, None, Some(radius_f32));
                 let stat = knn_statistic(&r.neighbours, params.knn_statistic);
                 let (novelty, p, verdict) = decide(stat);
                 (r.neighbours, stat, novelty, p, verdict, r.within)
@@ -259,7 +250,6 @@ impl Model {
         out.p_residual = cal.residual.p_value(residual);
         out.density = match &self.density {
             None => score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd),
-            Some(_) if std::env::var_os("X_NODENS").is_some() => f64::NAN,
             Some(sample) => {
                 let nb = sample.search(&q, k, None, None).neighbours;
                 score::relative_density(&nb, &d.reference.kdist, &d.reference.lrd)

@@ -3,16 +3,16 @@
 use rayon::prelude::*;
 
 use super::{
-    CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice,
-    DENSITY_SAMPLE, IndexCheck, Model, ModelData, NoProgress, Params, Progress, ReferenceSet,
-    Scorer, density_index, leading,
+    CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice, IndexCheck,
+    Model, ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer, leading,
 };
 use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
+use crate::index::Neighbour;
 use crate::index::{ExactIndex, HnswIndex, IndexKind, check};
 use crate::model::IndexChoice;
 use crate::project::{self, ComponentRule, Projector};
-use crate::score::knn_statistic;
+use crate::score::{KnnStatistic, knn_statistic, local_reachability};
 use crate::standardise::{ColumnStats, Standardiser};
 use crate::table::Table;
 use crate::verdict::Verdict;
@@ -317,37 +317,9 @@ impl Params {
         } else {
             None
         };
-        // Density sample: all members, or a seeded sample of DENSITY_SAMPLE.
-        let mut density_members: Vec<u32> = id_rows
-            .iter()
-            .take(DENSITY_SAMPLE)
-            .map(|&r| r as u32)
-            .collect();
-        density_members.sort_unstable();
-        let sample_index = density_index(&exact, &density_members);
-        let density_search = sample_index.as_ref().unwrap_or(&exact);
-        let n_sample = density_members.len();
-        progress.start("reference densities", n_sample as u64);
-        let self_neighbours: Vec<Vec<crate::index::Neighbour>> = (0..n_sample)
-            .into_par_iter()
-            .map(|i| {
-                let q = density_search.point(i);
-                let r = density_search.search(q, k, Some(i as u32), None).neighbours;
-                if i % 1024 == 0 {
-                    progress.advance(1024);
-                }
-                r
-            })
-            .collect();
-        progress.finish();
-        let kdist: Vec<f32> = self_neighbours
-            .iter()
-            .map(|v| knn_statistic(v, crate::score::KnnStatistic::KthDistance) as f32)
-            .collect();
-        let lrd: Vec<f32> = self_neighbours
-            .iter()
-            .map(|v| crate::score::local_reachability(v, &kdist) as f32)
-            .collect();
+        // Reference densities: every member's k nearest other members, once.
+        let (kdist, lrd) = member_densities(&exact, k, progress);
+        let density_members: Vec<u32> = (0..n as u32).collect();
 
         let index_check = hnsw
             .as_ref()
@@ -397,7 +369,7 @@ impl Params {
             data,
             exact,
             hnsw,
-            density: sample_index,
+            density: None,
         })
     }
 }
@@ -488,6 +460,54 @@ fn scored_members(params: &Params, id_rows: &[usize]) -> Vec<usize> {
         .take(params.calibration_size)
         .copied()
         .collect()
+}
+
+/// Every member's k-distance and local reachability density among the other
+/// members (exact; members searched in tree order, which keeps the points
+/// they share in cache).
+fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (Vec<f32>, Vec<f32>) {
+    let n = exact.len();
+    let mut order: Vec<(u32, u32)> = (0..n as u32)
+        .into_par_iter()
+        .map(|i| (exact.locality_key(exact.point(i as usize)), i))
+        .collect();
+    order.sort_unstable();
+    // Fit refuses references of fewer than k + 2 rows, so every member has
+    // exactly k neighbours.
+    let blank = Neighbour {
+        index: 0,
+        distance: f32::NAN,
+    };
+    let mut found = vec![blank; n * k];
+    progress.start("reference densities", n as u64);
+    found
+        .par_chunks_mut(k.max(1))
+        .zip(&order)
+        .with_min_len(256)
+        .enumerate()
+        .for_each(|(pos, (out, &(_, i)))| {
+            if pos % 1024 == 0 {
+                progress.advance(1024.min((n - pos) as u64));
+            }
+            let nb = exact
+                .search(exact.point(i as usize), k, Some(i), None)
+                .neighbours;
+            out[..nb.len()].copy_from_slice(&nb);
+        });
+    progress.finish();
+    let mut kdist = vec![f32::NAN; n];
+    for (nb, &(_, i)) in found.chunks_exact(k.max(1)).zip(&order) {
+        kdist[i as usize] = knn_statistic(nb, KnnStatistic::KthDistance) as f32;
+    }
+    let by_pos: Vec<f32> = found
+        .par_chunks_exact(k.max(1))
+        .map(|nb| local_reachability(nb, &kdist) as f32)
+        .collect();
+    let mut lrd = vec![f32::NAN; n];
+    for (&l, &(_, i)) in by_pos.iter().zip(&order) {
+        lrd[i as usize] = l;
+    }
+    (kdist, lrd)
 }
 
 /// Reference size from which calibration may skip refitting the projection.

@@ -161,19 +161,15 @@ pub struct ReferenceSet {
     pub groups: Option<Vec<u32>>,
     /// Embeddings, row-major `n × c` (all projection components), `f32`.
     pub embeddings: Vec<f32>,
-    /// Reference rows of the density sample (sorted): every member when the
-    /// reference has at most [`DENSITY_SAMPLE`] members, else a seeded sample.
+    /// Reference rows whose k-distance and density are kept (sorted): every
+    /// member in models fitted by this version; models of earlier versions
+    /// may hold a seeded sample of large references, searched separately.
     pub density_members: Vec<u32>,
-    /// k-distance of each density-sample member among the sample.
+    /// k-distance of each of `density_members` among them.
     pub kdist: Vec<f32>,
-    /// Local reachability density of each density-sample member.
+    /// Local reachability density of each of `density_members`.
     pub lrd: Vec<f32>,
 }
-
-/// Most reference members used for the LOF-style density. Local density
-/// ratios are unchanged in expectation by uniform thinning, so a seeded sample
-/// keeps the `density` column meaningful while fit stays fast on large cohorts.
-pub const DENSITY_SAMPLE: usize = 20_000;
 
 impl ReferenceSet {
     /// Number of members.
@@ -247,7 +243,8 @@ pub struct Model {
     data: ModelData,
     exact: ExactIndex,
     hnsw: Option<HnswIndex>,
-    /// Index over the density sample when it is not the whole reference.
+    /// Index over the density sample of a model fitted by an earlier version,
+    /// when that sample is not the whole reference.
     density: Option<ExactIndex>,
 }
 
