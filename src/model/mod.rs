@@ -373,3 +373,84 @@ impl Model {
         self.exact.dim()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use crate::score::{KnnStatistic, knn_statistic, local_reachability, relative_density};
+    use crate::table::Table;
+
+    /// Two clusters in 4 features.
+    fn cohort(n: usize, seed: u64, shift: f64) -> Table {
+        let mut rng = SplitMix64::new(seed);
+        let mut values = Vec::with_capacity(n * 4);
+        for i in 0..n {
+            let c = if i % 3 == 0 { 4.0 } else { 0.0 } + shift;
+            for j in 0..4 {
+                values.push(c + rng.normal() * (1.0 + j as f64 * 0.3));
+            }
+        }
+        let ids = (0..n).map(|i| format!("r{i}")).collect();
+        let names = (0..4).map(|j| format!("f{j}")).collect();
+        Table::from_rows(ids, names, values).expect("a valid table")
+    }
+
+    #[test]
+    fn density_uses_the_whole_reference_and_older_samples_still_assess() {
+        let k = 5;
+        let model = Params::default()
+            .k(k)
+            .fit(&cohort(900, 3, 0.0))
+            .expect("fit");
+        let n = model.reference().len();
+        assert_eq!(model.reference().density_members.len(), n);
+        assert!(model.density.is_none());
+        let patients = cohort(60, 11, 0.5);
+        let fresh = model.assess(&patients).expect("assess");
+        // density from the patient's own neighbours against every member
+        for a in &fresh {
+            let d = relative_density(
+                &a.neighbours,
+                &model.reference().kdist,
+                &model.reference().lrd,
+            );
+            assert_eq!(a.density.to_bits(), d.to_bits(), "patient {}", a.id);
+        }
+
+        // A model as earlier builds wrote it: densities of a sample of members.
+        let mut data = model.data().clone();
+        let members: Vec<u32> = (0..n as u32).filter(|i| i % 3 != 1).collect();
+        let sample = density_index(&model.exact, &members).expect("a proper sample");
+        let found: Vec<Vec<crate::index::Neighbour>> = (0..members.len())
+            .map(|i| {
+                sample
+                    .search(sample.point(i), k, Some(i as u32), None)
+                    .neighbours
+            })
+            .collect();
+        let kdist: Vec<f32> = found
+            .iter()
+            .map(|v| knn_statistic(v, KnnStatistic::KthDistance) as f32)
+            .collect();
+        let lrd: Vec<f32> = found
+            .iter()
+            .map(|v| local_reachability(v, &kdist) as f32)
+            .collect();
+        data.reference.density_members = members;
+        data.reference.kdist = kdist.clone();
+        data.reference.lrd = lrd.clone();
+        let older = Model::from_data(data, &NoProgress);
+        let old = older.assess(&patients).expect("assess");
+        for (a, b) in fresh.iter().zip(&old) {
+            // Same verdicts and p-values; density from the sample's neighbours.
+            assert_eq!(a.verdict, b.verdict);
+            assert_eq!(a.p_value.to_bits(), b.p_value.to_bits());
+            assert_eq!(a.support, b.support);
+            let q: Vec<f32> = a.embedding[..older.exact.dim()].to_vec();
+            let nb = sample.search(&q, k, None, None).neighbours;
+            let d = relative_density(&nb, &kdist, &lrd);
+            assert_eq!(b.density.to_bits(), d.to_bits(), "patient {}", b.id);
+        }
+    }
+}
