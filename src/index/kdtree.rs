@@ -67,13 +67,16 @@ impl Subtree {
     }
 }
 
-/// A subtree's points in tree order (row-major, `dim` columns) with their
-/// original indices, plus scratch space of the same size.
+/// A subtree's rows (row-major, `dim` columns) with their original indices,
+/// in one of two buffers of the same size; the other is scratch space.
 struct Rows<'a> {
     points: &'a mut [f32],
     order: &'a mut [u32],
     scratch_points: &'a mut [f32],
     scratch_order: &'a mut [u32],
+    /// Whether `points` is the tree's scratch buffer (leaves found there
+    /// are copied to the main one).
+    in_scratch: bool,
 }
 
 impl<'a> Rows<'a> {
@@ -89,30 +92,80 @@ impl<'a> Rows<'a> {
                 order: o0,
                 scratch_points: sp0,
                 scratch_order: so0,
+                in_scratch: self.in_scratch,
             },
             Rows {
                 points: p1,
                 order: o1,
                 scratch_points: sp1,
                 scratch_order: so1,
+                in_scratch: self.in_scratch,
             },
         )
     }
-}
 
-/// Builds the subtree over `rows`, reordering them in place into tree order
-/// (contiguous rows, so every pass over a node reads memory in order); point
-/// ranges in the result are local (from 0).
-fn build_subtree(rows: Rows<'_>, dim: usize) -> Subtree {
-    let len = rows.order.len();
-    let mut lo = vec![f32::INFINITY; dim];
-    let mut hi = vec![f32::NEG_INFINITY; dim];
-    for p in rows.points.chunks_exact(dim) {
-        for d in 0..dim {
-            lo[d] = lo[d].min(p[d]);
-            hi[d] = hi[d].max(p[d]);
+    /// The same rows with the buffers' roles exchanged.
+    fn swap(self) -> Rows<'a> {
+        Rows {
+            points: self.scratch_points,
+            order: self.scratch_order,
+            scratch_points: self.points,
+            scratch_order: self.order,
+            in_scratch: !self.in_scratch,
         }
     }
+
+    /// Writes the rows, as one leaf block stored column by column, with
+    /// their original indices, to the main buffer.
+    fn store_leaf(self, dim: usize) {
+        let m = self.order.len();
+        let mut block = vec![0.0f32; m * dim];
+        for (i, p) in self.points.chunks_exact(dim).enumerate() {
+            for (d, &x) in p.iter().enumerate() {
+                block[d * m + i] = x;
+            }
+        }
+        if self.in_scratch {
+            self.scratch_points.copy_from_slice(&block);
+            self.scratch_order.copy_from_slice(self.order);
+        } else {
+            self.points.copy_from_slice(&block);
+        }
+    }
+}
+
+/// Bounding box of row-major points: minima then maxima (`2 × dim`).
+fn bounding_box(points: &[f32], dim: usize) -> Vec<f32> {
+    let mut b = [vec![f32::INFINITY; dim], vec![f32::NEG_INFINITY; dim]].concat();
+    for p in points.chunks_exact(dim) {
+        extend_box(&mut b, p);
+    }
+    b
+}
+
+/// Grows box `b` (minima then maxima) to hold point `p`.
+#[inline]
+fn extend_box(b: &mut [f32], p: &[f32]) {
+    let (lo, hi) = b.split_at_mut(p.len());
+    for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(p) {
+        *l = l.min(x);
+        *h = h.max(x);
+    }
+}
+
+/// Builds the subtree over `rows`, whose bounding box is `bbox`. Each split
+/// moves the rows, in tree order, to the other buffer (contiguous rows, so
+/// every pass over a node reads memory in order) and gives the children's
+/// boxes on the way; each leaf ends in the main buffer as a block stored
+/// column by column. Point ranges in the result are local (from 0).
+fn build_subtree(rows: Rows<'_>, dim: usize, bbox: Vec<f32>) -> Subtree {
+    let len = rows.order.len();
+    let (lo, hi) = bbox.split_at(dim);
+    let split = (0..dim)
+        .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
+        .unwrap_or(0);
+    // Leaves, and sets of identical points kept as one leaf.
+    let leaf = len <= LEAF_SIZE || hi[split] - lo[split] <= 0.0;
     let mut sub = Subtree {
         nodes: vec![Node {
             start: 0,
@@ -123,16 +176,11 @@ fn build_subtree(rows: Rows<'_>, dim: usize) -> Subtree {
             cut_left: 0.0,
             cut_right: 0.0,
         }],
-        boxes: [lo.as_slice(), hi.as_slice()].concat(),
+        boxes: bbox,
     };
-    if len <= LEAF_SIZE {
+    if leaf {
+        rows.store_leaf(dim);
         return sub;
-    }
-    let split = (0..dim)
-        .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
-        .unwrap_or(0);
-    if hi[split] - lo[split] <= 0.0 {
-        return sub; // all points identical: keep as one leaf
     }
     // Median by (coordinate, original index): a total order, so the halves
     // do not depend on the order the rows arrive in.
@@ -141,25 +189,34 @@ fn build_subtree(rows: Rows<'_>, dim: usize) -> Subtree {
         .map(|r| (rows.points[r * dim + split], rows.order[r], r as u32))
         .collect();
     keys.select_nth_unstable_by(mid, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut boxes = [bounding_box(&[], dim), bounding_box(&[], dim)];
     for (to, &(_, original, from)) in keys.iter().enumerate() {
         let from = from as usize;
-        rows.scratch_points[to * dim..(to + 1) * dim]
-            .copy_from_slice(&rows.points[from * dim..(from + 1) * dim]);
+        let p = &rows.points[from * dim..(from + 1) * dim];
+        let q = &mut rows.scratch_points[to * dim..(to + 1) * dim];
+        // One loop copies the row and grows its half's box (a bare copy of
+        // a few floats would be a call to memmove per row).
+        let (lo, hi) = boxes[usize::from(to >= mid)].split_at_mut(dim);
+        for d in 0..dim {
+            let x = p[d];
+            q[d] = x;
+            lo[d] = lo[d].min(x);
+            hi[d] = hi[d].max(x);
+        }
         rows.scratch_order[to] = original;
     }
     drop(keys);
-    rows.points.copy_from_slice(rows.scratch_points);
-    rows.order.copy_from_slice(rows.scratch_order);
-    let (left_rows, right_rows) = rows.split(mid, dim);
+    let [left_box, right_box] = boxes;
+    let (left_rows, right_rows) = rows.swap().split(mid, dim);
     let (left, right) = if len >= PARALLEL_BUILD_MIN {
         rayon::join(
-            || build_subtree(left_rows, dim),
-            || build_subtree(right_rows, dim),
+            || build_subtree(left_rows, dim, left_box),
+            || build_subtree(right_rows, dim, right_box),
         )
     } else {
         (
-            build_subtree(left_rows, dim),
-            build_subtree(right_rows, dim),
+            build_subtree(left_rows, dim, left_box),
+            build_subtree(right_rows, dim, right_box),
         )
     };
     let cut_left = left.boxes[dim + split];
@@ -249,27 +306,20 @@ impl KdTree {
         let sub = if n > 0 {
             let mut scratch_points = vec![0.0f32; n * dim];
             let mut scratch_order = vec![0u32; n];
+            let bbox = bounding_box(&tree_points, dim);
             let rows = Rows {
                 points: &mut tree_points,
                 order: &mut order,
                 scratch_points: &mut scratch_points,
                 scratch_order: &mut scratch_order,
+                in_scratch: false,
             };
-            build_subtree(rows, dim)
+            build_subtree(rows, dim, bbox)
         } else {
             Subtree::default()
         };
-        // Leaf blocks column by column.
-        let mut columns = vec![0.0f32; tree_points.len()];
-        for node in sub.nodes.iter().filter(|nd| nd.split == LEAF) {
-            let (start, m) = (node.start as usize, (node.end - node.start) as usize);
-            for i in 0..m {
-                for d in 0..dim {
-                    columns[start * dim + d * m + i] = tree_points[(start + i) * dim + d];
-                }
-            }
-        }
-        drop(tree_points);
+        // The leaf blocks, column by column, now fill `tree_points`.
+        let columns = tree_points;
         KdTree {
             dim,
             points: columns,
