@@ -261,12 +261,19 @@ impl Model {
         {
             let y_nn = self.exact.point(nn.index as usize);
             let parts = score::contributions(&z, &y, y_nn, &d.projector.loadings);
-            let mut order: Vec<usize> = (0..p).collect();
-            order.sort_by(|&a, &b| {
+            // Largest shares first, ties by feature order (a total order, so
+            // selecting the first few and sorting them is exact).
+            let by_share = |&a: &usize, &b: &usize| {
                 let sa = parts[a].0 + parts[a].1;
                 let sb = parts[b].0 + parts[b].1;
                 sb.total_cmp(&sa).then(a.cmp(&b))
-            });
+            };
+            let mut order: Vec<usize> = (0..p).collect();
+            if p > TOP_FEATURES {
+                order.select_nth_unstable_by(TOP_FEATURES - 1, by_share);
+                order.truncate(TOP_FEATURES);
+            }
+            order.sort_unstable_by(by_share);
             out.top_features = order
                 .into_iter()
                 .take(TOP_FEATURES)
