@@ -24,6 +24,11 @@ The Python pipeline ("simple version" of what nof1 does):
           residuals -> save
   assess: load -> read patients -> standardise, project, residual -> kNN
           query -> empirical p-values -> write CSV
+With --same-outputs the stack also computes what nof1 reports beyond the
+verdict: fit finds every member's k-distance and local reachability density
+(one more hnswlib query per member), and assess queries the 100 nearest
+members (ef >= 100) to count support within the calibrated radius and
+compute the LOF density from the k nearest.
 """
 
 import argparse
@@ -84,6 +89,10 @@ class Stages:
         return out
 
 
+# nof1's cap on the support count (src/index/exact.rs).
+SUPPORT_CAP = 100
+
+
 def phase_fit(args):
     import numpy as np
     import pandas as pd
@@ -136,10 +145,25 @@ def phase_fit(args):
 
     cal_knn, cal_res = st.run("calibration scores", calibrate)
 
+    extra = {}
+    if args.same_outputs:
+        def member_densities():
+            # Every member's k nearest other members (self is the first hit):
+            # k-distance and local reachability density, as nof1 fit does.
+            labels, d2 = index.knn_query(y, k=args.k + 1)
+            nb, dist = labels[:, 1:], np.sqrt(d2[:, 1:])
+            kdist = dist[:, -1]
+            lrd = 1.0 / np.maximum(np.maximum(kdist[nb], dist).mean(axis=1), 1e-9)
+            # kNN distance at the invisible level: the support radius.
+            radius = np.quantile(cal_knn, 1.0 - args.alpha)
+            return {"kdist": kdist, "lrd": lrd, "radius": np.array([radius])}
+
+        extra = st.run("member densities", member_densities)
+
     def save():
         d = args.model_dir
         np.savez(os.path.join(d, "model.npz"), mean=mean, sd=sd, components=p.components_,
-                 pca_mean=p.mean_, cal_knn=cal_knn, cal_res=cal_res)
+                 pca_mean=p.mean_, cal_knn=cal_knn, cal_res=cal_res, **extra)
         index.save_index(os.path.join(d, "index.bin"))
 
     st.run("save", save)
@@ -173,7 +197,22 @@ def phase_assess(args):
         zc = z - m["pca_mean"]
         y = (zc @ m["components"].T).astype(np.float32)
         res = ((zc - y.astype(np.float64) @ m["components"]) ** 2).sum(axis=1)
-        _, d2 = index.knn_query(y, k=args.k)
+        columns = {}
+        if args.same_outputs:
+            # support: members within the radius among the nearest
+            # SUPPORT_CAP (hnswlib has no radius query); density from the
+            # k nearest, as nof1 reports them.
+            k_s = max(args.k, SUPPORT_CAP)
+            index.set_ef(max(args.ef, k_s))
+            labels, d2 = index.knn_query(y, k=k_s)
+            dist = np.sqrt(d2)
+            columns["support"] = (dist <= m["radius"][0]).sum(axis=1)
+            nb, dist_k = labels[:, :args.k], dist[:, :args.k]
+            lrd_x = 1.0 / np.maximum(np.maximum(m["kdist"][nb], dist_k).mean(axis=1), 1e-9)
+            columns["density"] = lrd_x / m["lrd"][nb].mean(axis=1)
+            d2 = d2[:, :args.k]
+        else:
+            _, d2 = index.knn_query(y, k=args.k)
         kth = np.sqrt(d2[:, -1])
         n_k, n_r = len(m["cal_knn"]), len(m["cal_res"])
         p_k = (n_k - np.searchsorted(m["cal_knn"], kth, side="left") + 1) / (n_k + 1)
@@ -182,7 +221,7 @@ def phase_assess(args):
         verdict = np.where(p <= args.alpha, "invisible",
                            np.where(p <= 0.2, "low_support", "supported"))
         out = pd.DataFrame({"id": df.index, "verdict": verdict, "p_value": p,
-                            "knn_distance": kth, "residual": res})
+                            "knn_distance": kth, "residual": res, **columns})
         out.to_csv(args.output, index=False)
         return verdict, truth
 
@@ -230,6 +269,9 @@ def main():
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--ef", type=int, default=50, help="hnswlib query ef (default 50)")
     ap.add_argument("--calibration-size", type=int, default=20000)
+    ap.add_argument("--same-outputs", action="store_true",
+                    help="also compute what nof1 reports beyond verdict and p-value: support "
+                         "(members within the calibrated radius, up to 100) and LOF density")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
