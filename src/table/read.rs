@@ -83,14 +83,14 @@ pub fn read_table_str(
 
 fn collect(mut reader: TableReader, role: Role) -> Result<Table> {
     let mut table = reader.empty_table();
-    while let Some(chunk) = reader.next_chunk(1 << 16)? {
-        table.ids.extend(chunk.ids);
-        if let (Some(g), Some(c)) = (table.groups.as_mut(), chunk.groups) {
-            g.extend(c);
+    // Rows are appended in place; once the first rows show the bytes per
+    // row, the rest of a file of known size is reserved at once.
+    let mut reserved = false;
+    while reader.append_chunk(&mut table, 1 << 16)? > 0 {
+        if !reserved {
+            reserved = true;
+            reader.reserve_rest(&mut table);
         }
-        table.values.extend(chunk.values);
-        table.lines.extend(chunk.lines);
-        table.notes.extend(chunk.notes);
     }
     if role == Role::Reference {
         let mut seen: HashMap<&str, u64> = HashMap::with_capacity(table.ids.len());
@@ -120,6 +120,8 @@ pub struct TableReader {
     records: Vec<csv::ByteRecord>,
     /// Records of the block being split into fields meanwhile.
     spare: Vec<csv::ByteRecord>,
+    /// Size of the input in bytes, when known.
+    size_hint: Option<u64>,
 }
 
 impl std::fmt::Debug for TableReader {
@@ -156,7 +158,11 @@ impl TableReader {
     /// As [`read_table`].
     pub fn open(path: &Path, options: &TableOptions, role: Role) -> Result<TableReader> {
         let input = open_input(path)?;
-        Self::from_reader(input, path, options, role)
+        let mut reader = Self::from_reader(input, path, options, role)?;
+        if path != Path::new("-") {
+            reader.size_hint = std::fs::metadata(path).ok().map(|m| m.len());
+        }
+        Ok(reader)
     }
 
     /// Reads a table from any reader; `path` names it in messages and picks the
@@ -268,6 +274,7 @@ impl TableReader {
             feature_idx,
             records: vec![record],
             spare: Vec::new(),
+            size_hint: None,
         })
     }
 
@@ -325,6 +332,38 @@ impl TableReader {
     /// As [`read_table`].
     pub fn next_chunk(&mut self, max_rows: usize) -> Result<Option<Table>> {
         let mut table = self.empty_table();
+        if self.append_chunk(&mut table, max_rows)? == 0 {
+            Ok(None)
+        } else {
+            Ok(Some(table))
+        }
+    }
+
+    /// Reserves room in `table` for the rows of the rest of the file, as
+    /// estimated from the bytes per row read so far (files of known size).
+    fn reserve_rest(&self, table: &mut Table) {
+        let (Some(size), rows) = (self.size_hint, table.ids.len()) else {
+            return;
+        };
+        let read = self.reader.position().byte().max(1);
+        if rows == 0 || size <= read {
+            return;
+        }
+        let rest = ((size - read) as f64 / read as f64 * rows as f64 * 1.01) as usize + 1;
+        let p = self.feature_idx.len();
+        table.values.reserve(rest.saturating_mul(p));
+        table.ids.reserve(rest);
+        table.lines.reserve(rest);
+        table.notes.reserve(rest);
+        if let Some(g) = table.groups.as_mut() {
+            g.reserve(rest);
+        }
+    }
+
+    /// [`TableReader::next_chunk`] appending to `table` (this file's
+    /// columns); returns the number of rows appended, 0 at the end.
+    fn append_chunk(&mut self, table: &mut Table, max_rows: usize) -> Result<usize> {
+        let start = table.ids.len();
         let TableReader {
             source,
             reader,
@@ -336,6 +375,7 @@ impl TableReader {
             feature_idx,
             records,
             spare,
+            size_hint: _,
         } = self;
         let p = feature_idx.len();
         let parser = RowParser {
@@ -352,11 +392,12 @@ impl TableReader {
         let mut want = max_rows.min(PARSE_BLOCK);
         let (mut n, mut read_error) = split_records(reader, source, records, want);
         loop {
-            let last = read_error.is_some() || n < want || table.ids.len() + n >= max_rows;
+            let done = table.ids.len() - start;
+            let last = read_error.is_some() || n < want || done + n >= max_rows;
             let want_next = if last {
                 0
             } else {
-                (max_rows - table.ids.len() - n).min(PARSE_BLOCK)
+                (max_rows - done - n).min(PARSE_BLOCK)
             };
             let first = table.values.len();
             table.values.resize(first + n * p, f64::NAN);
@@ -382,11 +423,7 @@ impl TableReader {
             std::mem::swap(records, spare);
             (n, read_error, want) = (n_next, error_next, want_next);
         }
-        if table.ids.is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some(table))
-        }
+        Ok(table.ids.len() - start)
     }
 }
 
