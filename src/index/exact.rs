@@ -1,6 +1,6 @@
 //! Exact nearest-neighbour search: a k-d tree in low dimension, a full scan otherwise.
 
-use super::kdtree::KdTree;
+use super::kdtree::{KdTree, TreeLayout};
 use super::{Neighbour, TopK};
 
 /// Largest dimension searched with the k-d tree (above it, a scan is faster).
@@ -39,9 +39,51 @@ impl ExactIndex {
     pub fn new(points: Vec<f32>, dim: usize) -> Self {
         assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
         let n = points.len() / dim;
-        let tree = (dim <= KD_TREE_MAX_DIM && n >= KD_TREE_MIN_POINTS)
-            .then(|| KdTree::build(&points, dim));
+        let tree = Self::uses_tree(n, dim).then(|| KdTree::build(&points, dim));
         ExactIndex { points, dim, tree }
+    }
+
+    /// [`ExactIndex::new`] with the tree restored from a stored layout
+    /// instead of built, when the index has a tree and a layout is given.
+    ///
+    /// # Errors
+    /// The layout's message when it does not fit the points
+    /// ([`KdTree::from_layout`]), or when one is given for an index without
+    /// a tree.
+    ///
+    /// # Panics
+    /// As [`ExactIndex::new`].
+    pub fn with_layout(
+        points: Vec<f32>,
+        dim: usize,
+        layout: Option<TreeLayout>,
+    ) -> Result<Self, String> {
+        let Some(layout) = layout else {
+            return Ok(Self::new(points, dim));
+        };
+        assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
+        if !Self::uses_tree(points.len() / dim, dim) {
+            return Err(format!(
+                "a tree for {} points of dimension {dim}, which are scanned",
+                points.len() / dim
+            ));
+        }
+        let tree = KdTree::from_layout(&points, dim, layout)?;
+        Ok(ExactIndex {
+            points,
+            dim,
+            tree: Some(tree),
+        })
+    }
+
+    /// Whether `n` points of dimension `dim` are searched with a tree.
+    fn uses_tree(n: usize, dim: usize) -> bool {
+        dim <= KD_TREE_MAX_DIM && n >= KD_TREE_MIN_POINTS
+    }
+
+    /// The tree's structure, for storing (`None` when the index scans).
+    pub fn tree_layout(&self) -> Option<TreeLayout> {
+        self.tree.as_ref().map(KdTree::layout)
     }
 
     /// An index that always scans (for tests and benchmarks).

@@ -12,6 +12,8 @@
 //! bound and the distances, so results are identical to the scan, ties
 //! included (broken by the lower original index).
 
+use serde::{Deserialize, Serialize};
+
 use super::TopK;
 
 /// Points per leaf.
@@ -21,7 +23,7 @@ const LEAF: u32 = u32::MAX;
 /// Absolute margin on pruning bounds (covers underflow of tiny squared differences).
 const ABS_MARGIN: f64 = 1e-36;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Node {
     /// First point under the node (tree order).
     start: u32,
@@ -37,6 +39,11 @@ struct Node {
     cut_left: f32,
     /// Smallest coordinate of the right child along `split`.
     cut_right: f32,
+}
+
+/// Relative margin on pruning bounds in dimension `dim` (see [`KdTree`]'s `slack`).
+fn slack_for(dim: usize) -> f64 {
+    (dim as f64 + 4.0) * f32::EPSILON as f64
 }
 
 /// Subtrees at least this large are built in parallel.
@@ -326,7 +333,7 @@ impl KdTree {
             order,
             nodes: sub.nodes,
             boxes: sub.boxes,
-            slack: (dim as f64 + 4.0) * f32::EPSILON as f64,
+            slack: slack_for(dim),
         }
     }
 
@@ -521,6 +528,118 @@ impl KdTree {
     }
 }
 
+/// The structure of a built [`KdTree`] without its points: what a model file
+/// stores so that loading does not rebuild the tree. Restored over the same
+/// points by [`KdTree::from_layout`], which checks every property the search
+/// relies on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeLayout {
+    /// Original row of each point in tree order.
+    order: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Bounding boxes, `2 × dim` per node (minima then maxima).
+    boxes: Vec<f32>,
+}
+
+impl KdTree {
+    /// The tree's structure, for storing.
+    pub fn layout(&self) -> TreeLayout {
+        TreeLayout {
+            order: self.order.clone(),
+            nodes: self.nodes.clone(),
+            boxes: self.boxes.clone(),
+        }
+    }
+
+    /// The tree of `layout` over `points` (row-major, `dim` columns, in
+    /// original row order), which must be the points it was built over.
+    ///
+    /// # Errors
+    /// A message naming the first broken property: `order` not a permutation
+    /// of the rows, a node's range or children inconsistent, or a box or cut
+    /// that does not bound its points. A layout that passes gives the same
+    /// results as a scan (the bounds the search prunes with are true).
+    pub fn from_layout(points: &[f32], dim: usize, layout: TreeLayout) -> Result<KdTree, String> {
+        let TreeLayout {
+            order,
+            nodes,
+            boxes,
+        } = layout;
+        let n = points.len() / dim.max(1);
+        if dim == 0 || order.len() != n || points.len() != n * dim {
+            return Err(format!(
+                "{} points in tree order for {n} rows of dimension {dim}",
+                order.len()
+            ));
+        }
+        let mut seen = vec![false; n];
+        for &r in &order {
+            match seen.get_mut(r as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(format!("row {r} out of range or twice in the tree order")),
+            }
+        }
+        if boxes.len() != nodes.len() * 2 * dim || (n > 0) == nodes.is_empty() {
+            return Err(format!(
+                "{} nodes with {} box values for {n} points",
+                nodes.len(),
+                boxes.len()
+            ));
+        }
+        let boxed = |id: usize| &boxes[id * 2 * dim..(id + 1) * 2 * dim];
+        let mut columns = vec![0.0f32; n * dim];
+        for (id, node) in nodes.iter().enumerate() {
+            let (start, end) = (node.start as usize, node.end as usize);
+            if start >= end || end > n || (id == 0 && (start, end) != (0, n)) {
+                return Err(format!("node {id} has range {start}..{end} of {n} points"));
+            }
+            let b = boxed(id);
+            let (lo, hi) = b.split_at(dim);
+            if node.split == LEAF {
+                let m = end - start;
+                for (i, &r) in order[start..end].iter().enumerate() {
+                    let p = &points[r as usize * dim..(r as usize + 1) * dim];
+                    for d in 0..dim {
+                        // NaN fails too.
+                        if !(lo[d] <= p[d] && p[d] <= hi[d]) {
+                            return Err(format!("leaf {id}'s box does not hold row {r}"));
+                        }
+                        columns[start * dim + d * m + i] = p[d];
+                    }
+                }
+                continue;
+            }
+            let (a, c, split) = (node.a as usize, node.b as usize, node.split as usize);
+            if a <= id || c <= id || a >= nodes.len() || c >= nodes.len() || split >= dim {
+                return Err(format!("node {id} has children {a}, {c} split on {split}"));
+            }
+            if nodes[a].start as usize != start
+                || nodes[a].end != nodes[c].start
+                || nodes[c].end as usize != end
+            {
+                return Err(format!("node {id}'s children do not split its range"));
+            }
+            for child in [a, c] {
+                let (clo, chi) = boxed(child).split_at(dim);
+                if (0..dim).any(|d| !(lo[d] <= clo[d] && chi[d] <= hi[d])) {
+                    return Err(format!("node {id}'s box does not hold child {child}'s"));
+                }
+            }
+            if !(boxed(a)[dim + split] <= node.cut_left && node.cut_right <= boxed(c)[split]) {
+                return Err(format!("node {id}'s cuts do not bound its children"));
+            }
+        }
+        Ok(KdTree {
+            dim,
+            points: columns,
+            order,
+            nodes,
+            boxes,
+            slack: slack_for(dim),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +658,76 @@ mod tests {
                 d <= r_sq
             })
             .count() as u32
+    }
+
+    #[test]
+    fn a_stored_layout_restores_the_same_tree_and_a_broken_one_is_refused() {
+        let mut rng = SplitMix64::new(4);
+        let dim = 5;
+        // Clustered points with a block of 70 identical ones (a leaf > 32).
+        let mut pts: Vec<f32> = (0..3000 * dim)
+            .map(|i| (rng.normal() * 2.0) as f32 + (i % 7) as f32)
+            .collect();
+        for r in 100..170 {
+            pts[r * dim..(r + 1) * dim].copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        }
+        let tree = KdTree::build(&pts, dim);
+        let back = KdTree::from_layout(&pts, dim, tree.layout()).expect("a valid layout");
+        assert_eq!(back, tree);
+
+        let refused = |edit: &dyn Fn(&mut TreeLayout)| {
+            let mut layout = tree.layout();
+            edit(&mut layout);
+            KdTree::from_layout(&pts, dim, layout).is_err()
+        };
+        let leaf = tree
+            .nodes
+            .iter()
+            .position(|nd| nd.split == LEAF)
+            .unwrap_or(0);
+        let inner = tree
+            .nodes
+            .iter()
+            .position(|nd| nd.split != LEAF)
+            .unwrap_or(0);
+        assert!(refused(&|l| l.order[5] = l.order[6]), "row twice");
+        assert!(refused(&|l| l.order[5] = 3000), "row out of range");
+        assert!(
+            refused(&|l| {
+                l.order.pop();
+            }),
+            "short order"
+        );
+        assert!(
+            refused(&|l| l.boxes.truncate(l.boxes.len() - 1)),
+            "short boxes"
+        );
+        assert!(
+            refused(&|l| l.boxes[leaf * 2 * dim] += 50.0),
+            "leaf box too small"
+        );
+        assert!(
+            refused(&|l| l.nodes[inner].cut_left -= 50.0),
+            "cut inside the left child"
+        );
+        assert!(
+            refused(&|l| l.nodes[inner].a = 0),
+            "child before its parent"
+        );
+        assert!(
+            refused(&|l| l.nodes[inner].b = u32::MAX - 1),
+            "child out of range"
+        );
+        assert!(
+            refused(&|l| l.nodes[0].end -= 1),
+            "root short of the points"
+        );
+        assert!(
+            refused(&|l| l.nodes[inner].split = dim as u32),
+            "split past the dimension"
+        );
+        // Rows exchanged between leaves land outside their boxes.
+        assert!(refused(&|l| l.order.swap(0, 2999)), "rows exchanged");
     }
 
     #[test]

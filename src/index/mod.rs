@@ -12,6 +12,7 @@ pub mod kdtree;
 
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
+pub use kdtree::TreeLayout;
 
 use serde::{Deserialize, Serialize};
 
