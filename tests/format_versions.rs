@@ -48,7 +48,10 @@ fn version_2_hnsw_fixture_converts_to_the_graph_built_now() {
         .expect("rebuild")
         .to_bytes()
         .expect("encode");
-    assert!(saved == rebuilt, "the converted graph differs from the rebuilt one");
+    assert!(
+        saved == rebuilt,
+        "the converted graph differs from the rebuilt one"
+    );
     let c = decode_container(&saved, &path).expect("decode");
     assert_eq!(c.version, FORMAT_VERSION);
     assert!(c.graph_len().is_some());

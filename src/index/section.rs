@@ -123,14 +123,14 @@ pub(crate) fn parse(
             Vec::new()
         } else {
             let count = r.u32()? as usize;
-            r.take(4 * count)?
+            r.take_n(count, 4)?
                 .chunks_exact(4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect()
         };
         let count = if j == 0 { n } else { rows.len() };
         let edges = r.u64()?;
-        let degrees = r.take(2 * count)?;
+        let degrees = r.take_n(count, 2)?;
         let most = max_list_len(j, m);
         let mut offsets = Vec::with_capacity(count + 1);
         offsets.push(0usize);
@@ -152,7 +152,7 @@ pub(crate) fn parse(
             ));
         }
         let neighbours: Vec<u32> = r
-            .take(4 * total)?
+            .take_n(total, 4)?
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
@@ -261,7 +261,7 @@ pub(crate) fn parse_v2(
                 ));
             }
             let mut list = Vec::with_capacity(count);
-            for e in r.take(count * 8)?.chunks_exact(8) {
+            for e in r.take_n(count, 8)?.chunks_exact(8) {
                 let nb = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
                 let d = f32::from_le_bytes([e[4], e[5], e[6], e[7]]);
                 if nb as usize >= n {
@@ -310,6 +310,17 @@ impl<'a> Reader<'a> {
         let s = &self.bytes[self.pos..self.pos + k];
         self.pos += k;
         Ok(s)
+    }
+
+    /// `count` items of `width` bytes.
+    fn take_n(&mut self, count: usize, width: usize) -> std::result::Result<&'a [u8], String> {
+        match count.checked_mul(width) {
+            Some(k) => self.take(k),
+            None => Err(format!(
+                "truncated: {count} items of {width} bytes needed at byte {}",
+                self.pos
+            )),
+        }
     }
 
     fn u8(&mut self) -> std::result::Result<u8, String> {

@@ -349,7 +349,10 @@ impl Model {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_container(decode_container(&bytes, path)?, path, progress)
+        let container = decode_container(&bytes, path)?;
+        // Everything is decoded: the file's bytes are not needed any more.
+        drop(bytes);
+        Self::from_container(container, path, progress)
     }
 
     /// Decodes a model from container bytes (`path` is only used in messages).
