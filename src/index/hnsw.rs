@@ -1,57 +1,32 @@
-//! Approximate search with an `hnsw_rs` graph.
+//! Approximate search with an HNSW graph: built by `hnsw_rs`, kept and
+//! searched as nof1's own arrays (`src/index/graph.rs`).
 //!
 //! The graph is built serially in reference row order, so the same reference
 //! gives the same graph (hnsw_rs draws layers from a fixed-seed generator;
-//! parallel insertion is not reproducible). Approximate neighbour distances are
-//! never shorter than the exact ones, which is what lets the model re-check
-//! only the patients the graph would not call supported.
+//! parallel insertion is not reproducible). Once built, its layers, entry
+//! point and neighbour lists are copied out of hnsw_rs into flat arrays in
+//! reference row ids and hnsw_rs's structure is dropped; searches run on the
+//! arrays and compute exact `f32` distances to the points they visit, so the
+//! graph's neighbour distances are never shorter than the exact ones, which
+//! is what lets the model re-check only the patients the graph would not call
+//! supported.
 //!
 //! # Stored graph
 //!
 //! A fitted graph is saved in the model file (the *graph section*, layout in
-//! `docs/formats.md`) so that loading a model does not re-insert every point.
-//! The section records the layer of every point and every point's neighbour
-//! lists (reference rows, with the distances hnsw_rs keeps alongside); the
-//! coordinates are not repeated, they are the model's embeddings. All integers
-//! are little-endian:
-//!
-//! | size | field |
-//! |---|---|
-//! | 8 | magic [`GRAPH_MAGIC`] |
-//! | 4 | points `n` (`u32`), the reference size |
-//! | 4 | dimension (`u32`), the model's search components |
-//! | 1 | layers `L` (`u8`), `min(max_layers, 16)` |
-//! | 1 | `max_connections` `M` (`u8`) |
-//! | n | the layer of each point (`u8` < `L`), in reference row order |
-//! | … | one record per point in graph order (layer 0's rows ascending, then layer 1's, …): a `u8` count of neighbour lists (≤ `L`), then per list a `u16` length (≤ 2M for list 0, ≤ M above) followed by that many (`u32` row, `f32` distance) pairs |
-//!
-//! hnsw_rs 0.3.5 reloads a graph only from its own two dump files (`HnswIo`:
-//! file paths only, native-endian, with `unwrap`s, `assert`s and even
-//! `process::exit` on malformed input). Loading therefore checks the whole
-//! section first (every length bounded, every neighbour a reference row at a
-//! finite non-negative distance, nothing after the last point), then writes
-//! the two dump files, well-formed by construction and byte for byte what
-//! hnsw_rs's own `file_dump` writes for the same graph, into a private
-//! temporary directory; hnsw_rs reads them (no memory map: every point is an
-//! owned copy) and the directory is removed. The reloaded graph has the same
-//! layers, the same neighbour lists in the same order and the same entry
-//! point, so it answers every search exactly as the graph built at fit.
+//! `docs/formats.md`, code in `src/index/section.rs`) as the same arrays, so
+//! loading reads them back and checks them, without hnsw_rs and without
+//! rebuilding anything. Version-2 files, which stored hnsw_rs's neighbour
+//! records, are converted to the arrays on load.
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-
-use hnsw_rs::prelude::{DistL2, Hnsw, HnswIo, PointId};
+use hnsw_rs::prelude::{DistL2, Hnsw};
 use serde::{Deserialize, Serialize};
 
 use super::Neighbour;
-
-/// Magic bytes opening the graph section of a model file.
-pub const GRAPH_MAGIC: &[u8; 8] = b"NOF1HNSW";
-/// Length of the graph section's fixed header (magic, points, dimension,
-/// layers, maximum connections), before the per-point levels.
-pub const GRAPH_HEADER_LEN: usize = 18;
-/// hnsw_rs's limit on the number of layers (its private `NB_LAYER_MAX`).
-const HNSW_LAYER_LIMIT: usize = 16;
+use super::graph::Graph;
+#[cfg(test)]
+use super::section;
+pub use super::section::{GRAPH_HEADER_LEN, GRAPH_MAGIC};
 
 /// Named parameters of the HNSW graph (hnsw_rs's positional integers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +54,9 @@ impl Default for HnswParams {
 
 /// An HNSW graph over row-major `f32` points.
 pub struct HnswIndex {
-    graph: Hnsw<'static, f32, DistL2>,
+    graph: Graph,
+    /// The row-major `n × dim` points the graph was built on.
+    points: Vec<f32>,
     params: HnswParams,
     dim: usize,
 }
@@ -88,40 +65,37 @@ impl std::fmt::Debug for HnswIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HnswIndex")
             .field("params", &self.params)
-            .field("n_points", &self.graph.get_nb_point())
+            .field("n_points", &self.graph.len())
+            .field("layers", &self.graph.layers.len())
             .field("dim", &self.dim)
             .finish()
     }
 }
 
 impl HnswIndex {
-    /// Builds the graph, inserting points serially in row order.
+    /// Builds the graph with hnsw_rs, inserting points serially in row order,
+    /// then keeps its layers and neighbour lists as nof1's arrays.
     ///
     /// `progress` is called with the number of points inserted so far.
+    ///
+    /// # Panics
+    /// If `points.len()` is not a multiple of `dim`, or `dim` is 0 (caller
+    /// bugs).
     pub fn build(
         points: &[f32],
         dim: usize,
         params: HnswParams,
         mut progress: impl FnMut(usize),
     ) -> Self {
-        let n = points.len() / dim.max(1);
-        let graph = Hnsw::<f32, DistL2>::new(
-            params.max_connections,
-            n.max(1),
-            params.max_layers,
-            params.ef_construction,
-            DistL2 {},
-        );
-        for (i, p) in points.chunks_exact(dim).enumerate() {
-            graph.insert_slice((p, i));
-            if i % 4096 == 0 {
-                progress(i);
-            }
+        assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
+        let built = insert_all(points, dim, &params, &mut progress);
+        let graph = extract(&built, points.len() / dim);
+        HnswIndex {
+            graph,
+            points: points.to_vec(),
+            params,
+            dim,
         }
-        progress(n);
-        let mut graph = graph;
-        graph.set_searching_mode(true);
-        HnswIndex { graph, params, dim }
     }
 
     /// The graph's parameters.
@@ -130,204 +104,137 @@ impl HnswIndex {
     }
 
     /// Approximate `k` nearest neighbours, ascending by distance then index.
+    ///
+    /// The search visits the graph with a beam of `max(ef_search, k)` on the
+    /// bottom layer. Every distance is the exact Euclidean distance to the
+    /// point returned (computed as [`super::ExactIndex`] computes it), so the
+    /// `i`-th neighbour is never nearer than the exact `i`-th. Deterministic;
+    /// safe to call from many threads at once.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
         let ef = self.params.ef_search.max(k);
-        let mut found: Vec<Neighbour> = self
-            .graph
-            .search(query, k, ef)
-            .into_iter()
-            .map(|n| Neighbour {
-                index: n.d_id as u32,
-                distance: n.distance,
-            })
-            .collect();
-        found.sort_by(|a, b| {
-            a.distance
-                .total_cmp(&b.distance)
-                .then(a.index.cmp(&b.index))
-        });
-        found.truncate(k);
-        found
+        self.graph.search(&self.points, self.dim, query, k, ef)
     }
-}
 
-/// Number of layers hnsw_rs gives a graph built with `params`.
-fn layer_count(params: &HnswParams) -> usize {
-    params.max_layers.min(HNSW_LAYER_LIMIT)
-}
-
-/// Longest neighbour list hnsw_rs keeps at layer `layer` (`2M` at the
-/// bottom layer, `M` above).
-fn max_list_len(layer: usize, max_connections: usize) -> usize {
-    if layer == 0 {
-        2 * max_connections
-    } else {
-        max_connections
-    }
-}
-
-impl HnswIndex {
     /// Appends the graph section (layout in `docs/formats.md`) to `out`.
     ///
     /// # Errors
-    /// A message when the graph breaks an invariant the section relies on
-    /// (points inserted in row order, lists within hnsw_rs's bounds, finite
-    /// distances); a graph built by [`HnswIndex::build`] never does. `out` may
-    /// then hold part of a section and must be discarded.
+    /// A message when the graph breaks an invariant the section relies on; a
+    /// graph built by [`HnswIndex::build`] never does. `out` is unchanged then.
     pub(crate) fn write_section(&self, out: &mut Vec<u8>) -> std::result::Result<(), String> {
-        let n = self.graph.get_nb_point();
-        let layers = self.graph.get_max_level();
-        let m = self.params.max_connections;
-        if n == 0 || i32::try_from(n).is_err() {
-            return Err(format!("cannot store a graph of {n} points"));
+        if self.graph.len() == 0 {
+            return Err("cannot store a graph of 0 points".into());
         }
-        let dim = u32::try_from(self.dim)
-            .map_err(|_| format!("cannot store a graph of dimension {}", self.dim))?;
-        let layers_u8 = u8::try_from(layers)
-            .ok()
-            .filter(|&l| l >= 1 && layers == layer_count(&self.params))
-            .ok_or_else(|| format!("graph has {layers} layers, its parameters say otherwise"))?;
-        let m_u8 = u8::try_from(m)
-            .ok()
-            .filter(|&v| v >= 1)
-            .ok_or_else(|| format!("cannot store max_connections {m}"))?;
-        out.extend_from_slice(GRAPH_MAGIC);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-        out.extend_from_slice(&dim.to_le_bytes());
-        out.push(layers_u8);
-        out.push(m_u8);
-        let levels_at = out.len();
-        out.resize(levels_at + n, u8::MAX);
-        let points = self.graph.get_point_indexation();
-        let mut seen = 0usize;
-        for layer in 0..layers {
-            let mut previous: Option<usize> = None;
-            for (rank, p) in points.get_layer_iterator(layer).enumerate() {
-                let row = p.get_origin_id();
-                if p.get_point_id() != PointId(layer as u8, rank as i32) {
-                    return Err(format!(
-                        "point {row} has an unexpected position in layer {layer}"
-                    ));
-                }
-                if row >= n || out[levels_at + row] != u8::MAX {
-                    return Err(format!("point {row} is out of range or repeated"));
-                }
-                if previous.is_some_and(|q| q >= row) {
-                    return Err(format!("layer {layer} is not in row order"));
-                }
-                previous = Some(row);
-                out[levels_at + row] = layer as u8;
-                seen += 1;
-                let lists = p.get_neighborhood_id();
-                let used = lists
-                    .iter()
-                    .rposition(|l| !l.is_empty())
-                    .map_or(0, |i| i + 1);
-                if used > layers {
-                    return Err(format!("point {row} has neighbours above the top layer"));
-                }
-                out.push(used as u8);
-                for (j, list) in lists[..used].iter().enumerate() {
-                    if list.len() > max_list_len(j, m) {
-                        return Err(format!(
-                            "point {row} has {} neighbours in layer {j}",
-                            list.len()
-                        ));
-                    }
-                    out.extend_from_slice(&(list.len() as u16).to_le_bytes());
-                    for nb in list {
-                        if nb.d_id >= n || !(nb.distance >= 0.0 && nb.distance.is_finite()) {
-                            return Err(format!("point {row} has an invalid neighbour"));
-                        }
-                        out.extend_from_slice(&(nb.d_id as u32).to_le_bytes());
-                        out.extend_from_slice(&nb.distance.to_le_bytes());
-                    }
-                }
-            }
-        }
-        if seen != n {
-            return Err(format!("{seen} of {n} points found in the layers"));
-        }
-        Ok(())
+        super::section::write(&self.graph, self.dim, self.params.max_connections, out)
     }
 
-    /// Rebuilds the graph from a checked section without inserting any point.
-    ///
-    /// `points` are the row-major search coordinates the graph was built on
-    /// (`n × dim`, as for [`HnswIndex::build`]).
+    /// The index of a checked graph section over `points`, the row-major
+    /// search coordinates the graph was built on (`n × dim`, as for
+    /// [`HnswIndex::build`]).
     ///
     /// # Errors
     /// [`GraphLoadError::Corrupt`] when `points` or `params` do not match the
-    /// section, [`GraphLoadError::Io`] when the temporary directory cannot be
-    /// written, [`GraphLoadError::Library`] if hnsw_rs refuses its files.
+    /// section.
     pub(crate) fn from_stored(
-        stored: &StoredGraph<'_>,
+        stored: StoredGraph,
         points: &[f32],
         params: HnswParams,
     ) -> std::result::Result<Self, GraphLoadError> {
-        if stored.n.checked_mul(stored.dim) != Some(points.len()) {
+        if stored.graph.len().checked_mul(stored.dim) != Some(points.len()) {
             return Err(GraphLoadError::Corrupt(
                 "the graph does not match the embeddings".into(),
             ));
         }
-        if layer_count(&params) != stored.layers || params.max_connections != stored.max_connections
-        {
+        if stored.max_connections != params.max_connections {
             return Err(GraphLoadError::Corrupt(
                 "the graph does not match the HNSW parameters".into(),
             ));
         }
-        let dir = TempDir::new().map_err(|e| GraphLoadError::Io {
-            path: std::env::temp_dir(),
-            source: e,
-        })?;
-        write_dump_files(stored, points, params.ef_construction, dir.path()).map_err(|e| {
-            GraphLoadError::Io {
-                path: dir.path().to_path_buf(),
-                source: e,
-            }
-        })?;
-        // hnsw_rs ties a reloaded graph's lifetime to the `HnswIo` it was read
-        // through, because that reader may hold a memory map of the data file.
-        // No map is used here (`ReloadOptions::new(false)`): every point is an
-        // owned copy read from the file. Leaking the small reader (a path, a
-        // name and a counter: about a hundred bytes per graph loaded) gives a
-        // `'static` graph without unsafe code.
-        let io: &'static HnswIo = Box::leak(Box::new(HnswIo::new_with_options(
-            dir.path(),
-            DUMP_BASENAME,
-            hnsw_rs::prelude::ReloadOptions::new(false),
-        )));
-        // Last guard: the files are well-formed by construction, but hnsw_rs
-        // asserts rather than returns errors.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            io.load_hnsw_with_dist::<f32, DistL2>(DistL2 {})
-        }));
-        drop(dir);
-        let mut graph = match loaded {
-            Ok(Ok(g)) => g,
-            Ok(Err(e)) => return Err(GraphLoadError::Library(e.to_string())),
-            Err(_) => {
-                return Err(GraphLoadError::Library(
-                    "hnsw_rs panicked while reading the graph".into(),
-                ));
-            }
-        };
-        if graph.get_nb_point() != stored.n || graph.get_max_level() != stored.layers {
-            return Err(GraphLoadError::Library(format!(
-                "hnsw_rs read {} points in {} layers, expected {} in {}",
-                graph.get_nb_point(),
-                graph.get_max_level(),
-                stored.n,
-                stored.layers
-            )));
-        }
-        graph.set_searching_mode(true);
         Ok(HnswIndex {
-            graph,
+            graph: stored.graph,
+            points: points.to_vec(),
             params,
             dim: stored.dim,
         })
     }
+}
+
+/// hnsw_rs's graph of `points`, inserted serially in row order.
+fn insert_all(
+    points: &[f32],
+    dim: usize,
+    params: &HnswParams,
+    progress: &mut impl FnMut(usize),
+) -> Hnsw<'static, f32, DistL2> {
+    let n = points.len() / dim;
+    let built = Hnsw::<f32, DistL2>::new(
+        params.max_connections,
+        n.max(1),
+        params.max_layers,
+        params.ef_construction,
+        DistL2 {},
+    );
+    for (i, p) in points.chunks_exact(dim).enumerate() {
+        built.insert_slice((p, i));
+        if i % 4096 == 0 {
+            progress(i);
+        }
+    }
+    progress(n);
+    built
+}
+
+/// Appends `graph`'s section in the version-2 layout (hnsw_rs's neighbour
+/// records; test helper for the version-2 reader).
+#[cfg(test)]
+pub(crate) fn write_section_v2(graph: &HnswIndex, out: &mut Vec<u8>) {
+    section::write_v2(&graph.graph, &graph.points, graph.dim, &graph.params, out);
+}
+
+/// Copies hnsw_rs's graph of `n` points, inserted in row order, into nof1's
+/// arrays: each point's level and neighbour rows per layer (in hnsw_rs's
+/// order), and the entry point.
+///
+/// # Panics
+/// If hnsw_rs's graph breaks the invariants of an HNSW graph built by
+/// [`HnswIndex::build`] (every row once, nothing linked above the entry
+/// point's level, list lengths within `2M`/`M`): a bug, not a data error.
+fn extract(built: &Hnsw<'_, f32, DistL2>, n: usize) -> Graph {
+    if n == 0 {
+        return Graph::default();
+    }
+    let points = built.get_point_indexation();
+    let top = points.get_max_level_observed() as usize;
+    let mut levels = vec![u8::MAX; n];
+    let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
+    for layer in 0..=top {
+        for p in points.get_layer_iterator(layer) {
+            let row = p.get_origin_id();
+            assert!(row < n && levels[row] == u8::MAX, "hnsw_rs point {row}");
+            levels[row] = layer as u8;
+            let mut row_lists: Vec<Vec<u32>> = p
+                .get_neighborhood_id()
+                .into_iter()
+                .map(|l| l.into_iter().map(|nb| nb.d_id as u32).collect())
+                .collect();
+            // hnsw_rs links nothing above its entry point's level.
+            assert!(
+                row_lists.iter().skip(top + 1).all(Vec::is_empty),
+                "hnsw_rs point {row}: neighbours above the top layer"
+            );
+            row_lists.truncate(top + 1);
+            lists[row] = row_lists;
+        }
+    }
+    assert!(levels.iter().all(|&l| l != u8::MAX), "hnsw_rs lost points");
+    // hnsw_rs moves the entry point only to a point on a strictly higher
+    // layer, and the points were inserted in row order: the entry point is
+    // the lowest row of the top layer.
+    let entry = levels.iter().position(|&l| l as usize == top).unwrap_or(0) as u32;
+    let graph = Graph::from_row_lists(levels, entry, top, lists);
+    if let Err(e) = graph.check(built.get_max_nb_connection() as usize) {
+        panic!("hnsw_rs built an inconsistent graph: {e}");
+    }
+    graph
 }
 
 /// Why a stored graph could not be loaded.
@@ -335,216 +242,43 @@ impl HnswIndex {
 pub(crate) enum GraphLoadError {
     /// The section does not match the model it is stored with.
     Corrupt(String),
-    /// The temporary directory for hnsw_rs's files could not be written.
-    Io {
-        /// The directory.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// hnsw_rs refused the files it was given (not expected after the checks).
-    Library(String),
 }
 
-/// A graph section that passed every check of [`StoredGraph::parse`].
-pub(crate) struct StoredGraph<'a> {
-    n: usize,
+/// A graph section that passed every check, read into nof1's arrays.
+#[derive(Debug)]
+pub(crate) struct StoredGraph {
+    graph: Graph,
     dim: usize,
-    layers: usize,
     max_connections: usize,
-    /// Layer of each point, in reference row order.
-    levels: &'a [u8],
-    /// The per-point neighbour records, in graph order.
-    adjacency: &'a [u8],
-    /// Rows in graph order: layer 0's rows ascending, then layer 1's, …
-    order: Vec<u32>,
-    /// Rank of each row within its layer.
-    ranks: Vec<u32>,
-    /// Number of points in each layer.
-    layer_sizes: Vec<usize>,
     /// Section length in bytes.
     len: usize,
 }
 
-impl std::fmt::Debug for StoredGraph<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredGraph")
-            .field("n", &self.n)
-            .field("dim", &self.dim)
-            .field("layers", &self.layers)
-            .field("max_connections", &self.max_connections)
-            .field("layer_sizes", &self.layer_sizes)
-            .field("len", &self.len)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Bounds-checked little-endian reads from a byte slice.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, pos: 0 }
-    }
-
-    fn take(&mut self, k: usize) -> std::result::Result<&'a [u8], String> {
-        let left = self.bytes.len() - self.pos;
-        if k > left {
-            return Err(format!(
-                "truncated: {k} bytes needed at byte {}, {left} left",
-                self.pos
-            ));
-        }
-        let s = &self.bytes[self.pos..self.pos + k];
-        self.pos += k;
-        Ok(s)
-    }
-
-    fn u8(&mut self) -> std::result::Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> std::result::Result<u16, String> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> std::result::Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-}
-
-/// One neighbour record: reference row and distance.
-fn edge(b: &[u8]) -> (u32, f32) {
-    (
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        f32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-    )
-}
-
-impl<'a> StoredGraph<'a> {
-    /// Checks a graph section against the model it is stored with: `n`
-    /// reference members, `dim` search components and the HNSW `params`.
-    ///
-    /// Every length is bounded before it is used, every neighbour must be a
-    /// reference row with a finite, non-negative distance, and the section must
-    /// end exactly after the last point.
+impl StoredGraph {
+    /// Reads and checks the graph section of a model file of format
+    /// `version` (2: hnsw_rs's neighbour records, converted; 3: nof1's
+    /// arrays) against the model it is stored with: `n` reference members,
+    /// `dim` search components and the HNSW `params`.
     ///
     /// # Errors
     /// A message naming the first problem (with its byte offset in the section
     /// for a truncation).
     pub(crate) fn parse(
-        bytes: &'a [u8],
+        bytes: &[u8],
+        version: u32,
         n: usize,
         dim: usize,
         params: &HnswParams,
     ) -> std::result::Result<Self, String> {
-        let mut r = Reader::new(bytes);
-        if r.take(GRAPH_MAGIC.len())? != GRAPH_MAGIC {
-            return Err("the graph section does not start with its magic bytes".into());
-        }
-        let n_stored = r.u32()? as usize;
-        if n_stored != n {
-            return Err(format!(
-                "the graph has {n_stored} points, the reference {n}"
-            ));
-        }
-        if n == 0 || i32::try_from(n).is_err() {
-            return Err(format!("cannot load a graph of {n} points"));
-        }
-        let dim_stored = r.u32()? as usize;
-        if dim_stored != dim {
-            return Err(format!(
-                "the graph has dimension {dim_stored}, the model searches {dim} components"
-            ));
-        }
-        let layers = r.u8()? as usize;
-        if layers == 0 || layers != layer_count(params) {
-            return Err(format!(
-                "the graph has {layers} layers, its parameters say {}",
-                layer_count(params)
-            ));
-        }
-        let m = r.u8()? as usize;
-        if m != params.max_connections {
-            return Err(format!(
-                "the graph has max_connections {m}, its parameters say {}",
-                params.max_connections
-            ));
-        }
-        let levels = r.take(n)?;
-        let mut layer_sizes = vec![0usize; layers];
-        for (row, &l) in levels.iter().enumerate() {
-            match layer_sizes.get_mut(l as usize) {
-                Some(size) => *size += 1,
-                None => return Err(format!("point {row} is in layer {l} of {layers}")),
-            }
-        }
-        let mut next: Vec<usize> = layer_sizes
-            .iter()
-            .scan(0usize, |start, &size| {
-                let s = *start;
-                *start += size;
-                Some(s)
-            })
-            .collect();
-        let starts = next.clone();
-        let mut order = vec![0u32; n];
-        let mut ranks = vec![0u32; n];
-        for (row, &l) in levels.iter().enumerate() {
-            let l = l as usize;
-            let at = next[l];
-            order[at] = row as u32;
-            ranks[row] = (at - starts[l]) as u32;
-            next[l] += 1;
-        }
-        let adjacency_at = r.pos;
-        for &row in &order {
-            let used = r.u8()? as usize;
-            if used > layers {
-                return Err(format!(
-                    "point {row} has neighbour lists for {used} layers of {layers}"
-                ));
-            }
-            for j in 0..used {
-                let count = r.u16()? as usize;
-                if count > max_list_len(j, m) {
-                    return Err(format!(
-                        "point {row} has {count} neighbours in layer {j}, at most {} allowed",
-                        max_list_len(j, m)
-                    ));
-                }
-                for e in r.take(count * 8)?.chunks_exact(8) {
-                    let (nb, d) = edge(e);
-                    if nb as usize >= n {
-                        return Err(format!(
-                            "point {row} has neighbour {nb}, beyond the {n} points"
-                        ));
-                    }
-                    if !(d >= 0.0 && d.is_finite()) {
-                        return Err(format!("point {row} has a neighbour at distance {d}"));
-                    }
-                }
-            }
-        }
-        let left = bytes.len() - r.pos;
-        if left != 0 {
-            return Err(format!("{left} unexpected bytes after the last point"));
-        }
+        let graph = if version == 2 {
+            super::section::parse_v2(bytes, n, dim, params)?
+        } else {
+            super::section::parse(bytes, n, dim, params)?
+        };
         Ok(StoredGraph {
-            n,
+            graph,
             dim,
-            layers,
-            max_connections: m,
-            levels,
-            adjacency: &bytes[adjacency_at..],
-            order,
-            ranks,
-            layer_sizes,
+            max_connections: params.max_connections,
             len: bytes.len(),
         })
     }
@@ -555,175 +289,10 @@ impl<'a> StoredGraph<'a> {
     }
 }
 
-// Constants of hnsw_rs 0.3.5's dump format (`src/hnswio.rs`, private there).
-// `dump_files_equal_hnsw_rs_file_dump` pins them against its own `file_dump`.
-const MAGICDESCR_4: u32 = 0x002a_6779;
-const MAGICLAYER: u32 = 0x000a_676f;
-const MAGICPOINT: u32 = 0x000a_678f;
-const MAGICDATAP: u32 = 0xa67f_0000;
-/// hnsw_rs's `DumpMode::Full`: neighbours carry their layer and rank.
-const DUMPMODE_FULL: u8 = 1;
-/// Base name of the dump files (`graph.hnsw.graph`, `graph.hnsw.data`).
-const DUMP_BASENAME: &str = "graph";
-
-/// Writes hnsw_rs's two dump files for `stored` into `dir`.
-fn write_dump_files(
-    stored: &StoredGraph<'_>,
-    points: &[f32],
-    ef_construction: usize,
-    dir: &Path,
-) -> std::io::Result<()> {
-    let create = |suffix: &str| -> std::io::Result<BufWriter<std::fs::File>> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dir.join(format!("{DUMP_BASENAME}.hnsw.{suffix}")))?;
-        Ok(BufWriter::with_capacity(1 << 20, f))
-    };
-    let mut graph = create("graph")?;
-    let mut data = create("data")?;
-    write_dump(stored, points, ef_construction, &mut graph, &mut data)?;
-    graph.into_inner().map_err(|e| e.into_error())?;
-    data.into_inner().map_err(|e| e.into_error())?;
-    Ok(())
-}
-
-/// Writes `stored` in hnsw_rs's dump format (`DumpMode::Full`, native
-/// endianness, description format 4): the graph stream and the data stream,
-/// byte for byte what hnsw_rs's own `file_dump` writes for the same graph.
-fn write_dump(
-    stored: &StoredGraph<'_>,
-    points: &[f32],
-    ef_construction: usize,
-    graph: &mut impl Write,
-    data: &mut impl Write,
-) -> std::io::Result<()> {
-    let corrupt = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    let (n, dim, layers, m) = (stored.n, stored.dim, stored.layers, stored.max_connections);
-    // Description.
-    graph.write_all(&MAGICDESCR_4.to_ne_bytes())?;
-    graph.write_all(&[DUMPMODE_FULL, m as u8])?;
-    graph.write_all(&(1.0 / (m as f64).ln()).to_ne_bytes())?;
-    graph.write_all(&[layers as u8])?;
-    graph.write_all(&ef_construction.to_ne_bytes())?;
-    graph.write_all(&n.to_ne_bytes())?;
-    graph.write_all(&dim.to_ne_bytes())?;
-    for name in [
-        std::any::type_name::<DistL2>(),
-        std::any::type_name::<f32>(),
-    ] {
-        graph.write_all(&name.len().to_ne_bytes())?;
-        graph.write_all(name.as_bytes())?;
-    }
-    data.write_all(&MAGICDATAP.to_ne_bytes())?;
-    data.write_all(&dim.to_ne_bytes())?;
-    // Layers, points and their neighbour lists.
-    graph.write_all(&[layers as u8])?;
-    let mut r = Reader::new(stored.adjacency);
-    let mut at = 0usize;
-    for (layer, &size) in stored.layer_sizes.iter().enumerate() {
-        graph.write_all(&MAGICLAYER.to_ne_bytes())?;
-        graph.write_all(&size.to_ne_bytes())?;
-        for _ in 0..size {
-            let row = stored.order[at] as usize;
-            at += 1;
-            graph.write_all(&MAGICPOINT.to_ne_bytes())?;
-            graph.write_all(&row.to_ne_bytes())?;
-            graph.write_all(&[layer as u8])?;
-            graph.write_all(&(stored.ranks[row] as i32).to_ne_bytes())?;
-            let used = r.u8().map_err(corrupt)? as usize;
-            for j in 0..layers {
-                let count = if j < used {
-                    r.u16().map_err(corrupt)? as usize
-                } else {
-                    0
-                };
-                graph.write_all(&count.to_ne_bytes())?;
-                for e in r.take(count * 8).map_err(corrupt)?.chunks_exact(8) {
-                    let (nb, d) = edge(e);
-                    let nb = nb as usize;
-                    graph.write_all(&nb.to_ne_bytes())?;
-                    graph.write_all(&[stored.levels[nb]])?;
-                    graph.write_all(&(stored.ranks[nb] as i32).to_ne_bytes())?;
-                    graph.write_all(&d.to_ne_bytes())?;
-                }
-            }
-            let v = points
-                .get(row * dim..(row + 1) * dim)
-                .ok_or_else(|| corrupt(format!("no coordinates for point {row}")))?;
-            data.write_all(&MAGICDATAP.to_ne_bytes())?;
-            data.write_all(&(row as u64).to_ne_bytes())?;
-            data.write_all(&((dim * 4) as u64).to_ne_bytes())?;
-            for x in v {
-                data.write_all(&x.to_ne_bytes())?;
-            }
-        }
-    }
-    // Entry point: the first point of the top layer. Points are inserted in
-    // row order and hnsw_rs moves the entry point only to a point on a
-    // strictly higher layer, so it is the lowest row of the highest level.
-    let top = stored
-        .layer_sizes
-        .iter()
-        .rposition(|&s| s > 0)
-        .ok_or_else(|| corrupt("empty graph".into()))?;
-    let first_top: usize = stored.layer_sizes[..top].iter().sum();
-    let entry = stored.order[first_top] as usize;
-    graph.write_all(&entry.to_ne_bytes())?;
-    graph.write_all(&[top as u8])?;
-    graph.write_all(&0i32.to_ne_bytes())?;
-    Ok(())
-}
-
-/// A private directory under the system temporary directory, removed (with
-/// its contents) when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> std::io::Result<Self> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
-        let mut last = None;
-        for _ in 0..16 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = base.join(format!(
-                "nof1-hnsw-{}-{}-{nanos}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut builder = std::fs::DirBuilder::new();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                builder.mode(0o700);
-            }
-            match builder.create(&path) {
-                Ok(()) => return Ok(TempDir(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::{ExactIndex, check};
     use crate::rng::SplitMix64;
 
     /// `n` clustered points in `dim` dimensions; with `grid`, coordinates are
@@ -776,201 +345,321 @@ mod tests {
         out
     }
 
-    fn reload(bytes: &[u8], points: &[f32], dim: usize, params: HnswParams) -> HnswIndex {
-        let stored = StoredGraph::parse(bytes, points.len() / dim, dim, &params).expect("parse");
-        HnswIndex::from_stored(&stored, points, params).expect("load")
+    fn reload(
+        bytes: &[u8],
+        version: u32,
+        points: &[f32],
+        dim: usize,
+        params: HnswParams,
+    ) -> HnswIndex {
+        let stored =
+            StoredGraph::parse(bytes, version, points.len() / dim, dim, &params).expect("parse");
+        HnswIndex::from_stored(stored, points, params).expect("load")
+    }
+
+    fn bits(v: &[Neighbour]) -> Vec<(u32, u32)> {
+        v.iter().map(|n| (n.index, n.distance.to_bits())).collect()
     }
 
     #[track_caller]
     fn assert_same_searches(a: &HnswIndex, b: &HnswIndex, qs: &[Vec<f32>]) {
         for (i, q) in qs.iter().enumerate() {
             for k in [1, 10] {
-                let x = a.search(q, k);
-                let y = b.search(q, k);
-                let bits = |v: &[Neighbour]| -> Vec<(u32, u32)> {
-                    v.iter().map(|n| (n.index, n.distance.to_bits())).collect()
-                };
-                assert_eq!(bits(&x), bits(&y), "query {i}, k {k}");
+                assert_eq!(
+                    bits(&a.search(q, k)),
+                    bits(&b.search(q, k)),
+                    "query {i}, k {k}"
+                );
             }
         }
     }
 
-    #[test]
-    fn stored_graph_answers_identical_searches() {
-        let poor = HnswParams {
+    fn poor() -> HnswParams {
+        HnswParams {
             max_connections: 2,
             ef_construction: 2,
             ef_search: 1,
             max_layers: 2,
-        };
-        for (n, dim, grid, params) in [
+        }
+    }
+
+    fn cases() -> Vec<(usize, usize, bool, HnswParams)> {
+        vec![
             (1500, 6, false, cheap()),
             (1500, 3, true, cheap()),
-            (800, 4, false, poor),
+            (800, 4, false, poor()),
             (1, 3, false, cheap()),
             (2, 3, true, cheap()),
-        ] {
+        ]
+    }
+
+    #[test]
+    fn stored_graph_answers_identical_searches() {
+        for (n, dim, grid, params) in cases() {
             let points = cloud(n, dim, n as u64 + dim as u64, grid);
             let built = HnswIndex::build(&points, dim, params, |_| {});
             let bytes = section(&built);
-            let loaded = reload(&bytes, &points, dim, params);
+            assert_eq!(&bytes[..8], GRAPH_MAGIC);
+            let loaded = reload(&bytes, 3, &points, dim, params);
+            assert_eq!(loaded.graph, built.graph, "n {n}, dim {dim}");
             assert_same_searches(&built, &loaded, &queries(&points, dim, 7));
             // The reloaded graph stores the same section again.
             assert_eq!(section(&loaded), bytes, "n {n}, dim {dim}");
         }
     }
 
-    /// The dump files written from a section are byte for byte hnsw_rs's own
-    /// `file_dump` of the graph: same constants, same layout, same entry point.
+    /// A version-2 section (hnsw_rs's records) converts to the very arrays
+    /// the graph was built into.
     #[test]
-    fn dump_files_equal_hnsw_rs_file_dump() {
+    fn version_2_sections_convert_to_the_same_graph() {
+        for (n, dim, grid, params) in cases() {
+            let points = cloud(n, dim, n as u64 + dim as u64, grid);
+            let built = HnswIndex::build(&points, dim, params, |_| {});
+            let mut v2 = Vec::new();
+            section::write_v2(&built.graph, &points, dim, &params, &mut v2);
+            let loaded = reload(&v2, 2, &points, dim, params);
+            assert_eq!(loaded.graph, built.graph, "n {n}, dim {dim}");
+        }
+    }
+
+    /// The entry point taken from the layers is hnsw_rs's own: the one its
+    /// `file_dump` writes at the end of the graph file (origin id, layer, rank).
+    #[test]
+    fn entry_point_is_hnsw_rs_entry_point() {
         use hnsw_rs::prelude::AnnT;
-        for (n, grid) in [(1200, false), (600, true)] {
-            let dim = 5;
-            let points = cloud(n, dim, 3, grid);
-            let built = HnswIndex::build(&points, dim, cheap(), |_| {});
-            let dir = TempDir::new().expect("temp dir");
-            let name = built.graph.file_dump(dir.path(), "theirs").expect("dump");
-            let theirs_graph =
+        // (hnsw_rs dumps only graphs of 16 layers.)
+        for (n, dim, grid, params) in cases().into_iter().filter(|c| c.3.max_layers == 16) {
+            let points = cloud(n, dim, 3 + n as u64, grid);
+            let built = insert_all(&points, dim, &params, &mut |_| {});
+            let graph = extract(&built, n);
+            let dir = tempfile::tempdir().expect("temp dir");
+            let name = built.file_dump(dir.path(), "theirs").expect("dump");
+            let file =
                 std::fs::read(dir.path().join(format!("{name}.hnsw.graph"))).expect("graph file");
-            let theirs_data =
-                std::fs::read(dir.path().join(format!("{name}.hnsw.data"))).expect("data file");
-            let bytes = section(&built);
-            let stored = StoredGraph::parse(&bytes, n, dim, &cheap()).expect("parse");
-            let (mut graph, mut data) = (Vec::new(), Vec::new());
-            write_dump(
-                &stored,
-                &points,
-                cheap().ef_construction,
-                &mut graph,
-                &mut data,
-            )
-            .expect("dump");
-            assert!(graph == theirs_graph, "graph files differ (n {n})");
-            assert!(data == theirs_data, "data files differ (n {n})");
+            let tail = &file[file.len() - 13..];
+            let origin = u64::from_ne_bytes(tail[..8].try_into().expect("8 bytes"));
+            assert_eq!(origin, u64::from(graph.entry), "n {n}");
+            assert_eq!(tail[8] as usize, graph.top(), "n {n}");
+            assert_eq!(graph.levels[graph.entry as usize] as usize, graph.top());
         }
     }
 
+    /// Every distance the graph reports is the exact distance to that point,
+    /// and the `i`-th graph neighbour is never nearer than the exact `i`-th.
     #[test]
-    fn temporary_directory_is_private_and_removed() {
-        let dir = TempDir::new().expect("temp dir");
-        let path = dir.path().to_path_buf();
-        assert!(path.starts_with(std::env::temp_dir()));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-            assert_eq!(mode & 0o777, 0o700);
+    fn graph_distances_are_exact_and_never_shorter() {
+        for (n, dim, grid, params) in cases() {
+            let points = cloud(n, dim, 17 + n as u64, grid);
+            let g = HnswIndex::build(&points, dim, params, |_| {});
+            let exact = ExactIndex::new_scan(points.clone(), dim);
+            for q in queries(&points, dim, 5) {
+                let truth = exact.search(&q, 10, None, None).neighbours;
+                let got = g.search(&q, 10);
+                assert!(got.len() <= 10 && got.len() == truth.len().min(got.len()));
+                for (i, nb) in got.iter().enumerate() {
+                    let one = ExactIndex::new_scan(
+                        points[nb.index as usize * dim..][..dim].to_vec(),
+                        dim,
+                    );
+                    let d = one.search(&q, 1, None, None).neighbours[0].distance;
+                    assert_eq!(nb.distance.to_bits(), d.to_bits());
+                    assert!(nb.distance >= truth[i].distance);
+                }
+                // Ascending by (distance, row).
+                for w in got.windows(2) {
+                    assert!((w[0].distance, w[0].index) < (w[1].distance, w[1].index));
+                }
+            }
         }
-        let (points, dim, bytes) = small_section();
-        let stored = StoredGraph::parse(&bytes, points.len() / dim, dim, &cheap()).expect("parse");
-        write_dump_files(&stored, &points, 48, &path).expect("write");
-        // The files are created, never overwritten.
-        assert!(write_dump_files(&stored, &points, 48, &path).is_err());
-        drop(dir);
-        assert!(!path.exists());
     }
 
-    fn small_section() -> (Vec<f32>, usize, Vec<u8>) {
+    /// recall@10 of the graph against exact search on a clustered cohort, for
+    /// in-distribution (jittered members) and out-of-distribution (pushed
+    /// out) probes, with the default parameters.
+    #[test]
+    fn recall_at_10_against_exact_search() {
+        let (n, dim, k) = (6000, 8, 10);
+        let points = crate::synth::clustered_points(n, dim, 12, 4);
+        let exact = ExactIndex::new(points.clone(), dim);
+        let g = HnswIndex::build(&points, dim, HnswParams::default(), |_| {});
+        let (inside, outside) = check::probes(&exact, k, 1000, 9);
+        let r_in = check::recall(&exact, &g, &inside, k);
+        let r_out = check::recall(&exact, &g, &outside, k);
+        assert!(r_in >= 0.95, "recall in distribution {r_in}");
+        assert!(r_out >= 0.95, "recall out of distribution {r_out}");
+        // A graph that visits almost nothing does worse: the test can fail.
+        let weak = HnswIndex::build(&points, dim, poor(), |_| {});
+        assert!(check::recall(&exact, &weak, &inside, k) < 0.95);
+    }
+
+    /// Searches from many threads at once answer as one thread does.
+    #[test]
+    fn parallel_searches_agree() {
+        use rayon::prelude::*;
+        let (n, dim) = (2000, 5);
+        let points = cloud(n, dim, 8, false);
+        let g = HnswIndex::build(&points, dim, cheap(), |_| {});
+        let qs = queries(&points, dim, 2);
+        let serial: Vec<_> = qs.iter().map(|q| bits(&g.search(q, 7))).collect();
+        let parallel: Vec<_> = qs.par_iter().map(|q| bits(&g.search(q, 7))).collect();
+        assert_eq!(serial, parallel);
+    }
+
+    fn small_section() -> (Vec<f32>, usize, HnswIndex, Vec<u8>) {
         let dim = 3;
         let points = cloud(120, dim, 9, false);
         let built = HnswIndex::build(&points, dim, cheap(), |_| {});
         let bytes = section(&built);
-        (points, dim, bytes)
+        (points, dim, built, bytes)
     }
 
     #[test]
     fn truncated_sections_are_refused() {
-        let (points, dim, bytes) = small_section();
+        let (points, dim, built, bytes) = small_section();
         let n = points.len() / dim;
-        assert!(StoredGraph::parse(&bytes, n, dim, &cheap()).is_ok());
-        for cut in 0..bytes.len() {
-            assert!(
-                StoredGraph::parse(&bytes[..cut], n, dim, &cheap()).is_err(),
-                "cut at {cut} accepted"
-            );
+        let mut v2 = Vec::new();
+        section::write_v2(&built.graph, &points, dim, &cheap(), &mut v2);
+        for (version, bytes) in [(3, bytes), (2, v2)] {
+            assert!(StoredGraph::parse(&bytes, version, n, dim, &cheap()).is_ok());
+            for cut in 0..bytes.len() {
+                assert!(
+                    StoredGraph::parse(&bytes[..cut], version, n, dim, &cheap()).is_err(),
+                    "version {version}: cut at {cut} accepted"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            let e = StoredGraph::parse(&longer, version, n, dim, &cheap()).unwrap_err();
+            assert!(e.contains("unexpected bytes"), "{e}");
         }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        let e = StoredGraph::parse(&longer, n, dim, &cheap()).unwrap_err();
-        assert!(e.contains("unexpected bytes"), "{e}");
     }
 
-    /// Any single byte changed gives an error or a graph that loads and
-    /// searches; never a panic.
+    /// Any single byte changed gives an error or a graph that passes every
+    /// check and searches; never a panic.
     #[test]
     fn edited_sections_never_panic() {
-        let (points, dim, bytes) = small_section();
+        let (points, dim, built, bytes) = small_section();
         let n = points.len() / dim;
+        let mut v2 = Vec::new();
+        section::write_v2(&built.graph, &points, dim, &cheap(), &mut v2);
         let qs = queries(&points, dim, 1);
         let mut rng = SplitMix64::new(42);
-        let mut loaded = 0;
-        for at in 0..bytes.len() {
-            for value in [bytes[at] ^ 0xff, rng.next_u64() as u8, 0, 0xff] {
-                if value == bytes[at] {
-                    continue;
-                }
-                let mut b = bytes.clone();
-                b[at] = value;
-                let Ok(stored) = StoredGraph::parse(&b, n, dim, &cheap()) else {
-                    continue;
-                };
-                // Loading through hnsw_rs is slow: check a sample.
-                if at % 37 == 0 {
-                    let g = HnswIndex::from_stored(&stored, &points, cheap()).expect("load");
+        for (version, bytes) in [(3, bytes), (2, v2)] {
+            let (mut loaded, mut refused) = (0, 0);
+            for at in 0..bytes.len() {
+                for value in [bytes[at] ^ 0xff, rng.next_u64() as u8, 0, 0xff] {
+                    if value == bytes[at] {
+                        continue;
+                    }
+                    let mut b = bytes.clone();
+                    b[at] = value;
+                    let Ok(stored) = StoredGraph::parse(&b, version, n, dim, &cheap()) else {
+                        refused += 1;
+                        continue;
+                    };
+                    let g = HnswIndex::from_stored(stored, &points, cheap()).expect("load");
                     for q in qs.iter().take(20) {
                         assert!(g.search(q, 5).len() <= 5);
                     }
                     loaded += 1;
                 }
             }
+            assert!(loaded > 0 && refused > 0, "version {version}");
         }
-        assert!(loaded > 0);
     }
 
     #[test]
     fn inconsistent_sections_name_the_problem() {
-        let (points, dim, bytes) = small_section();
+        let (points, dim, built, bytes) = small_section();
         let n = points.len() / dim;
         let p = cheap();
         let err = |b: &[u8], n: usize, dim: usize, p: &HnswParams| {
-            StoredGraph::parse(b, n, dim, p).expect_err("accepted")
+            StoredGraph::parse(b, 3, n, dim, p).expect_err("accepted")
         };
         assert!(err(&bytes, n + 1, dim, &p).contains("points"));
         assert!(err(&bytes, n, dim + 1, &p).contains("dimension"));
-        let fewer_layers = HnswParams { max_layers: 4, ..p };
-        assert!(err(&bytes, n, dim, &fewer_layers).contains("layers"));
         let other_m = HnswParams {
             max_connections: 13,
             ..p
         };
         assert!(err(&bytes, n, dim, &other_m).contains("max_connections"));
-        let mut b = bytes.clone();
-        b[0] ^= 1;
-        assert!(err(&b, n, dim, &p).contains("magic"));
-        // A level beyond the layers.
-        let mut b = bytes.clone();
-        b[GRAPH_HEADER_LEN] = 16;
-        assert!(err(&b, n, dim, &p).contains("layer 16"));
-        // The first point's first neighbour: out of range, then a NaN distance.
-        let first = GRAPH_HEADER_LEN + n;
-        assert!(bytes[first] >= 1, "first point has no neighbour list");
-        let count = u16::from_le_bytes([bytes[first + 1], bytes[first + 2]]);
-        assert!(count >= 1);
-        let edge_at = first + 3;
-        let mut b = bytes.clone();
-        b[edge_at..edge_at + 4].copy_from_slice(&(n as u32).to_le_bytes());
-        assert!(err(&b, n, dim, &p).contains("beyond"));
-        let mut b = bytes.clone();
-        b[edge_at + 4..edge_at + 8].copy_from_slice(&f32::NAN.to_le_bytes());
-        assert!(err(&b, n, dim, &p).contains("distance NaN"));
-        // A list longer than hnsw_rs allows.
-        let mut b = bytes.clone();
-        b[first + 1..first + 3].copy_from_slice(&25u16.to_le_bytes());
-        assert!(err(&b, n, dim, &p).contains("at most 24"));
+        let top = built.graph.top();
+        assert!(top >= 1, "the test graph has one layer");
+        let fewer_layers = HnswParams {
+            max_layers: top,
+            ..p
+        };
+        assert!(err(&bytes, n, dim, &fewer_layers).contains("top layer"));
+        let edit = |at: usize, value: &[u8]| {
+            let mut b = bytes.clone();
+            b[at..at + value.len()].copy_from_slice(value);
+            b
+        };
+        assert!(err(&edit(0, b"X"), n, dim, &p).contains("magic"));
+        // A level above the top layer.
+        let e = err(&edit(GRAPH_HEADER_LEN, &[200]), n, dim, &p);
+        assert!(e.contains("point 0 is in layer 200"), "{e}");
+        // An entry point out of range, then one below the top layer.
+        let entry_at = GRAPH_HEADER_LEN - 4;
+        let e = err(&edit(entry_at, &(n as u32).to_le_bytes()), n, dim, &p);
+        assert!(e.contains("entry point") && e.contains("beyond"), "{e}");
+        let low = built
+            .graph
+            .levels
+            .iter()
+            .position(|&l| l == 0)
+            .expect("row") as u32;
+        let e = err(&edit(entry_at, &low.to_le_bytes()), n, dim, &p);
+        assert!(e.contains("entry point") && e.contains("layer 0"), "{e}");
+        // Layer 0: the edge count, then the first list length, then the first
+        // neighbour.
+        let count_at = GRAPH_HEADER_LEN + n;
+        let edges = built.graph.layers[0].neighbours.len() as u64;
+        let e = err(&edit(count_at, &(edges + 1).to_le_bytes()), n, dim, &p);
+        assert!(e.contains("add up"), "{e}");
+        let e = err(&edit(count_at, &u64::MAX.to_le_bytes()), n, dim, &p);
+        assert!(e.contains("add up"), "{e}");
+        let degrees_at = count_at + 8;
+        let e = err(&edit(degrees_at, &25u16.to_le_bytes()), n, dim, &p);
+        assert!(e.contains("at most 24"), "{e}");
+        let first = built.graph.layers[0].offsets[1];
+        assert!(first >= 1);
+        // One more neighbour for the first point, one fewer for the second:
+        // the offsets move but still add up; the lists no longer match.
+        let second = built.graph.layers[0].offsets[2] - first;
+        let mut b = edit(degrees_at, &(first as u16 + 1).to_le_bytes());
+        b[degrees_at + 2..degrees_at + 4].copy_from_slice(&(second as u16 - 1).to_le_bytes());
+        if let Ok(stored) = StoredGraph::parse(&b, 3, n, dim, &p) {
+            // Well-formed, if different: still searchable.
+            let g = HnswIndex::from_stored(stored, &points, p).expect("load");
+            assert!(g.search(&points[..dim], 3).len() <= 3);
+        }
+        let nb_at = degrees_at + 2 * n;
+        let e = err(&edit(nb_at, &(n as u32).to_le_bytes()), n, dim, &p);
+        assert!(e.contains("beyond the 120 points"), "{e}");
+        // A neighbour on layer 1 that is not on it.
+        let layer1 = &built.graph.layers[1];
+        let layer1_at = nb_at + 4 * edges as usize;
+        let members1 = layer1.rows.len();
+        assert_eq!(
+            &bytes[layer1_at..layer1_at + 4],
+            &(members1 as u32).to_le_bytes()
+        );
+        let nb1_at = layer1_at + 4 + 4 * members1 + 8 + 2 * members1;
+        let outside = (0..n as u32)
+            .find(|r| layer1.rows.binary_search(r).is_err())
+            .expect("a row below layer 1");
+        assert!(!layer1.neighbours.is_empty());
+        let e = err(&edit(nb1_at, &outside.to_le_bytes()), n, dim, &p);
+        assert!(e.contains("is not on the layer"), "{e}");
+        // Members of layer 1 out of order.
+        if members1 >= 2 {
+            let e = err(&edit(layer1_at + 4, &u32::MAX.to_le_bytes()), n, dim, &p);
+            assert!(e.contains("layer 1"), "{e}");
+        }
         // Embeddings of another size.
-        let stored = StoredGraph::parse(&bytes, n, dim, &p).expect("parse");
-        let e = HnswIndex::from_stored(&stored, &points[dim..], p).unwrap_err();
+        let stored = StoredGraph::parse(&bytes, 3, n, dim, &p).expect("parse");
+        let e = HnswIndex::from_stored(stored, &points[dim..], p).unwrap_err();
         assert!(matches!(e, GraphLoadError::Corrupt(_)), "{e:?}");
     }
 }

@@ -1,14 +1,16 @@
 //! Nearest-neighbour search over the reference embeddings.
 //!
 //! Fourth step of the pipeline. [`ExactIndex`] scans every member (blocked,
-//! parallel over queries); [`HnswIndex`] wraps an `hnsw_rs` graph for large
-//! cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
+//! parallel over queries); [`HnswIndex`] searches an HNSW graph (built by
+//! `hnsw_rs`, kept as nof1's own arrays) for large cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
 //! broken by increasing reference index. Distances are Euclidean (not squared).
 
 pub mod check;
 pub mod exact;
+mod graph;
 pub mod hnsw;
 pub mod kdtree;
+mod section;
 
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};

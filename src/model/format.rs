@@ -12,15 +12,17 @@
 //!
 //! The payload is the *model section*, [`ModelData`] encoded with bincode 1
 //! (fixed-width integers), followed for an HNSW model by the *graph section*
-//! (see [`crate::index::hnsw`]): the graph's layers and neighbour lists, so
-//! that loading does not rebuild it. An exact-index model has no graph
-//! section. Version 1 files (CRC over the payload only, never a graph
-//! section) are still read; their graph is rebuilt on load.
+//! (see [`crate::index::hnsw`]): the graph's levels, entry point and
+//! per-layer adjacency arrays, so that loading reads the graph instead of
+//! rebuilding it. An exact-index model has no graph section. Version 2 files
+//! (hnsw_rs's neighbour records as the graph section) are read and their
+//! graph converted to the arrays; version 1 files (CRC over the payload only,
+//! never a graph section) are read and their graph rebuilt.
 //!
 //! Loading checks every field before decoding, then checks the decoded
-//! model's internal consistency and the whole graph section before the graph
-//! is handed to hnsw_rs. Writing goes to a temporary file in the target
-//! directory, which is synced and renamed over the target.
+//! model's internal consistency and every array of the graph section.
+//! Writing goes to a temporary file in the target directory, which is synced
+//! and renamed over the target.
 
 use std::io::Write;
 use std::path::Path;
@@ -35,7 +37,7 @@ use crate::index::hnsw::{GraphLoadError, StoredGraph};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 24;
 
@@ -46,7 +48,7 @@ fn codec(limit: u64) -> impl Options {
         .with_limit(limit)
 }
 
-/// The checksum stored in a version-2 header: CRC-32 of the header's first
+/// The checksum stored in a version-2 or -3 header: CRC-32 of the header's first
 /// 20 bytes (magic, version, payload length) followed by the payload.
 fn checksum_v2(header: &[u8], payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
@@ -92,16 +94,16 @@ fn encode_parts(
 
 /// A decoded, checked model file.
 #[derive(Debug)]
-pub struct Container<'a> {
+pub struct Container {
     /// The file's format version.
     pub version: u32,
     /// The model's contents.
     pub data: ModelData,
     /// The checked graph section, if the file has one.
-    graph: Option<StoredGraph<'a>>,
+    graph: Option<StoredGraph>,
 }
 
-impl Container<'_> {
+impl Container {
     /// Length in bytes of the stored HNSW graph section; `None` when the file
     /// has none (an exact-index model, or an HNSW model whose graph is rebuilt
     /// on load).
@@ -119,13 +121,13 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<ModelData> {
 }
 
 /// Decodes and checks container bytes read from `path`, keeping the checked
-/// graph section (borrowed from `bytes`) for loading.
+/// graph section (read into its arrays) for loading.
 ///
 /// # Errors
 /// [`crate::ErrorKind::Format`] naming what is wrong: empty, not a nof1 model,
 /// newer format version, truncated, trailing bytes, checksum mismatch, an
 /// inconsistent payload, or a corrupt graph section.
-pub fn decode_container<'a>(bytes: &'a [u8], path: &Path) -> Result<Container<'a>> {
+pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     if bytes.is_empty() {
         return Err(Error::format(path, "empty file: not a nof1 model"));
     }
@@ -212,7 +214,7 @@ pub fn decode_container<'a>(bytes: &'a [u8], path: &Path) -> Result<Container<'a
     } else {
         // `validate` checked 1 ≤ knn_components ≤ n_components.
         let dims = data.components.knn_components;
-        let g = StoredGraph::parse(rest, data.reference.len(), dims, &data.params.hnsw)
+        let g = StoredGraph::parse(rest, version, data.reference.len(), dims, &data.params.hnsw)
             .map_err(|m| Error::format(path, format!("corrupt HNSW graph section: {m}")))?;
         Some(g)
     };
@@ -334,9 +336,7 @@ impl Model {
     /// rebuilding one a version-1 file did not store).
     ///
     /// # Errors
-    /// As [`Model::load`]; also [`crate::ErrorKind::Io`] naming the temporary
-    /// directory when a stored HNSW graph cannot be staged there for hnsw_rs
-    /// (set `TMPDIR` to another directory).
+    /// As [`Model::load`].
     pub fn load_with_progress(path: &Path, progress: &dyn Progress) -> Result<Model> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
@@ -349,7 +349,10 @@ impl Model {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_container(decode_container(&bytes, path)?, path, progress)
+        let container = decode_container(&bytes, path)?;
+        // Everything is decoded: the file's bytes are not needed any more.
+        drop(bytes);
+        Self::from_container(container, path, progress)
     }
 
     /// Decodes a model from container bytes (`path` is only used in messages).
@@ -362,26 +365,13 @@ impl Model {
 
     /// The model of a checked container: its stored graph is loaded, or the
     /// graph is built when the container has none.
-    fn from_container(c: Container<'_>, path: &Path, progress: &dyn Progress) -> Result<Model> {
-        match &c.graph {
+    fn from_container(c: Container, path: &Path, progress: &dyn Progress) -> Result<Model> {
+        match c.graph {
             None => Ok(Model::from_data(c.data, progress)),
             Some(g) => Model::from_stored_graph(c.data, g, progress).map_err(|e| match e {
                 GraphLoadError::Corrupt(m) => {
                     Error::format(path, format!("corrupt HNSW graph section: {m}"))
                 }
-                GraphLoadError::Library(m) => {
-                    Error::format(path, format!("cannot load the stored HNSW graph: {m}"))
-                }
-                GraphLoadError::Io { path: dir, source } => Error::io(
-                    dir,
-                    std::io::Error::new(
-                        source.kind(),
-                        format!(
-                            "cannot stage the HNSW graph of {} for hnsw_rs in this temporary directory (set TMPDIR elsewhere): {source}",
-                            path.display()
-                        ),
-                    ),
-                ),
             }),
         }
     }
@@ -643,23 +633,120 @@ mod tests {
         );
     }
 
+    /// Patients near the reference and far from it, as a table of the
+    /// model's features.
+    fn patients() -> Table {
+        let reference = reference();
+        let p = reference.feature_names.len();
+        let mut rng = SplitMix64::new(21);
+        let mut values = Vec::new();
+        for i in 0..400 {
+            let row = rng.below(reference.n_rows());
+            for j in 0..p {
+                let v = reference.values[row * p + j];
+                values.push(match i % 4 {
+                    3 => v * 4.0 + 3.0 * rng.normal(),
+                    _ => v + 0.3 * rng.normal(),
+                });
+            }
+        }
+        Table::from_rows(
+            (0..400).map(|i| format!("p{i}")).collect(),
+            reference.feature_names.clone(),
+            values,
+        )
+        .expect("table")
+    }
+
+    /// The CSV and JSONL outputs of assessing `patients` with `model`.
+    fn outputs(model: &Model, patients: &Table) -> Vec<Vec<u8>> {
+        use crate::output::{AssessmentWriter, OutputFormat};
+        let rows = model.assess(patients).expect("assess");
+        let dir = tempfile::tempdir().expect("temp dir");
+        [OutputFormat::Csv, OutputFormat::Jsonl]
+            .into_iter()
+            .map(|format| {
+                let path = dir.path().join("out");
+                let mut w = AssessmentWriter::create(&path, format, model).expect("create");
+                w.write(model, &rows).expect("write");
+                w.finish(model).expect("finish");
+                std::fs::read(&path).expect("read")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn saved_and_loaded_hnsw_model_assesses_identically() {
+        let (model, _) = fitted(IndexChoice::Hnsw);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("m.nof1");
+        model.save(&path).expect("save");
+        let loaded = Model::load(&path).expect("load");
+        let patients = patients();
+        let want = outputs(model, &patients);
+        assert!(want[0].len() > 1000);
+        assert_eq!(outputs(&loaded, &patients), want);
+        // The exact model's verdicts are the same.
+        let (exact, _) = fitted(IndexChoice::Exact);
+        let verdicts = |m: &Model| -> Vec<crate::Verdict> {
+            m.assess(&patients)
+                .expect("assess")
+                .iter()
+                .map(|a| a.verdict)
+                .collect()
+        };
+        assert_eq!(verdicts(&loaded), verdicts(exact));
+    }
+
+    /// The version-2 container of the same HNSW model: its graph section holds
+    /// hnsw_rs's neighbour records.
+    fn version_2(model: &Model) -> Vec<u8> {
+        let graph = model.hnsw.as_ref().expect("graph");
+        let mut out = encode_parts(model.data(), |out| {
+            crate::index::hnsw::write_section_v2(graph, out);
+            Ok(())
+        })
+        .expect("encode");
+        out[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let payload = out[HEADER_LEN..].to_vec();
+        repack(&out, &payload)
+    }
+
+    #[test]
+    fn version_2_files_are_read_and_assess_identically() {
+        let (model, bytes) = fitted(IndexChoice::Hnsw);
+        let old = version_2(model);
+        let c = decode_container(&old, Path::new(PATH)).expect("decode v2");
+        assert_eq!(c.version, 2);
+        assert!(c.graph_len().is_some_and(|l| l > graph_len(model)));
+        let loaded = Model::from_bytes(&old, Path::new(PATH)).expect("load v2");
+        assert_eq!(loaded.data(), model.data());
+        assert_same_graph_searches(model, &loaded);
+        let patients = patients();
+        assert_eq!(outputs(&loaded, &patients), outputs(model, &patients));
+        // Saving upgrades it to the current version, byte for byte the model
+        // fitted now.
+        assert_eq!(&loaded.to_bytes().expect("encode"), bytes);
+    }
+
     /// A graph section truncated or edited behind a recomputed checksum is a
     /// typed format error naming the section, never a panic.
     #[test]
     fn corrupt_graph_sections_are_format_errors() {
+        use crate::index::hnsw::GRAPH_HEADER_LEN;
         let (model, bytes) = fitted(IndexChoice::Hnsw);
         let payload = &bytes[HEADER_LEN..];
         let section_at = payload.len() - graph_len(model);
         let path = Path::new(PATH);
-        let check = |b: &[u8], what: &str| {
+        let check = |b: &[u8], what: &str, want: &str| {
             let err = Model::from_bytes(b, path).expect_err(what);
             assert!(
                 matches!(err.kind(), crate::ErrorKind::Format { .. }),
                 "{what}: {err}"
             );
+            let text = err.to_string();
             assert!(
-                err.to_string()
-                    .starts_with("m.nof1: corrupt HNSW graph section: "),
+                text.starts_with("m.nof1: corrupt HNSW graph section: ") && text.contains(want),
                 "{what}: {err}"
             );
         };
@@ -669,19 +756,45 @@ mod tests {
         cuts.extend((0..64).map(|_| rng.below(section_len - 1) + 1));
         for cut in cuts {
             let b = repack(bytes, &payload[..section_at + cut]);
-            check(&b, &format!("truncated to {cut} bytes"));
+            check(&b, &format!("truncated to {cut} bytes"), "truncated");
         }
         let mut longer = payload.to_vec();
         longer.push(0);
-        check(&repack(bytes, &longer), "a trailing byte");
-        // A NaN distance in the first neighbour record of the first point.
-        let first = section_at + crate::index::hnsw::GRAPH_HEADER_LEN + model.exact.len();
-        let mut edited = payload.to_vec();
-        edited[first + 3 + 4..first + 3 + 8].copy_from_slice(&f32::NAN.to_le_bytes());
-        check(&repack(bytes, &edited), "a NaN distance");
+        check(
+            &repack(bytes, &longer),
+            "a trailing byte",
+            "unexpected bytes",
+        );
+        let n = model.exact.len();
+        let edit = |at: usize, value: &[u8]| {
+            let mut edited = payload.to_vec();
+            edited[section_at + at..section_at + at + value.len()].copy_from_slice(value);
+            repack(bytes, &edited)
+        };
+        // Layer 0: edge count, first list length, first neighbour.
+        let count_at = GRAPH_HEADER_LEN + n;
+        check(
+            &edit(count_at, &u64::MAX.to_le_bytes()),
+            "an edge count",
+            "add up",
+        );
+        check(
+            &edit(count_at + 8, &u16::MAX.to_le_bytes()),
+            "a list length",
+            "neighbours, at most",
+        );
+        let first_nb = count_at + 8 + 2 * n;
+        check(
+            &edit(first_nb, &(n as u32).to_le_bytes()),
+            "a neighbour out of range",
+            "beyond",
+        );
+        check(
+            &edit(GRAPH_HEADER_LEN - 4, &u32::MAX.to_le_bytes()),
+            "an entry point out of range",
+            "entry point",
+        );
         // The graph of another parameter set.
-        let mut edited = payload.to_vec();
-        edited[section_at + 17] = 13;
-        check(&repack(bytes, &edited), "other max_connections");
+        check(&edit(16, &[13]), "other max_connections", "max_connections");
     }
 }

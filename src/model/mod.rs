@@ -288,7 +288,7 @@ impl Model {
     /// file carried, which is loaded instead of rebuilt.
     pub(crate) fn from_stored_graph(
         data: ModelData,
-        graph: &StoredGraph<'_>,
+        graph: StoredGraph,
         progress: &dyn Progress,
     ) -> std::result::Result<Model, GraphLoadError> {
         let (exact, _) = search_index(&data);
