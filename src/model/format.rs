@@ -31,8 +31,8 @@ use bincode::Options;
 
 use super::{Model, ModelData, NoProgress, Progress};
 use crate::error::{Error, Result};
-use crate::index::IndexKind;
 use crate::index::hnsw::{GraphLoadError, StoredGraph};
+use crate::index::{ExactIndex, IndexKind, TreeLayout};
 
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
@@ -65,13 +65,25 @@ fn checksum_v2(header: &[u8], payload: &[u8]) -> u32 {
 /// # Errors
 /// [`crate::ErrorKind::Format`] if serialisation fails.
 pub fn encode(data: &ModelData) -> Result<Vec<u8>> {
-    encode_parts(data, |_| Ok(()))
+    encode_parts(data, |out| write_tree_section(out, None))
 }
 
-/// Encodes the model section, then lets `graph` append the graph section.
+/// Appends the search-tree section (format version 3): the layout of the
+/// exact index's k-d tree, or none (the tree is then built on load).
+fn write_tree_section(
+    out: &mut Vec<u8>,
+    tree: Option<&TreeLayout>,
+) -> std::result::Result<(), String> {
+    codec(u64::MAX)
+        .serialize_into(out, &tree)
+        .map_err(|e| e.to_string())
+}
+
+/// Encodes the model section, then lets `sections` append the sections that
+/// follow it (search tree, graph).
 fn encode_parts(
     data: &ModelData,
-    graph: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), String>,
+    sections: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), String>,
 ) -> Result<Vec<u8>> {
     let fail = |m: String| Error::format("<memory>", format!("cannot encode the model: {m}"));
     let model_len = codec(u64::MAX)
@@ -84,7 +96,7 @@ fn encode_parts(
     codec(u64::MAX)
         .serialize_into(&mut out, data)
         .map_err(|e| fail(e.to_string()))?;
-    graph(&mut out).map_err(fail)?;
+    sections(&mut out).map_err(fail)?;
     let payload_len = (out.len() - HEADER_LEN) as u64;
     out[12..20].copy_from_slice(&payload_len.to_le_bytes());
     let crc = checksum_v2(&out[..HEADER_LEN], &out[HEADER_LEN..]);
@@ -99,6 +111,9 @@ pub struct Container {
     pub version: u32,
     /// The model's contents.
     pub data: ModelData,
+    /// The stored layout of the exact index's k-d tree (format version 3),
+    /// checked against the points when the model is assembled.
+    tree: Option<TreeLayout>,
     /// The checked graph section, if the file has one.
     graph: Option<StoredGraph>,
 }
@@ -201,6 +216,14 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         (data, rest)
     };
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
+    let mut rest = rest;
+    let tree: Option<TreeLayout> = if version >= 3 {
+        codec(rest.len() as u64)
+            .deserialize_from(&mut rest)
+            .map_err(|e| Error::format(path, format!("corrupt search tree section: {e}")))?
+    } else {
+        None
+    };
     let graph = if rest.is_empty() {
         None
     } else if data.index_kind != IndexKind::Hnsw {
@@ -221,6 +244,7 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     Ok(Container {
         version,
         data,
+        tree,
         graph,
     })
 }
@@ -366,9 +390,12 @@ impl Model {
     /// The model of a checked container: its stored graph is loaded, or the
     /// graph is built when the container has none.
     fn from_container(c: Container, path: &Path, progress: &dyn Progress) -> Result<Model> {
+        let (points, dims) = super::search_points(&c.data);
+        let exact = ExactIndex::with_layout(points, dims, c.tree)
+            .map_err(|m| Error::format(path, format!("corrupt search tree section: {m}")))?;
         match c.graph {
-            None => Ok(Model::from_data(c.data, progress)),
-            Some(g) => Model::from_stored_graph(c.data, g, progress).map_err(|e| match e {
+            None => Ok(Model::with_exact(c.data, exact, progress)),
+            Some(g) => Model::from_stored_graph(c.data, exact, g, progress).map_err(|e| match e {
                 GraphLoadError::Corrupt(m) => {
                     Error::format(path, format!("corrupt HNSW graph section: {m}"))
                 }
@@ -381,10 +408,13 @@ impl Model {
     /// # Errors
     /// [`crate::ErrorKind::Format`] if serialisation fails.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        encode_parts(&self.data, |out| match &self.hnsw {
-            Some(g) if self.data.index_kind == IndexKind::Hnsw => g.write_section(out),
-            Some(_) => Err("an exact-index model holds an HNSW graph".into()),
-            None => Ok(()),
+        encode_parts(&self.data, |out| {
+            write_tree_section(out, self.exact.tree_layout().as_ref())?;
+            match &self.hnsw {
+                Some(g) if self.data.index_kind == IndexKind::Hnsw => g.write_section(out),
+                Some(_) => Err("an exact-index model holds an HNSW graph".into()),
+                None => Ok(()),
+            }
         })
     }
 }
@@ -574,12 +604,69 @@ mod tests {
         assert_eq!(&loaded.to_bytes().expect("encode"), bytes);
     }
 
+    fn tree_len(model: &Model) -> usize {
+        let mut section = Vec::new();
+        write_tree_section(&mut section, model.exact.tree_layout().as_ref()).expect("section");
+        section.len()
+    }
+
     #[test]
-    fn exact_models_do_not_grow() {
+    fn exact_models_store_their_search_tree_and_restore_it() {
         let (model, bytes) = fitted(IndexChoice::Exact);
-        assert_eq!(bytes.len(), version_1(model.data()).len());
+        assert!(model.exact.tree_layout().is_some());
+        // Version 1 stored neither a tree nor a graph.
+        assert_eq!(bytes.len(), version_1(model.data()).len() + tree_len(model));
         let c = decode_container(bytes, Path::new(PATH)).expect("decode");
         assert_eq!(c.graph_len(), None);
+        assert!(c.tree.is_some());
+        let loaded = Model::from_bytes(bytes, Path::new(PATH)).expect("load");
+        assert_eq!(loaded.exact, model.exact);
+        // Without a stored tree (a bare encoding), the same tree is built.
+        let bare = encode(model.data()).expect("encode");
+        let built = Model::from_bytes(&bare, Path::new(PATH)).expect("load");
+        assert_eq!(built.exact, model.exact);
+    }
+
+    /// A search-tree section edited behind a recomputed checksum is a typed
+    /// format error naming the section, never a panic.
+    #[test]
+    fn corrupt_search_trees_are_format_errors() {
+        let (model, bytes) = fitted(IndexChoice::Exact);
+        let payload = &bytes[HEADER_LEN..];
+        let at = payload.len() - tree_len(model);
+        let mut rng = SplitMix64::new(8);
+        let mut refused = 0;
+        for _ in 0..200 {
+            let mut edited = payload.to_vec();
+            let i = at + rng.below(payload.len() - at);
+            edited[i] ^= 1 << rng.below(8);
+            match Model::from_bytes(&repack(bytes, &edited), Path::new(PATH)) {
+                Err(err) => {
+                    assert!(
+                        matches!(err.kind(), crate::ErrorKind::Format { .. }),
+                        "{err}"
+                    );
+                    assert!(
+                        err.to_string().contains("search tree section")
+                            || err.to_string().contains("unexpected bytes"),
+                        "{err}"
+                    );
+                    refused += 1;
+                }
+                // Some flips keep a valid tree (a box widened, a cut moved
+                // outward): still exact, as the layout check guarantees.
+                Ok(loaded) => {
+                    for q in queries(model) {
+                        let want = model.exact.search(&q, 5, None, Some(1.0));
+                        assert_eq!(loaded.exact.search(&q, 5, None, Some(1.0)), want);
+                    }
+                }
+            }
+        }
+        assert!(refused > 100, "{refused} of 200 edits refused");
+        let truncated = &payload[..payload.len() - 3];
+        let err = Model::from_bytes(&repack(bytes, truncated), Path::new(PATH)).unwrap_err();
+        assert!(err.to_string().contains("search tree section"), "{err}");
     }
 
     #[test]
@@ -613,7 +700,11 @@ mod tests {
     fn hnsw_container_without_graph_section_rebuilds_it() {
         let (model, bytes) = fitted(IndexChoice::Hnsw);
         let bare = encode(model.data()).expect("encode");
-        assert_eq!(bare.len() + graph_len(model), bytes.len());
+        // A bare encoding stores no tree (one byte) and no graph.
+        assert_eq!(
+            bare.len() + tree_len(model) - 1 + graph_len(model),
+            bytes.len()
+        );
         let loaded = Model::from_bytes(&bare, Path::new(PATH)).expect("load");
         assert_same_graph_searches(model, &loaded);
     }
@@ -624,7 +715,11 @@ mod tests {
         let mut data = model.data().clone();
         data.index_kind = IndexKind::Exact;
         let graph = model.hnsw.as_ref().expect("graph");
-        let bytes = encode_parts(&data, |out| graph.write_section(out)).expect("encode");
+        let bytes = encode_parts(&data, |out| {
+            write_tree_section(out, None)?;
+            graph.write_section(out)
+        })
+        .expect("encode");
         let err = Model::from_bytes(&bytes, Path::new(PATH)).unwrap_err();
         assert!(
             err.to_string()

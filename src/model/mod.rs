@@ -272,26 +272,23 @@ pub(crate) fn leading(points: &[f32], c: usize, dims: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The exact index over the search coordinates (the leading `knn_components`
-/// of the embeddings), and their number.
-fn search_index(data: &ModelData) -> (ExactIndex, usize) {
+/// The search coordinates of a model (the leading `knn_components` of the
+/// embeddings) and their number.
+pub(crate) fn search_points(data: &ModelData) -> (Vec<f32>, usize) {
     let c = data.projector.n_components.max(1);
     let dims = data.components.knn_components.clamp(1, c);
-    (
-        ExactIndex::new(leading(&data.reference.embeddings, c, dims), dims),
-        dims,
-    )
+    (leading(&data.reference.embeddings, c, dims), dims)
 }
 
 impl Model {
-    /// Assembles a model from its stored contents and the graph section the
-    /// file carried, which is loaded instead of rebuilt.
+    /// Assembles a model from its stored contents, its exact index and the
+    /// graph section the file carried, which is loaded instead of rebuilt.
     pub(crate) fn from_stored_graph(
         data: ModelData,
+        exact: ExactIndex,
         graph: StoredGraph,
         progress: &dyn Progress,
     ) -> std::result::Result<Model, GraphLoadError> {
-        let (exact, _) = search_index(&data);
         let n = data.reference.len() as u64;
         progress.start("loading HNSW graph", n);
         let g = HnswIndex::from_stored(graph, exact.points(), data.params.hnsw);
@@ -307,10 +304,16 @@ impl Model {
         })
     }
 
-    /// Assembles a model from its stored contents, building the HNSW graph
-    /// (if the model uses one) from the embeddings.
+    /// Assembles a model from its stored contents, building its exact index
+    /// and the HNSW graph (if the model uses one) from the embeddings.
     pub(crate) fn from_data(data: ModelData, progress: &dyn Progress) -> Model {
-        let (exact, dims) = search_index(&data);
+        let (points, dims) = search_points(&data);
+        Self::with_exact(data, ExactIndex::new(points, dims), progress)
+    }
+
+    /// [`Model::from_data`] with the exact index given.
+    pub(crate) fn with_exact(data: ModelData, exact: ExactIndex, progress: &dyn Progress) -> Model {
+        let dims = exact.dim();
         let hnsw = match data.index_kind {
             IndexKind::Exact => None,
             IndexKind::Hnsw => {
