@@ -12,6 +12,7 @@
 //! bound and the distances, so results are identical to the scan, ties
 //! included (broken by the lower original index).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::TopK;
@@ -587,28 +588,17 @@ impl KdTree {
             ));
         }
         let boxed = |id: usize| &boxes[id * 2 * dim..(id + 1) * 2 * dim];
-        let mut columns = vec![0.0f32; n * dim];
+        let mut leaves: Vec<(usize, usize, usize)> = Vec::new();
         for (id, node) in nodes.iter().enumerate() {
             let (start, end) = (node.start as usize, node.end as usize);
             if start >= end || end > n || (id == 0 && (start, end) != (0, n)) {
                 return Err(format!("node {id} has range {start}..{end} of {n} points"));
             }
-            let b = boxed(id);
-            let (lo, hi) = b.split_at(dim);
             if node.split == LEAF {
-                let m = end - start;
-                for (i, &r) in order[start..end].iter().enumerate() {
-                    let p = &points[r as usize * dim..(r as usize + 1) * dim];
-                    for d in 0..dim {
-                        // NaN fails too.
-                        if !(lo[d] <= p[d] && p[d] <= hi[d]) {
-                            return Err(format!("leaf {id}'s box does not hold row {r}"));
-                        }
-                        columns[start * dim + d * m + i] = p[d];
-                    }
-                }
+                leaves.push((start, end, id));
                 continue;
             }
+            let (lo, hi) = boxed(id).split_at(dim);
             let (a, c, split) = (node.a as usize, node.b as usize, node.split as usize);
             if a <= id || c <= id || a >= nodes.len() || c >= nodes.len() || split >= dim {
                 return Err(format!("node {id} has children {a}, {c} split on {split}"));
@@ -629,6 +619,44 @@ impl KdTree {
                 return Err(format!("node {id}'s cuts do not bound its children"));
             }
         }
+        // The leaves tile the tree order (so each is reached from the root
+        // exactly once); each gathers its points, in parallel.
+        leaves.sort_unstable();
+        let mut columns = vec![0.0f32; n * dim];
+        let mut blocks = Vec::with_capacity(leaves.len());
+        let mut rest: &mut [f32] = &mut columns;
+        let mut next = 0;
+        for &(start, end, id) in &leaves {
+            if start != next {
+                return Err(format!("leaf {id} starts at {start}, not {next}"));
+            }
+            let (block, tail) = rest.split_at_mut((end - start) * dim);
+            blocks.push((start, end, id, block));
+            rest = tail;
+            next = end;
+        }
+        if next != n {
+            return Err(format!("the leaves end at {next} of {n} points"));
+        }
+        let gathered: Vec<Result<(), String>> = blocks
+            .into_par_iter()
+            .map(|(start, end, id, block)| {
+                let (lo, hi) = boxed(id).split_at(dim);
+                let m = end - start;
+                for (i, &r) in order[start..end].iter().enumerate() {
+                    let p = &points[r as usize * dim..(r as usize + 1) * dim];
+                    for d in 0..dim {
+                        // NaN fails too.
+                        if !(lo[d] <= p[d] && p[d] <= hi[d]) {
+                            return Err(format!("leaf {id}'s box does not hold row {r}"));
+                        }
+                        block[d * m + i] = p[d];
+                    }
+                }
+                Ok(())
+            })
+            .collect();
+        gathered.into_iter().collect::<Result<(), String>>()?;
         Ok(KdTree {
             dim,
             points: columns,
