@@ -92,64 +92,91 @@ pub(crate) struct Graph {
 impl Graph {
     /// Assembles a graph from every row's neighbour lists: `lists[row][j]` is
     /// the list of `row` on layer `j` (missing lists are empty), `top` the
-    /// entry point's level. The members of an upper layer `j` are the rows of
-    /// level ≥ `j`, the rows with a list on `j` and the rows listed on `j`.
-    /// Nothing else is checked here; see [`Graph::check`].
+    /// entry point's level. See [`Graph::from_parts`].
     ///
     /// # Panics
-    /// If a list is on a layer above `top`, or a neighbour is not a row (caller bugs).
+    /// As [`Graph::from_parts`].
     pub(crate) fn from_row_lists(
         levels: Vec<u8>,
         entry: u32,
         top: usize,
         lists: Vec<Vec<Vec<u32>>>,
     ) -> Graph {
+        let mut layer0 = Layer {
+            rows: Vec::new(),
+            offsets: Vec::with_capacity(lists.len() + 1),
+            neighbours: Vec::new(),
+        };
+        layer0.offsets.push(0);
+        let mut upper = Vec::new();
+        for (row, mut row_lists) in lists.into_iter().enumerate() {
+            if let Some(list) = row_lists.first() {
+                layer0.neighbours.extend_from_slice(list);
+            }
+            layer0.offsets.push(layer0.neighbours.len());
+            if row_lists.iter().skip(1).any(|l| !l.is_empty()) {
+                row_lists.remove(0);
+                upper.push((row as u32, row_lists));
+            }
+        }
+        Self::from_parts(levels, entry, top, layer0, upper)
+    }
+
+    /// Assembles a graph from its layer 0 and the upper-layer lists of the
+    /// rows that have any: `upper` holds `(row, lists)` in increasing row
+    /// order, `lists[j - 1]` being the row's list on layer `j` (missing lists
+    /// are empty). The members of an upper layer `j` are the rows of level
+    /// ≥ `j`, the rows with a list on `j` and the rows listed on `j`. Nothing
+    /// else is checked here; see [`Graph::check`].
+    ///
+    /// # Panics
+    /// If a list is on a layer above `top`, or a neighbour is not a row (caller bugs).
+    pub(crate) fn from_parts(
+        levels: Vec<u8>,
+        entry: u32,
+        top: usize,
+        layer0: Layer,
+        upper: Vec<(u32, Vec<Vec<u32>>)>,
+    ) -> Graph {
         let n = levels.len();
         let mut member = vec![vec![false; n]; top];
-        for (row, row_lists) in lists.iter().enumerate() {
-            for (j, list) in row_lists.iter().enumerate().skip(1) {
+        for (row, row_lists) in &upper {
+            for (j, list) in row_lists.iter().enumerate() {
                 if !list.is_empty() {
-                    member[j - 1][row] = true;
+                    member[j][*row as usize] = true;
                     for &nb in list {
-                        member[j - 1][nb as usize] = true;
+                        member[j][nb as usize] = true;
                     }
                 }
             }
         }
-        let mut layers: Vec<Layer> = (0..=top)
-            .map(|j| {
-                let rows = if j == 0 {
-                    Vec::new()
-                } else {
-                    (0..n as u32)
-                        .filter(|&row| {
-                            levels[row as usize] as usize >= j || member[j - 1][row as usize]
-                        })
-                        .collect()
-                };
-                Layer {
-                    offsets: Vec::with_capacity(if j == 0 { n + 1 } else { rows.len() + 1 }),
-                    rows,
-                    neighbours: Vec::new(),
+        let mut layers = Vec::with_capacity(top + 1);
+        layers.push(layer0);
+        for (j, member) in (1..=top).zip(&member) {
+            let rows: Vec<u32> = (0..n as u32)
+                .filter(|&row| levels[row as usize] as usize >= j || member[row as usize])
+                .collect();
+            let mut offsets = Vec::with_capacity(rows.len() + 1);
+            offsets.push(0);
+            let mut neighbours = Vec::new();
+            let mut at = 0usize;
+            for &row in &rows {
+                while upper.get(at).is_some_and(|u| u.0 < row) {
+                    at += 1;
                 }
-            })
-            .collect();
-        for layer in &mut layers {
-            layer.offsets.push(0);
-        }
-        let mut next = vec![0usize; top + 1];
-        for (row, row_lists) in lists.into_iter().enumerate() {
-            for (j, layer) in layers.iter_mut().enumerate() {
-                let is_member = j == 0 || layer.rows.get(next[j]) == Some(&(row as u32));
-                if !is_member {
-                    continue;
+                if let Some((r, lists)) = upper.get(at)
+                    && *r == row
+                    && let Some(list) = lists.get(j - 1)
+                {
+                    neighbours.extend_from_slice(list);
                 }
-                next[j] += 1;
-                if let Some(list) = row_lists.get(j) {
-                    layer.neighbours.extend_from_slice(list);
-                }
-                layer.offsets.push(layer.neighbours.len());
+                offsets.push(neighbours.len());
             }
+            layers.push(Layer {
+                rows,
+                offsets,
+                neighbours,
+            });
         }
         Graph {
             levels,

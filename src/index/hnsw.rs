@@ -204,33 +204,61 @@ fn extract(built: &Hnsw<'_, f32, DistL2>, n: usize) -> Graph {
     }
     let points = built.get_point_indexation();
     let top = points.get_max_level_observed() as usize;
+    let ids = |list: &[hnsw_rs::prelude::Neighbour]| -> Vec<u32> {
+        list.iter().map(|nb| nb.d_id as u32).collect()
+    };
+    // First pass: levels, layer-0 list lengths, and the upper-layer lists of
+    // the (few) rows that have any.
     let mut levels = vec![u8::MAX; n];
-    let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
+    let mut offsets = vec![0usize; n + 1];
+    let mut upper: Vec<(u32, Vec<Vec<u32>>)> = Vec::new();
     for layer in 0..=top {
         for p in points.get_layer_iterator(layer) {
             let row = p.get_origin_id();
             assert!(row < n && levels[row] == u8::MAX, "hnsw_rs point {row}");
             levels[row] = layer as u8;
-            let mut row_lists: Vec<Vec<u32>> = p
-                .get_neighborhood_id()
-                .into_iter()
-                .map(|l| l.into_iter().map(|nb| nb.d_id as u32).collect())
-                .collect();
+            let lists = p.get_neighborhood_id();
             // hnsw_rs links nothing above its entry point's level.
             assert!(
-                row_lists.iter().skip(top + 1).all(Vec::is_empty),
+                lists.iter().skip(top + 1).all(Vec::is_empty),
                 "hnsw_rs point {row}: neighbours above the top layer"
             );
-            row_lists.truncate(top + 1);
-            lists[row] = row_lists;
+            offsets[row + 1] = lists.first().map_or(0, Vec::len);
+            if lists.iter().take(top + 1).skip(1).any(|l| !l.is_empty()) {
+                let row_lists = lists.iter().take(top + 1).skip(1).map(|l| ids(l)).collect();
+                upper.push((row as u32, row_lists));
+            }
         }
     }
     assert!(levels.iter().all(|&l| l != u8::MAX), "hnsw_rs lost points");
+    upper.sort_unstable_by_key(|u| u.0);
+    for row in 0..n {
+        offsets[row + 1] += offsets[row];
+    }
+    // Second pass: layer 0's lists straight into place.
+    let mut neighbours = vec![0u32; offsets[n]];
+    for layer in 0..=top {
+        for p in points.get_layer_iterator(layer) {
+            let row = p.get_origin_id();
+            let lists = p.get_neighborhood_id();
+            let list = lists.first().map_or(&[][..], |l| &l[..]);
+            let place = &mut neighbours[offsets[row]..offsets[row + 1]];
+            assert_eq!(place.len(), list.len(), "hnsw_rs point {row} changed");
+            for (slot, nb) in place.iter_mut().zip(list) {
+                *slot = nb.d_id as u32;
+            }
+        }
+    }
+    let layer0 = super::graph::Layer {
+        rows: Vec::new(),
+        offsets,
+        neighbours,
+    };
     // hnsw_rs moves the entry point only to a point on a strictly higher
     // layer, and the points were inserted in row order: the entry point is
     // the lowest row of the top layer.
     let entry = levels.iter().position(|&l| l as usize == top).unwrap_or(0) as u32;
-    let graph = Graph::from_row_lists(levels, entry, top, lists);
+    let graph = Graph::from_parts(levels, entry, top, layer0, upper);
     if let Err(e) = graph.check(built.get_max_nb_connection() as usize) {
         panic!("hnsw_rs built an inconsistent graph: {e}");
     }
