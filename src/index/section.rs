@@ -77,6 +77,22 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// A reader past a section's magic bytes and its point count and dimension,
+/// which must match the model's.
+fn open<'a>(
+    bytes: &'a [u8],
+    magic: &[u8],
+    n: usize,
+    dim: usize,
+) -> std::result::Result<Reader<'a>, String> {
+    let mut r = Reader::new(bytes);
+    if r.take(magic.len())? != magic {
+        return Err("the graph section does not start with its magic bytes".into());
+    }
+    check_points_and_dim(r.u32()? as usize, n, r.u32()? as usize, dim)?;
+    Ok(r)
+}
+
 /// Reads a version-3 section stored with a model of `n` reference members,
 /// `dim` search components and HNSW parameters `params`.
 ///
@@ -91,11 +107,7 @@ pub(crate) fn parse(
     dim: usize,
     params: &HnswParams,
 ) -> std::result::Result<Graph, String> {
-    let mut r = Reader::new(bytes);
-    if r.take(GRAPH_MAGIC.len())? != GRAPH_MAGIC {
-        return Err("the graph section does not start with its magic bytes".into());
-    }
-    check_points_and_dim(r.u32()? as usize, n, r.u32()? as usize, dim)?;
+    let mut r = open(bytes, GRAPH_MAGIC, n, dim)?;
     let m = r.u8()? as usize;
     if m != params.max_connections {
         return Err(format!(
@@ -207,11 +219,7 @@ pub(crate) fn parse_v2(
     dim: usize,
     params: &HnswParams,
 ) -> std::result::Result<Graph, String> {
-    let mut r = Reader::new(bytes);
-    if r.take(GRAPH_MAGIC_V2.len())? != GRAPH_MAGIC_V2 {
-        return Err("the graph section does not start with its magic bytes".into());
-    }
-    check_points_and_dim(r.u32()? as usize, n, r.u32()? as usize, dim)?;
+    let mut r = open(bytes, GRAPH_MAGIC_V2, n, dim)?;
     let layers = r.u8()? as usize;
     if layers == 0 || layers != layer_count(params) {
         return Err(format!(
