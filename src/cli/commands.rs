@@ -437,6 +437,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let container = nof1::model::format::decode_container(&bytes, &a.model)?;
     let graph_len = container.graph_len();
+    let tree_stored = container.has_search_tree();
     let data = container.data;
     let checksum = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
@@ -484,6 +485,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "index": data.index_kind.to_string(),
             "index_check": data.index_check,
             "hnsw_graph_bytes": graph_len,
+            "search_tree": search_tree(&data, tree_stored),
             "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
         });
         out!("{}", serde_json::to_string_pretty(&v)?);
@@ -585,6 +587,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         }
         None => index_notes.push("recall 1 by construction".to_string()),
     }
+    index_notes.push(format!("exact search: {}", search_tree(&data, tree_stored)));
     if data.index_kind == nof1::index::IndexKind::Hnsw {
         index_notes.push(match graph_len {
             Some(len) => format!("graph stored ({len} bytes)"),
@@ -604,6 +607,22 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         out!("groups           {}", g.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a model's exact search runs: a stored k-d tree, one built on load,
+/// or a full scan (small references, or more than `KD_TREE_MAX_DIM` search
+/// components).
+fn search_tree(data: &nof1::model::ModelData, stored: bool) -> &'static str {
+    use nof1::index::exact::{KD_TREE_MAX_DIM, KD_TREE_MIN_POINTS};
+    if stored {
+        "k-d tree stored"
+    } else if data.reference.len() < KD_TREE_MIN_POINTS
+        || data.components.knn_components > KD_TREE_MAX_DIM
+    {
+        "full scan"
+    } else {
+        "k-d tree built on load"
+    }
 }
 
 fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {

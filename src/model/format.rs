@@ -125,6 +125,12 @@ impl Container {
     pub fn graph_len(&self) -> Option<usize> {
         self.graph.as_ref().map(|g| g.len())
     }
+
+    /// Whether the file stores the exact index's k-d tree (format version 3;
+    /// otherwise the tree, if the index uses one, is built on load).
+    pub fn has_search_tree(&self) -> bool {
+        self.tree.is_some()
+    }
 }
 
 /// Decodes and checks container bytes read from `path`.
