@@ -8,8 +8,7 @@ use super::{
 };
 use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
-use crate::index::Neighbour;
-use crate::index::{ExactIndex, HnswIndex, IndexKind, check};
+use crate::index::{ExactIndex, HnswIndex, IndexKind, Neighbour, check};
 use crate::model::IndexChoice;
 use crate::project::{self, ComponentRule, Projector};
 use crate::score::{KnnStatistic, knn_statistic, local_reachability};
