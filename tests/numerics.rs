@@ -196,3 +196,43 @@ fn hnsw_models_record_recall_and_recheck_rate_exact_models_do_not() {
     let exact = Params::default().fit(&table).expect("fit exact");
     assert!(exact.data().index_check.is_none());
 }
+
+#[test]
+fn fit_widens_a_narrow_hnsw_beam_until_recall_is_reached() {
+    let (n, p, k) = (4000, 8, 10);
+    let values: Vec<f64> = nof1::synth::clustered_points(n, p, 12, 4)
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let table = Table::from_rows(ids("r", n), names(p), values).expect("table");
+    // A graph with two links per point, searched with the narrowest beam.
+    let narrow = nof1::index::HnswParams {
+        max_connections: 2,
+        ef_construction: 2,
+        ef_search: 1,
+        max_layers: 2,
+    };
+    let model = Params::default()
+        .k(k)
+        .index(nof1::IndexChoice::Hnsw)
+        .hnsw(narrow)
+        .fit(&table)
+        .expect("fit hnsw");
+    let chk = model.data().index_check.expect("a check");
+    let ef = model.params().get_hnsw().ef_search;
+    let limit = k * nof1::model::fit::EF_RAISE_LIMIT;
+    // Widened by doublings from k, and only as far as needed: either the
+    // recall is reached or the limit is.
+    assert!(
+        ef > k && ef <= limit && (ef / k).is_power_of_two(),
+        "ef_search {ef}"
+    );
+    let reached = chk.recall_in.min(chk.recall_out) >= nof1::model::fit::MIN_RECALL;
+    assert!(reached || ef == limit, "ef {ef}, check {chk:?}");
+    // The width is stored: the loaded model searches with it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.nof1");
+    model.save(&path).expect("save");
+    let loaded = nof1::Model::load(&path).expect("load");
+    assert_eq!(loaded.params().get_hnsw().ef_search, ef);
+}

@@ -103,6 +103,11 @@ impl HnswIndex {
         self.params
     }
 
+    /// Sets the beam width of later searches (the graph is unchanged).
+    pub(crate) fn set_ef_search(&mut self, ef_search: usize) {
+        self.params.ef_search = ef_search.max(1);
+    }
+
     /// Approximate `k` nearest neighbours, ascending by distance then index.
     ///
     /// The search visits the graph with a beam of `max(ef_search, k)` on the

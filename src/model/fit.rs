@@ -304,7 +304,7 @@ impl Params {
             }
             IndexChoice::Auto => IndexKind::Exact,
         };
-        let hnsw = if index_kind == IndexKind::Hnsw {
+        let mut hnsw = if index_kind == IndexKind::Hnsw {
             progress.start("building HNSW graph", n as u64);
             let mut last = 0usize;
             let g = HnswIndex::build(exact.points(), knn_c, self.hnsw, |done| {
@@ -320,22 +320,35 @@ impl Params {
         let (kdist, lrd) = member_densities(&exact, k, progress);
         let density_members: Vec<u32> = (0..n as u32).collect();
 
-        let index_check = hnsw
-            .as_ref()
-            .map(|g| check_index(g, &exact, &calibration, &embeddings, c, self));
+        // The graph's search beam is widened (the graph is unchanged) until
+        // the recall measured at fit reaches MIN_RECALL on both kinds of
+        // probes, up to EF_RAISE_LIMIT times the requested width; the width
+        // reached is stored with the model.
+        let mut params = self.clone();
+        let index_check = hnsw.as_mut().map(|g| {
+            let mut chk = check_index(g, &exact, &calibration, &embeddings, c, self);
+            // The search uses a beam of at least k.
+            let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
+            while chk.recall_in.min(chk.recall_out) < MIN_RECALL && g.params().ef_search < limit {
+                g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
+                chk = check_index(g, &exact, &calibration, &embeddings, c, self);
+            }
+            params.hnsw.ef_search = g.params().ef_search;
+            chk
+        });
         if let Some(chk) = index_check
             && chk.recall_in.min(chk.recall_out) < MIN_RECALL
         {
             warnings.push(format!(
-                "HNSW recall@{k} measured at fit is {:.3} in distribution and {:.3} out of it (< {MIN_RECALL}); verdicts stay exact (re-checked), but assess will be slower",
-                chk.recall_in, chk.recall_out
+                "HNSW recall@{k} measured at fit is {:.3} in distribution and {:.3} out of it (< {MIN_RECALL}) even with the search beam widened to ef_search {}; verdicts stay exact (re-checked), but assess will be slower",
+                chk.recall_in, chk.recall_out, params.hnsw.ef_search
             ));
         }
 
         let data = ModelData {
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             created: created_timestamp(),
-            params: self.clone(),
+            params,
             features,
             dropped_features: dropped,
             projector,
@@ -448,8 +461,12 @@ fn score_member(
 
 /// Probes of each kind in the HNSW check at fit.
 pub const INDEX_CHECK_PROBES: usize = 1000;
-/// recall@k below which fit warns (verdicts stay exact).
+/// recall@k that fit widens the graph's search beam to reach, and below
+/// which it warns (verdicts stay exact).
 pub const MIN_RECALL: f64 = 0.95;
+/// Most times fit widens the requested HNSW search beam (`ef_search`, at
+/// least `k`), doubling it, to reach [`MIN_RECALL`].
+pub const EF_RAISE_LIMIT: usize = 8;
 
 /// The members scored for calibration: the first `calibration_size` rows in
 /// the seeded id order (docs/method.md §4).

@@ -186,6 +186,12 @@ impl Params {
         self.index
     }
 
+    /// HNSW graph parameters (in a fitted model, `ef_search` is the beam
+    /// width fit settled on, see [`crate::model::fit::EF_RAISE_LIMIT`]).
+    pub fn get_hnsw(&self) -> HnswParams {
+        self.hnsw
+    }
+
     /// Validates the ranges of every parameter.
     ///
     /// # Errors
