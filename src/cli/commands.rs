@@ -589,6 +589,11 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
     }
     index_notes.push(format!("exact search: {}", search_tree(&data, tree_stored)));
     if data.index_kind == nof1::index::IndexKind::Hnsw {
+        let h = p.get_hnsw();
+        index_notes.push(format!(
+            "M {}, ef_search {}",
+            h.max_connections, h.ef_search
+        ));
         index_notes.push(match graph_len {
             Some(len) => format!("graph stored ({len} bytes)"),
             None => "graph rebuilt on load".to_string(),
