@@ -11,11 +11,13 @@ use crate::verdict::{Assessment, FeatureContribution, Verdict};
 /// Number of features listed in `top_features`.
 pub const TOP_FEATURES: usize = 5;
 
-/// A patient's standardised row `z`, embedding `y`, residual and number of
+/// A patient's standardised row `z`, embedding `y`, search coordinates `q`
+/// (the leading `knn_components` of `y`, as `f32`), residual and number of
 /// observed features.
 struct Projected {
     z: Vec<f64>,
     y: Vec<f64>,
+    q: Vec<f32>,
     residual: f64,
     n_obs: usize,
 }
@@ -93,9 +95,11 @@ impl Model {
         let mut z = vec![0.0; raw.len()];
         let mut y = vec![0.0; projector.n_components];
         let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
+        let q = y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
         Projected {
             z,
             y,
+            q,
             residual,
             n_obs,
         }
@@ -107,8 +111,7 @@ impl Model {
         if x.n_obs == 0 {
             return u32::MAX;
         }
-        let q: Vec<f32> = x.y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
-        self.exact.locality_key(&q)
+        self.exact.locality_key(&x.q)
     }
 
     /// The calibration to use for a patient of `group`, and whether it is a
@@ -156,12 +159,12 @@ impl Model {
         let d = &self.data;
         let params = &d.params;
         let p = d.features.len();
-        let dims = self.exact.dim();
         let k = params.k;
         let scorer = &d.calibration.scorer;
         let Projected {
             z,
             y,
+            q,
             residual,
             n_obs,
         } = x;
@@ -201,7 +204,6 @@ impl Model {
         if n_obs == 0 || coverage < params.min_coverage {
             return out;
         }
-        let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
         let radius = cal.support_radius;
         let radius_f32 = if radius.is_finite() {
             radius as f32
