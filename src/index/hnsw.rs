@@ -546,13 +546,23 @@ mod tests {
         (points, dim, built, bytes)
     }
 
+    /// A graph's version-3 section `v3` and its version-2 section, by version.
+    fn both_versions(
+        points: &[f32],
+        dim: usize,
+        built: &HnswIndex,
+        v3: Vec<u8>,
+    ) -> [(u32, Vec<u8>); 2] {
+        let mut v2 = Vec::new();
+        section::write_v2(&built.graph, points, dim, &cheap(), &mut v2);
+        [(3, v3), (2, v2)]
+    }
+
     #[test]
     fn truncated_sections_are_refused() {
         let (points, dim, built, bytes) = small_section();
         let n = points.len() / dim;
-        let mut v2 = Vec::new();
-        section::write_v2(&built.graph, &points, dim, &cheap(), &mut v2);
-        for (version, bytes) in [(3, bytes), (2, v2)] {
+        for (version, bytes) in both_versions(&points, dim, &built, bytes) {
             assert!(StoredGraph::parse(&bytes, version, n, dim, &cheap()).is_ok());
             for cut in 0..bytes.len() {
                 assert!(
@@ -573,11 +583,9 @@ mod tests {
     fn edited_sections_never_panic() {
         let (points, dim, built, bytes) = small_section();
         let n = points.len() / dim;
-        let mut v2 = Vec::new();
-        section::write_v2(&built.graph, &points, dim, &cheap(), &mut v2);
         let qs = queries(&points, dim, 1);
         let mut rng = SplitMix64::new(42);
-        for (version, bytes) in [(3, bytes), (2, v2)] {
+        for (version, bytes) in both_versions(&points, dim, &built, bytes) {
             let (mut loaded, mut refused) = (0, 0);
             for at in 0..bytes.len() {
                 for value in [bytes[at] ^ 0xff, rng.next_u64() as u8, 0, 0xff] {
