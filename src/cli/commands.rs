@@ -618,15 +618,15 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
 /// or a full scan (small references, or more than `KD_TREE_MAX_DIM` search
 /// components).
 fn search_tree(data: &nof1::model::ModelData, stored: bool) -> &'static str {
-    use nof1::index::exact::{KD_TREE_MAX_DIM, KD_TREE_MIN_POINTS};
     if stored {
         "k-d tree stored"
-    } else if data.reference.len() < KD_TREE_MIN_POINTS
-        || data.components.knn_components > KD_TREE_MAX_DIM
-    {
-        "full scan"
-    } else {
+    } else if nof1::index::ExactIndex::uses_tree(
+        data.reference.len(),
+        data.components.knn_components,
+    ) {
         "k-d tree built on load"
+    } else {
+        "full scan"
     }
 }
 

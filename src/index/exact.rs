@@ -76,8 +76,9 @@ impl ExactIndex {
         })
     }
 
-    /// Whether `n` points of dimension `dim` are searched with a tree.
-    fn uses_tree(n: usize, dim: usize) -> bool {
+    /// Whether `n` points of dimension `dim` are searched with a tree
+    /// (otherwise with a full scan).
+    pub fn uses_tree(n: usize, dim: usize) -> bool {
         dim <= KD_TREE_MAX_DIM && n >= KD_TREE_MIN_POINTS
     }
 
