@@ -138,7 +138,8 @@ impl Error {
         *self.0
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ErrorKind::Io {
             path: path.into(),
             source,
@@ -162,7 +163,8 @@ impl Error {
         .into()
     }
 
-    pub(crate) fn param(name: &'static str, reason: impl Into<String>) -> Self {
+    /// An invalid parameter `name`, with the reason.
+    pub fn param(name: &'static str, reason: impl Into<String>) -> Self {
         ErrorKind::InvalidParam {
             name,
             reason: reason.into(),

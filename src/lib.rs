@@ -39,11 +39,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod calibrate;
-pub mod demo;
 pub mod error;
-pub mod eval;
 pub mod index;
 pub mod model;
 pub mod output;
@@ -52,7 +49,6 @@ pub mod report;
 pub mod rng;
 pub mod score;
 pub mod standardise;
-pub mod synth;
 pub mod table;
 pub mod verdict;
 

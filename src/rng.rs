@@ -76,6 +76,24 @@ pub fn id_order(ids: &[String], seed: u64) -> Vec<usize> {
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
+/// Seeded test points: `clusters` Gaussian clusters in `dim` dimensions,
+/// coordinate `a` scaled by `1/√(1+a)` (row-major `f32`).
+#[cfg(test)]
+pub(crate) fn clustered_points(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    let clusters = clusters.max(1);
+    let centres: Vec<f64> = (0..clusters * dim).map(|_| 4.0 * rng.normal()).collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = (rng.next_u64() % clusters as u64) as usize;
+        for a in 0..dim {
+            let v = centres[c * dim + a] + rng.normal();
+            out.push((v / (1.0 + a as f64).sqrt()) as f32);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! `common::conformal_bound`). The in-sample control shows that the
 //! exchangeable test has teeth: the same check fails when the calibration
 //! scores are computed on members that shaped the projection.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 mod common;
 
@@ -381,33 +382,4 @@ fn mondrian_calibration_holds_per_group_where_pooled_does_not() {
             "group {g}: {got:.4} called invisible under per-group calibration (bound {bound:.4})"
         );
     }
-}
-
-/// Leave-one-super-population-out on the bundled panel, default parameters.
-#[test]
-fn loso_on_the_bundled_panel_meets_its_floor() {
-    let panel = nof1::demo::panel().expect("panel");
-    let runs = nof1::eval::loso(&panel, &Params::default(), 1).expect("loso");
-    assert_eq!(runs.len(), 5, "five super-populations");
-    for r in &runs {
-        eprintln!(
-            "{}: AUROC {:.4} (kNN {:.4}, residual {:.4}), false-invisible {:.4}, components {}",
-            r.name, r.auroc, r.auroc_knn, r.auroc_residual, r.false_invisible, r.n_components
-        );
-    }
-    let mean =
-        |f: fn(&nof1::eval::RunQuality) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
-    let auroc = mean(|r| r.auroc);
-    let false_invisible = mean(|r| r.false_invisible);
-    eprintln!("LOSO mean AUROC {auroc:.4}, mean false-invisible {false_invisible:.4}");
-    // Floor below the measured value (0.959 with the combined novelty score,
-    // seed 1); a Bonferroni combination of the channels measured 0.889.
-    assert!(
-        auroc >= 0.94,
-        "LOSO mean AUROC {auroc:.4} below the 0.94 floor"
-    );
-    assert!(
-        false_invisible <= 0.08,
-        "LOSO mean false-invisible {false_invisible:.4} above 0.08"
-    );
 }

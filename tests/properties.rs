@@ -5,6 +5,7 @@
 //! proptest runner itself is seeded too (override with `PROPTEST_RNG_SEED`),
 //! so a run is reproducible; fitting is the expensive step, so the fitting
 //! properties run few cases on small cohorts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 mod common;
 

@@ -512,7 +512,7 @@ mod tests {
     #[test]
     fn recall_at_10_against_exact_search() {
         let (n, dim, k) = (6000, 8, 10);
-        let points = crate::synth::clustered_points(n, dim, 12, 4);
+        let points = crate::rng::clustered_points(n, dim, 12, 4);
         let exact = ExactIndex::new(points.clone(), dim);
         let g = HnswIndex::build(&points, dim, HnswParams::default(), |_| {});
         let (inside, outside) = check::probes(&exact, k, 1000, 9);

@@ -480,7 +480,7 @@ mod tests {
     /// A clustered reference of 1,500 members × 10 features.
     fn reference() -> Table {
         let (n, p) = (1500, 10);
-        let pts = crate::synth::clustered_points(n, p, 6, 3);
+        let pts = crate::rng::clustered_points(n, p, 6, 3);
         let mut rng = SplitMix64::new(5);
         let values = pts
             .iter()

@@ -306,6 +306,7 @@ impl Model {
 
     /// Assembles a model from its stored contents, building its exact index
     /// and the HNSW graph (if the model uses one) from the embeddings.
+    #[allow(dead_code)]
     pub(crate) fn from_data(data: ModelData, progress: &dyn Progress) -> Model {
         let (points, dims) = search_points(&data);
         Self::with_exact(data, ExactIndex::new(points, dims), progress)
@@ -374,6 +375,21 @@ impl Model {
     /// Leading components used for the neighbour search.
     pub fn knn_components(&self) -> usize {
         self.exact.dim()
+    }
+
+    /// The reference members' search coordinates (row-major, `n ×`
+    /// [`Model::knn_components`]), as the exact index holds them.
+    pub fn search_points(&self) -> &[f32] {
+        self.exact.points()
+    }
+
+    /// The same model searched by another index kind (the HNSW graph is
+    /// built when `kind` needs it; verdicts and p-values do not change).
+    pub fn with_index_kind(&self, kind: IndexKind, progress: &dyn Progress) -> Model {
+        let mut data = self.data.clone();
+        data.index_kind = kind;
+        let exact = ExactIndex::new(self.exact.points().to_vec(), self.exact.dim());
+        Self::with_exact(data, exact, progress)
     }
 }
 

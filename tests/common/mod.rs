@@ -1,7 +1,7 @@
 //! Shared helpers of the library-level tests (`tests/properties.rs`,
 //! `tests/calibration.rs`): seeded synthetic cohorts, table builders, a
 //! field-by-field bitwise comparison of assessments and binomial bounds.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 #![allow(dead_code)]
 
 use nof1::rng::SplitMix64;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-pub use args::Cli;
+use args::Cli;
 
 /// Parses the arguments and runs the command.
 pub fn run() -> Result<ExitCode> {

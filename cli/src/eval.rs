@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::model::Params;
-use crate::rng::SplitMix64;
-use crate::table::{Role, Table, TableOptions, read_table};
-use crate::verdict::{Assessment, Verdict};
+use nof1::error::{Error, Result};
+use nof1::model::Params;
+use nof1::rng::SplitMix64;
+use nof1::table::{Role, Table, TableOptions, read_table};
+use nof1::verdict::{Assessment, Verdict};
 
 /// Area under the ROC curve of `scores` for `labels` (true = positive); ties
 /// count one half. `NaN` when a class is empty.
@@ -74,7 +74,7 @@ pub struct RunQuality {
 /// ```
 /// // 36 held-out rows at alpha 0.05: a rate above 0.10 (4 or more) has
 /// // probability about 0.10.
-/// let t = nof1::eval::binomial_rate_above(36, 0.05, 0.10);
+/// let t = crate::eval::binomial_rate_above(36, 0.05, 0.10);
 /// assert!((t - 0.104).abs() < 0.001);
 /// ```
 pub fn binomial_rate_above(n: usize, p: f64, threshold: f64) -> f64 {

@@ -1,5 +1,6 @@
 //! Numerical edge cases (issue 6): duplicated reference rows, perfectly
 //! collinear features, a patient identical to a reference member.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 use nof1::rng::SplitMix64;
 use nof1::{Params, Table, Verdict};
@@ -200,7 +201,7 @@ fn hnsw_models_record_recall_and_recheck_rate_exact_models_do_not() {
 #[test]
 fn fit_widens_a_narrow_hnsw_beam_until_recall_is_reached() {
     let (n, p, k) = (4000, 8, 10);
-    let values: Vec<f64> = nof1::synth::clustered_points(n, p, 12, 4)
+    let values: Vec<f64> = nof1_cli::synth::clustered_points(n, p, 12, 4)
         .iter()
         .map(|&v| v as f64)
         .collect();

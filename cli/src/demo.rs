@@ -7,14 +7,14 @@
 
 use std::path::Path;
 
-use crate::error::Result;
 use crate::eval;
-use crate::model::{Model, Params};
-use crate::table::{Role, Table, TableOptions, read_table_str};
-use crate::verdict::{Assessment, Verdict};
+use nof1::error::Result;
+use nof1::model::{Model, Params};
+use nof1::table::{Role, Table, TableOptions, read_table_str};
+use nof1::verdict::{Assessment, Verdict};
 
 /// The embedded panel, as CSV text.
-pub const PANEL_CSV: &str = include_str!("../fixtures/1000genomes-aisnp/seldin_128_dosage.csv");
+pub const PANEL_CSV: &str = include_str!("../../fixtures/1000genomes-aisnp/seldin_128_dosage.csv");
 
 /// Fraction of EUR samples placed in the demo reference.
 pub const DEMO_EUR_FRACTION: f64 = 0.9;

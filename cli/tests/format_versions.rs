@@ -2,6 +2,7 @@
 //! current version. `fixtures/small/hnsw-v2.nof1` was written by nof1 before
 //! format version 3 (an HNSW model of `fixtures/small/reference.csv`, graph
 //! section in hnsw_rs's records); see `fixtures/small/README.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,7 @@ use nof1::model::format::{FORMAT_VERSION, decode_container, encode};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
         .join("fixtures/small")
         .join(name)
 }

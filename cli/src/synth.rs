@@ -30,7 +30,7 @@
 //! Values are written with [`DECIMALS`] decimals.
 //!
 //! ```
-//! use nof1::synth::{SynthParams, write_synth};
+//! use crate::synth::{SynthParams, write_synth};
 //! let dir = std::env::temp_dir().join(format!("nof1-synth-doc-{}", std::process::id()));
 //! let params = SynthParams { n: 300, features: 12, patients: 100, ..SynthParams::default() };
 //! let summary = write_synth(&params, &dir)?;
@@ -46,8 +46,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::rng::SplitMix64;
+use nof1::error::{Error, Result};
+use nof1::rng::SplitMix64;
 
 /// Decimals written per value.
 pub const DECIMALS: usize = 4;
@@ -119,7 +119,7 @@ impl SynthParams {
     /// Validates the ranges.
     ///
     /// # Errors
-    /// [`crate::ErrorKind::InvalidParam`] naming the parameter: `n`, `features`,
+    /// [`nof1::ErrorKind::InvalidParam`] naming the parameter: `n`, `features`,
     /// `rank` and `clusters` must be at least 1, `rank` at most `features`, and
     /// `outlier_fraction` in `[0, 1]`.
     pub fn check(&self) -> Result<()> {
@@ -205,8 +205,8 @@ impl std::fmt::Display for SynthSummary {
 /// of threads.
 ///
 /// # Errors
-/// [`crate::ErrorKind::InvalidParam`] from [`SynthParams::check`];
-/// [`crate::ErrorKind::Io`] naming the directory or file that could not be
+/// [`nof1::ErrorKind::InvalidParam`] from [`SynthParams::check`];
+/// [`nof1::ErrorKind::Io`] naming the directory or file that could not be
 /// created or written.
 pub fn write_synth(params: &SynthParams, out_dir: &Path) -> Result<SynthSummary> {
     params.check()?;
@@ -658,20 +658,20 @@ mod tests {
             ..small()
         };
         let s = write_synth(&p, &dir).unwrap();
-        let opts = crate::TableOptions {
+        let opts = nof1::TableOptions {
             exclude: vec!["truth".into()],
             ..Default::default()
         };
-        let reference = crate::table::read_table(
+        let reference = nof1::table::read_table(
             &s.reference,
-            &crate::TableOptions::default(),
-            crate::Role::Reference,
+            &nof1::TableOptions::default(),
+            nof1::Role::Reference,
         )
         .unwrap();
-        let patients = crate::table::read_table(&s.patients, &opts, crate::Role::Patients).unwrap();
+        let patients = nof1::table::read_table(&s.patients, &opts, nof1::Role::Patients).unwrap();
         let text = std::fs::read_to_string(&s.patients).unwrap();
         let truth: Vec<bool> = text.lines().skip(1).map(|l| l.ends_with(",out")).collect();
-        let model = crate::Params::default().fit(&reference).unwrap();
+        let model = nof1::Params::default().fit(&reference).unwrap();
         let out = model.assess(&patients).unwrap();
         let flagged = |want: bool| {
             let rows: Vec<_> = out
@@ -680,7 +680,7 @@ mod tests {
                 .filter(|(_, t)| **t == want)
                 .collect();
             rows.iter()
-                .filter(|(a, _)| a.verdict == crate::Verdict::Invisible)
+                .filter(|(a, _)| a.verdict == nof1::Verdict::Invisible)
                 .count() as f64
                 / rows.len() as f64
         };

@@ -1,5 +1,6 @@
 //! Helpers for the integration tests that run the real `nof1` binary: a scratch
 //! directory, a command builder and assertions on the exit code and stderr.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -37,7 +38,9 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
 
 /// The crate's `fixtures/` directory.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
 }
 
 /// The small reference (60 members × 5 features f1..f5).

@@ -681,10 +681,10 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
     let params = Params::default().seed(a.seed);
     out!(
         "nof1 demo: 1000 Genomes, Seldin 127-SNP ancestry panel (bundled). Reference = GWAS-like mix:\n{:.0}% of EUR plus {} samples of each other super-population. Everyone else is assessed.\n",
-        nof1::demo::DEMO_EUR_FRACTION * 100.0,
-        nof1::demo::DEMO_PER_MINOR
+        crate::demo::DEMO_EUR_FRACTION * 100.0,
+        crate::demo::DEMO_PER_MINOR
     );
-    let run = nof1::demo::run(&params)?;
+    let run = crate::demo::run(&params)?;
     let m = &run.model;
     out!(
         "model: {} reference members, {} SNPs, {} components ({}), k = {}, alpha = {}, warn_alpha = {}\n",
@@ -738,8 +738,8 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
             "flagged",
             "false inv."
         );
-        let panel = nof1::demo::panel()?;
-        for q in nof1::eval::loso(&panel, &params, a.seed)? {
+        let panel = crate::demo::panel()?;
+        for q in crate::eval::loso(&panel, &params, a.seed)? {
             out!(
                 "{:<14} {:>6.3} {:>9.1}% {:>8.1}% {:>8.1}%",
                 q.name,
@@ -757,7 +757,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     let params = Params::default();
     match a.what {
         EvalWhat::Adbench { dir, seeds } => {
-            let files = nof1::eval::csv_files(&dir)
+            let files = crate::eval::csv_files(&dir)
                 .with_context(|| format!("listing {}", dir.display()))?;
             if files.is_empty() {
                 bail!("{}: no .csv tables", dir.display());
@@ -777,9 +777,9 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             for f in &files {
                 let mut per = Vec::new();
                 for &s in &seeds {
-                    per.push(nof1::eval::adbench_table(f, &params, s)?);
+                    per.push(crate::eval::adbench_table(f, &params, s)?);
                 }
-                let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
+                let m = |g: &dyn Fn(&crate::eval::RunQuality) -> f64| {
                     per.iter().map(g).sum::<f64>() / per.len() as f64
                 };
                 out!(
@@ -795,7 +795,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 );
                 all.extend(per);
             }
-            let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
+            let m = |g: &dyn Fn(&crate::eval::RunQuality) -> f64| {
                 all.iter().map(g).sum::<f64>() / all.len() as f64
             };
             let worst = all.iter().map(|q| q.false_invisible).fold(0.0, f64::max);
@@ -816,7 +816,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             let above = all.iter().filter(|q| q.false_invisible > 0.10).count();
             let tails: Vec<f64> = all
                 .iter()
-                .map(|q| nof1::eval::binomial_rate_above(q.n_normal, alpha, 0.10))
+                .map(|q| crate::eval::binomial_rate_above(q.n_normal, alpha, 0.10))
                 .collect();
             let expected: f64 = tails.iter().sum();
             let p_none: f64 = tails.iter().map(|t| 1.0 - t).product();
@@ -826,7 +826,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             );
         }
         EvalWhat::Genomes { seeds } => {
-            let panel = nof1::demo::panel()?;
+            let panel = crate::demo::panel()?;
             out!("leave-one-super-population-out (mean over seeds {seeds:?})");
             out!(
                 "{:<14} {:>6} {:>7} {:>7} {:>9} {:>9}",
@@ -839,13 +839,13 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             );
             let mut per_seed = Vec::new();
             for &s in &seeds {
-                per_seed.push(nof1::eval::loso(&panel, &params, s)?);
+                per_seed.push(crate::eval::loso(&panel, &params, s)?);
             }
             let n_groups = per_seed[0].len();
             let mut mean_auc = 0.0;
             let mut mean_fi = 0.0;
             for gi in 0..n_groups {
-                let m = |g: &dyn Fn(&nof1::eval::RunQuality) -> f64| {
+                let m = |g: &dyn Fn(&crate::eval::RunQuality) -> f64| {
                     per_seed.iter().map(|v| g(&v[gi])).sum::<f64>() / per_seed.len() as f64
                 };
                 mean_auc += m(&|q| q.auroc) / n_groups as f64;
@@ -870,7 +870,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             );
             out!("\nGWAS-mix demo (flagged = invisible or low_support)");
             for &s in &seeds {
-                let run = nof1::demo::run(&params.clone().seed(s))?;
+                let run = crate::demo::run(&params.clone().seed(s))?;
                 let (mut flagged, mut n_other) = (0.0, 0usize);
                 let mut eur_inv = f64::NAN;
                 for r in &run.rows {
@@ -901,15 +901,15 @@ fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
             seed,
             out,
         } => {
-            let params = nof1::synth::SynthParams {
+            let params = crate::synth::SynthParams {
                 n,
                 features,
                 patients,
                 seed,
-                ..nof1::synth::SynthParams::default()
+                ..crate::synth::SynthParams::default()
             };
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let summary = nof1::synth::write_synth(&params, &out)
+            let summary = crate::synth::write_synth(&params, &out)
                 .with_context(|| format!("writing the synthetic cohort to {}", out.display()))?;
             eprintln!("nof1: {summary}");
         }
@@ -925,12 +925,12 @@ fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
                 IndexArg::Exact => IndexChoice::Exact,
                 IndexArg::Hnsw => IndexChoice::Hnsw,
             });
-            let options = nof1::bench::BenchOptions {
+            let options = crate::bench::BenchOptions {
                 threads,
                 compare_indexes: !no_compare,
-                ..nof1::bench::BenchOptions::default()
+                ..crate::bench::BenchOptions::default()
             };
-            let report = nof1::bench::run_bench_with(&reference, &patients, &params, &options)
+            let report = crate::bench::run_bench_with(&reference, &patients, &params, &options)
                 .context("running the benchmark")?;
             out!("{report}");
         }

@@ -4,13 +4,14 @@
 //! a message naming the file and, where it applies, the line, the column and
 //! the value) — never a panic, never a partial output file. The table of cases
 //! is in `docs/robustness.md`; each row names the test here.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod util;
+mod harness;
 
 use std::ffi::OsStr;
 use std::path::Path;
 
-use util::{OutCsv, Run, Scratch, assert_numbers_finite, small_patients, small_reference};
+use harness::{OutCsv, Run, Scratch, assert_numbers_finite, small_patients, small_reference};
 
 // ---------------------------------------------------------------- helpers
 
@@ -949,7 +950,7 @@ fn check_into_a_closed_pipe_does_not_panic() {
     }
     let p = s.write("far.csv", text);
     for cmd in ["check", "assess"] {
-        let mut child = Command::new(util::bin())
+        let mut child = Command::new(harness::bin())
             .args([
                 cmd.as_ref(),
                 "--model".as_ref(),
@@ -1284,7 +1285,7 @@ fn concurrent_assess_processes_agree() {
     let p = s.write("p.csv", text);
     let children: Vec<_> = (0..8)
         .map(|i| {
-            Command::new(util::bin())
+            Command::new(harness::bin())
                 .args([
                     "assess".as_ref(),
                     "--model".as_ref(),

@@ -3,7 +3,7 @@
 //! Exit codes: 0 success; 1 `nof1 check` found an invisible patient (with
 //! `--strict`, also low_support); 2 any error.
 
-mod cli;
+use nof1_cli::command as cli;
 
 use std::process::ExitCode;
 

@@ -5,18 +5,21 @@
 //!
 //! These tests run the real scripts with `bash`, and are skipped (with a
 //! message) only where no `bash` can be started.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod util;
+mod harness;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use util::{Run, Scratch, fixtures, run_command, small_patients};
+use harness::{Run, Scratch, fixtures, run_command, small_patients};
 
 /// `workflows/` of this crate.
 fn workflows() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("workflows")
 }
 
 /// Whether `bash` can be run here; prints why the test is skipped if not.

@@ -6,15 +6,16 @@
 //!
 //! Cases are bounded for the test suite; for a longer run set
 //! `PROPTEST_CASES=2000 cargo test --release --test never_lose`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod util;
+mod harness;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use harness::{OutCsv, Scratch, assert_numbers_finite, summary_counts};
 use proptest::prelude::*;
-use util::{OutCsv, Scratch, assert_numbers_finite, summary_counts};
 
 const FEATURES: [&str; 5] = ["f1", "f2", "f3", "f4", "f5"];
 
@@ -220,7 +221,7 @@ fn render(f: &File) -> (Vec<u8>, Vec<String>, Vec<bool>) {
     (bytes, ids, defects)
 }
 
-fn run_assess(s: &Scratch, m: &Path, input: &Path, out: &str, strict: bool) -> util::Run {
+fn run_assess(s: &Scratch, m: &Path, input: &Path, out: &str, strict: bool) -> harness::Run {
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "assess".as_ref(),
         "--model".as_ref(),

@@ -31,15 +31,15 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::index::{ExactIndex, HnswIndex, HnswParams, IndexKind, Neighbour, check};
-use crate::model::{Model, Params, Progress};
-use crate::table::{Role, TableOptions, read_table};
-use crate::verdict::{Assessment, Verdict};
+use nof1::error::{Error, Result};
+use nof1::index::{ExactIndex, HnswIndex, HnswParams, IndexKind, Neighbour, check};
+use nof1::model::{Model, Params, Progress};
+use nof1::table::{Role, TableOptions, read_table};
+use nof1::verdict::{Assessment, Verdict};
 
 /// Default number of recall queries of each kind.
 pub const DEFAULT_RECALL_QUERIES: usize = 1000;
-pub use crate::index::check::{JITTER_FRACTION, PUSH_FACTOR};
+pub use nof1::index::check::{JITTER_FRACTION, PUSH_FACTOR};
 
 /// Options of [`run_bench_with`].
 #[derive(Debug, Clone, PartialEq)]
@@ -467,7 +467,7 @@ pub fn run_bench(
 /// extra graph for the recall figures.
 ///
 /// # Errors
-/// Any error of reading, fitting, saving or loading; [`crate::ErrorKind::Io`]
+/// Any error of reading, fitting, saving or loading; [`nof1::ErrorKind::Io`]
 /// if the thread pool cannot be created.
 pub fn run_bench_with(
     reference: &Path,
@@ -677,7 +677,7 @@ fn recall_over(
 
 fn compare_indexes(
     model: &Model,
-    patients: &crate::Table,
+    patients: &nof1::Table,
     assessed: &[Assessment],
     assess_seconds: f64,
     truth: Option<&[bool]>,
@@ -688,16 +688,13 @@ fn compare_indexes(
     let c = model.n_components().max(1);
     let dims = model.knn_components().clamp(1, c);
     let k = model.params().get_k();
-    let hnsw_params = data.params.hnsw;
-    let exact = ExactIndex::new(
-        crate::model::leading(&data.reference.embeddings, c, dims),
-        dims,
-    );
+    let hnsw_params = data.params.get_hnsw();
+    let exact = ExactIndex::new(model.search_points().to_vec(), dims);
     let t0 = Instant::now();
     let graph = HnswIndex::build(exact.points(), dims, hnsw_params, |_| {});
     let build_seconds = t0.elapsed().as_secs_f64();
 
-    let (inside, outside) = check::probes(&exact, k, n_queries, data.params.seed);
+    let (inside, outside) = check::probes(&exact, k, n_queries, data.params.get_seed());
     let (jittered, exact_qps, hnsw_qps) = recall_over(&exact, &graph, &inside, k);
     let (pushed, _, _) = recall_over(&exact, &graph, &outside, k);
     let mut pat_in = Vec::new();
@@ -716,12 +713,11 @@ fn compare_indexes(
     let patients_out = (!pat_out.is_empty()).then(|| recall_over(&exact, &graph, &pat_out, k).0);
     drop(graph);
 
-    let mut other_data = data.clone();
-    other_data.index_kind = match data.index_kind {
+    let other_kind = match data.index_kind {
         IndexKind::Exact => IndexKind::Hnsw,
         IndexKind::Hnsw => IndexKind::Exact,
     };
-    let other = Model::from_data(other_data, &crate::model::NoProgress);
+    let other = model.with_index_kind(other_kind, &nof1::model::NoProgress);
     let t0 = Instant::now();
     let other_assessed = other.assess(patients)?;
     let other_seconds = t0.elapsed().as_secs_f64();
@@ -959,7 +955,7 @@ mod tests {
             &dir,
         )
         .unwrap();
-        let params = Params::default().index(crate::IndexChoice::Hnsw);
+        let params = Params::default().index(nof1::IndexChoice::Hnsw);
         let options = BenchOptions {
             threads: 2,
             recall_queries: 100,
