@@ -162,3 +162,128 @@ impl Model {
         Ok(summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NoProgress;
+    use crate::table::{Role, TableOptions};
+    use crate::{ErrorKind, Params, Table};
+
+    fn reference() -> Table {
+        let mut values = Vec::new();
+        for i in 0..150 {
+            let t = i as f64 / 9.0;
+            values.extend_from_slice(&[t.sin(), t.cos(), 0.5 * t.sin() + 0.1 * (3.0 * t).cos()]);
+        }
+        let ids = (0..150).map(|i| format!("r{i}")).collect();
+        let names = ["a", "b", "c"].map(String::from).to_vec();
+        Table::from_rows(ids, names, values).unwrap()
+    }
+
+    fn reader(text: &str) -> TableReader {
+        reader_with(text, false)
+    }
+
+    fn reader_with(text: &str, strict: bool) -> TableReader {
+        let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(text.to_owned()));
+        TableReader::from_reader(
+            input,
+            Path::new("p.csv"),
+            &TableOptions {
+                strict,
+                ..TableOptions::default()
+            },
+            Role::Patients,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn stream_matches_assess_and_reports_columns() {
+        let model = Params::default().k(5).fit(&reference()).unwrap();
+        // Column `x` is unknown (and not even numeric), `b` is absent.
+        let mut text = String::from("id,c,x,a\n");
+        for i in 0..(2 * CHUNK_ROWS + 7) {
+            let t = i as f64 / 13.0;
+            text.push_str(&format!("p{i},{},text,{}\n", t.cos(), t.sin() * 3.0));
+        }
+        let stream = model.patient_stream(reader(&text)).unwrap();
+        assert_eq!(stream.unknown(), ["x".to_string()]);
+        assert_eq!(stream.absent(), ["b".to_string()]);
+        let mut streamed = Vec::new();
+        let summary = model
+            .assess_stream(stream, &NoProgress, |rows| {
+                streamed.extend_from_slice(rows);
+                Ok::<(), Error>(())
+            })
+            .unwrap();
+        let table = crate::table::read_table_str(
+            &text,
+            Path::new("p.csv"),
+            &TableOptions::default(),
+            Role::Patients,
+        )
+        .unwrap();
+        let direct = model.assess(&table).unwrap();
+        assert_eq!(streamed.len(), direct.len());
+        for (s, d) in streamed.iter().zip(&direct) {
+            assert_eq!(s.id, d.id);
+            assert_eq!(s.verdict, d.verdict);
+            assert_eq!(s.p_value.to_bits(), d.p_value.to_bits());
+        }
+        assert_eq!(summary.verdicts, VerdictCounts::of(&direct));
+        assert_eq!(summary.verdicts.total(), 2 * CHUNK_ROWS + 7);
+    }
+
+    #[test]
+    fn stream_errors_are_typed() {
+        let model = Params::default().k(5).fit(&reference()).unwrap();
+        let e = model.patient_stream(reader("id,u,v\np,1,2\n")).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Schema { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("p.csv:1: none of the model's 3 features"),
+            "{e}"
+        );
+        let stream = model.patient_stream(reader("id,a,b,c\np,1,2,3\n")).unwrap();
+        let e = model
+            .assess_stream(stream, &NoProgress, |_| Err("sink full"))
+            .unwrap_err();
+        assert!(matches!(e, StreamError::Sink("sink full")));
+        // A cell that is not a number is an error of a strict reader.
+        let stream = model
+            .patient_stream(reader_with("id,a,b,c\np,1,2,zz\n", true))
+            .unwrap();
+        let e = model
+            .assess_stream(stream, &NoProgress, |_| Ok::<(), Error>(()))
+            .unwrap_err();
+        assert!(matches!(e, StreamError::Input(_)), "{e}");
+    }
+
+    #[test]
+    fn a_feature_map_of_other_columns_is_an_error() {
+        let model = Params::default().k(5).fit(&reference()).unwrap();
+        let names = ["a", "b", "c"].map(String::from).to_vec();
+        let patients =
+            Table::from_rows(vec!["p".into()], names.clone(), vec![0.1, 0.2, 0.3]).unwrap();
+        let wide = model.feature_map(&["a", "b", "c", "d"].map(String::from));
+        let e = model.assess_mapped(&patients, &wide).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::DimensionMismatch { .. }),
+            "{e}"
+        );
+        let e = model
+            .assess_one("p", None, &[0.1, 0.2], String::new())
+            .unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::DimensionMismatch { .. }),
+            "{e}"
+        );
+        assert!(
+            model
+                .assess_one("p", None, &[0.1, 0.2, 0.3], String::new())
+                .is_ok()
+        );
+    }
+}
