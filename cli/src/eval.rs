@@ -74,7 +74,7 @@ pub struct RunQuality {
 /// ```
 /// // 36 held-out rows at alpha 0.05: a rate above 0.10 (4 or more) has
 /// // probability about 0.10.
-/// let t = crate::eval::binomial_rate_above(36, 0.05, 0.10);
+/// let t = nof1_cli::eval::binomial_rate_above(36, 0.05, 0.10);
 /// assert!((t - 0.104).abs() < 0.001);
 /// ```
 pub fn binomial_rate_above(n: usize, p: f64, threshold: f64) -> f64 {
