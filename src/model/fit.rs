@@ -376,6 +376,7 @@ impl Params {
             index_kind,
             index_check,
             warnings,
+            variants: None,
         };
         Ok(Model {
             data,

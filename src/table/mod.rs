@@ -5,11 +5,22 @@
 //! per-cell strings; [`schema`] matches a table's feature columns to a fitted
 //! model's features by name.
 
+pub mod bcf;
+pub mod genotypes;
+pub mod input;
+pub mod labels;
+pub mod plink;
 pub mod read;
 pub mod schema;
+pub mod variants;
+pub mod vcf;
+pub mod whitespace;
 
+pub use genotypes::{Dosages, Genotypes};
+pub use input::InputFormat;
 pub use read::{TableOptions, TableReader, read_table, read_table_str};
 pub use schema::FeatureMap;
+pub use variants::{MatchOptions, MatchReport, Variant};
 
 use std::path::PathBuf;
 
@@ -89,6 +100,12 @@ impl Table {
             feature_names,
             values,
         })
+    }
+
+    /// Names the file the table came from (used in messages).
+    pub fn with_source(mut self, source: impl Into<PathBuf>) -> Table {
+        self.source = source.into();
+        self
     }
 
     /// Attaches group labels (one per row).
