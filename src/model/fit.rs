@@ -373,6 +373,7 @@ impl Params {
             index_kind,
             index_check,
             warnings,
+            variants: None,
         };
         Ok(Model {
             data,

@@ -36,7 +36,7 @@ use crate::index::{ExactIndex, IndexKind, TreeLayout};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 24;
 
@@ -64,7 +64,18 @@ fn checksum_v2(header: &[u8], payload: &[u8]) -> u32 {
 /// # Errors
 /// [`crate::ErrorKind::Format`] if serialisation fails.
 pub fn encode(data: &ModelData) -> Result<Vec<u8>> {
-    encode_parts(data, |out| write_tree_section(out, None))
+    encode_parts(data, |out| {
+        write_variant_section(out, data)?;
+        write_tree_section(out, None)
+    })
+}
+
+/// Appends the variant section (format version 4): each feature's variant
+/// identity, or none.
+fn write_variant_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Result<(), String> {
+    codec(u64::MAX)
+        .serialize_into(out, &data.variants)
+        .map_err(|e| e.to_string())
 }
 
 /// Appends the search-tree section (format version 3): the layout of the
@@ -222,8 +233,14 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
         (data, rest)
     };
-    validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
+    let mut data = data;
     let mut rest = rest;
+    if version >= 4 {
+        data.variants = codec(rest.len() as u64)
+            .deserialize_from(&mut rest)
+            .map_err(|e| Error::format(path, format!("corrupt variant section: {e}")))?;
+    }
+    validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let tree: Option<TreeLayout> = if version >= 3 {
         codec(rest.len() as u64)
             .deserialize_from(&mut rest)
@@ -267,6 +284,11 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     }
     if p == 0 || c == 0 || n == 0 {
         return Err("empty features, components or reference".into());
+    }
+    if let Some(v) = &d.variants
+        && v.len() != p
+    {
+        return Err(format!("{} variant identities for {p} features", v.len()));
     }
     if d.projector.standardiser.n_features() != p
         || Some(d.projector.loadings.len()) != p.checked_mul(c)
@@ -380,6 +402,7 @@ impl Model {
     /// [`crate::ErrorKind::Format`] if serialisation fails.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         encode_parts(&self.data, |out| {
+            write_variant_section(out, &self.data)?;
             write_tree_section(out, self.exact.tree_layout().as_ref())?;
             match &self.hnsw {
                 Some(g) if self.data.index_kind == IndexKind::Hnsw => g.write_section(out),
@@ -427,6 +450,7 @@ impl From<ModelDataV1> for ModelData {
             calibration: v.calibration,
             index_kind: v.index_kind,
             index_check: None,
+            variants: None,
             warnings: v.warnings,
         }
     }
@@ -585,8 +609,11 @@ mod tests {
     fn exact_models_store_their_search_tree_and_restore_it() {
         let (model, bytes) = fitted(IndexChoice::Exact);
         assert!(model.exact.tree_layout().is_some());
-        // Version 1 stored neither a tree nor a graph.
-        assert_eq!(bytes.len(), version_1(model.data()).len() + tree_len(model));
+        // Version 1 stored neither a tree nor a graph (nor variants: one byte for `None`).
+        assert_eq!(
+            bytes.len(),
+            version_1(model.data()).len() + 1 + tree_len(model)
+        );
         let c = decode_container(bytes, Path::new(PATH)).expect("decode");
         assert_eq!(c.graph_len(), None);
         assert!(c.tree.is_some());
@@ -687,6 +714,7 @@ mod tests {
         data.index_kind = IndexKind::Exact;
         let graph = model.hnsw.as_ref().expect("graph");
         let bytes = encode_parts(&data, |out| {
+            write_variant_section(out, &data)?;
             write_tree_section(out, None)?;
             graph.write_section(out)
         })

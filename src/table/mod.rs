@@ -5,13 +5,24 @@
 //! per-cell strings; [`schema`] matches a table's feature columns to a fitted
 //! model's features by name.
 
+pub mod bcf;
+pub mod genotypes;
+pub mod input;
+pub mod labels;
 pub mod memory;
+pub mod plink;
 pub mod read;
 pub mod schema;
+pub mod variants;
+pub mod vcf;
+pub mod whitespace;
 
+pub use genotypes::{Dosages, Genotypes};
+pub use input::InputFormat;
 pub use memory::{MemoryCell, TableBuilder};
 pub use read::{TableOptions, TableReader, read_table, read_table_str};
 pub use schema::{FeatureMap, preview_names};
+pub use variants::{MatchOptions, MatchReport, Variant};
 
 use std::path::PathBuf;
 
@@ -131,12 +142,6 @@ impl Table {
         Ok(())
     }
 
-    /// Names the file the table came from (shown in messages and reports).
-    pub fn with_source(mut self, source: impl Into<PathBuf>) -> Table {
-        self.source = source.into();
-        self
-    }
-
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.ids.len()
@@ -183,6 +188,12 @@ impl Table {
             feature_names,
             values,
         })
+    }
+
+    /// Names the file the table came from (used in messages).
+    pub fn with_source(mut self, source: impl Into<PathBuf>) -> Table {
+        self.source = source.into();
+        self
     }
 
     /// Attaches group labels (one per row).
