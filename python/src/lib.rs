@@ -234,7 +234,8 @@ fn object_cells(col: &Bound<'_, PyAny>, na: Option<&Bound<'_, PyAny>>) -> PyResu
 }
 
 /// Builds a library table from Python data: `data` is a 2-D `float64` or
-/// `float32` array (rows × features), or a list with one entry per feature:
+/// `float32` array (rows × features), or an iterable with one entry per feature
+/// (taken one at a time):
 /// a 1-D `float64` array or any sequence of Python objects.
 #[allow(clippy::too_many_arguments)]
 fn build_table(
@@ -285,9 +286,9 @@ fn build_table(
         drop(ro);
         py.detach(|| b.rows(values)).map_err(err)?;
     } else {
-        let list = data.cast::<PyList>()?;
         let na = py.import("pandas").and_then(|pd| pd.getattr("NA")).ok();
-        for (j, col) in list.iter().enumerate() {
+        for (j, col) in data.try_iter()?.enumerate() {
+            let col = col?;
             if let Ok(a) = col.cast::<PyArray1<f64>>() {
                 let ro = a.readonly();
                 match ro.as_slice() {
