@@ -87,6 +87,9 @@ def _numeric_column(series: Any) -> Any:
     import pandas as pd
 
     dtype = series.dtype
+    if dtype == np.float64:
+        # A view of the frame's block where pandas can give one (no copy).
+        return series.to_numpy()
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         if not pd.api.types.is_object_dtype(dtype):
             return np.ascontiguousarray(series.to_numpy(dtype=np.float64, na_value=np.nan))
@@ -153,7 +156,9 @@ class _Input:
         if wanted is not None:
             names = _match(names, wanted, "data frame")
         self.names = names
-        self.data = [_numeric_column(df.iloc[:, position[n]]) for n in names]
+        # Columns are converted one at a time as the table takes them, so a
+        # column that needs converting is never held beside all the others.
+        self.data = (_numeric_column(df.iloc[:, position[n]]) for n in names)
         self.ids = _id_strings(self.original_ids)
         self.index = df.index
         self.n_rows = len(df)

@@ -234,7 +234,8 @@ fn object_cells(col: &Bound<'_, PyAny>, na: Option<&Bound<'_, PyAny>>) -> PyResu
 }
 
 /// Builds a library table from Python data: `data` is a 2-D `float64` or
-/// `float32` array (rows × features), or a list with one entry per feature:
+/// `float32` array (rows × features), or an iterable with one entry per feature
+/// (taken one at a time):
 /// a 1-D `float64` array or any sequence of Python objects.
 #[allow(clippy::too_many_arguments)]
 fn build_table(
@@ -285,9 +286,9 @@ fn build_table(
         drop(ro);
         py.detach(|| b.rows(values)).map_err(err)?;
     } else {
-        let list = data.cast::<PyList>()?;
         let na = py.import("pandas").and_then(|pd| pd.getattr("NA")).ok();
-        for (j, col) in list.iter().enumerate() {
+        for (j, col) in data.try_iter()?.enumerate() {
+            let col = col?;
             if let Ok(a) = col.cast::<PyArray1<f64>>() {
                 let ro = a.readonly();
                 match ro.as_slice() {
@@ -361,7 +362,7 @@ fn fit(
         }
         (Some(c), None) => ComponentRule::Fixed(c),
         (None, Some(v)) => ComponentRule::Variance(v),
-        (None, None) => Params::default().get_components(),
+        (None, None) => Params::default().components,
     };
     let params = Params::default()
         .k(k)
@@ -544,17 +545,17 @@ impl RawModel {
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let p = self.inner.params();
         let d = PyDict::new(py);
-        d.set_item("k", p.get_k())?;
-        d.set_item("alpha", p.get_alpha())?;
-        d.set_item("warn_alpha", p.get_warn_alpha())?;
-        d.set_item("components", p.get_components().to_string())?;
-        d.set_item("min_coverage", p.get_min_coverage())?;
-        d.set_item("folds", p.get_folds())?;
-        d.set_item("calibration_size", p.get_calibration_size())?;
-        d.set_item("seed", p.get_seed())?;
+        d.set_item("k", p.k)?;
+        d.set_item("alpha", p.alpha)?;
+        d.set_item("warn_alpha", p.warn_alpha)?;
+        d.set_item("components", p.components.to_string())?;
+        d.set_item("min_coverage", p.min_coverage)?;
+        d.set_item("folds", p.folds)?;
+        d.set_item("calibration_size", p.calibration_size)?;
+        d.set_item("seed", p.seed)?;
         d.set_item(
             "index",
-            match p.get_index() {
+            match p.index {
                 IndexChoice::Auto => "auto",
                 IndexChoice::Exact => "exact",
                 IndexChoice::Hnsw => "hnsw",
@@ -563,18 +564,18 @@ impl RawModel {
         Ok(d)
     }
 
-    /// What `nof1 inspect` prints, as a dict.
+    /// What `nof1 inspect` prints, as a dict (from [`Model::summary`]).
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = &*self.inner;
-        let data = m.data();
-        let p = m.params();
+        let s = m.summary();
+        let p = &s.params;
         let d = PyDict::new(py);
-        d.set_item("nof1_version", &data.crate_version)?;
-        d.set_item("created", data.created)?;
-        d.set_item("members", m.reference().len())?;
+        d.set_item("nof1_version", &s.crate_version)?;
+        d.set_item("created", s.created)?;
+        d.set_item("members", s.reference_size)?;
         d.set_item("features", m.features().to_vec())?;
-        d.set_item("dropped_features", data.dropped_features.clone())?;
-        let c = &data.components;
+        d.set_item("dropped_features", s.dropped_features.clone())?;
+        let c = &s.components;
         d.set_item("components", c.n_components)?;
         d.set_item("knn_components", c.knn_components)?;
         d.set_item("component_rule", c.rule.to_string())?;
@@ -584,23 +585,16 @@ impl RawModel {
         d.set_item("noise_likeness", c.noise_likeness)?;
         d.set_item("eigenvalues", c.eigenvalues.clone())?;
         d.set_item("null_eigenvalues", c.null_eigenvalues.clone())?;
-        d.set_item("k", p.get_k())?;
-        d.set_item("alpha", p.get_alpha())?;
-        d.set_item("warn_alpha", p.get_warn_alpha())?;
-        d.set_item("min_coverage", p.get_min_coverage())?;
-        d.set_item("calibration_scores", data.calibration.members.len())?;
-        d.set_item("calibration", &data.calibration.method)?;
-        d.set_item("support_radius", m.support_radius())?;
-        d.set_item(
-            "mondrian",
-            if data.calibration.by_group.is_some() {
-                "per group"
-            } else {
-                "pooled"
-            },
-        )?;
-        d.set_item("index", data.index_kind.to_string())?;
-        if let Some(chk) = data.index_check {
+        d.set_item("k", p.k)?;
+        d.set_item("alpha", p.alpha)?;
+        d.set_item("warn_alpha", p.warn_alpha)?;
+        d.set_item("min_coverage", p.min_coverage)?;
+        d.set_item("calibration_scores", s.calibration_size)?;
+        d.set_item("calibration", &s.calibration_method)?;
+        d.set_item("support_radius", s.support_radius)?;
+        d.set_item("mondrian", if s.mondrian { "per group" } else { "pooled" })?;
+        d.set_item("index", s.index_kind.to_string())?;
+        if let Some(chk) = s.index_check {
             let i = PyDict::new(py);
             i.set_item("probes", chk.probes)?;
             i.set_item("recall_in", chk.recall_in)?;
@@ -610,22 +604,14 @@ impl RawModel {
         } else {
             d.set_item("index_check", py.None())?;
         }
-        d.set_item("seed", p.get_seed())?;
+        d.set_item("exact_search", s.exact_search.to_string())?;
+        d.set_item("seed", p.seed)?;
         let groups = PyDict::new(py);
-        let r = m.reference();
-        let mut counts = vec![0usize; r.group_names.len()];
-        if let Some(codes) = &r.groups {
-            for &c in codes {
-                if let Some(n) = counts.get_mut(c as usize) {
-                    *n += 1;
-                }
-            }
-        }
-        for (g, n) in r.group_names.iter().zip(counts) {
-            groups.set_item(g, n)?;
+        for g in &s.groups {
+            groups.set_item(&g.group, g.n)?;
         }
         d.set_item("groups", groups)?;
-        d.set_item("warnings", data.warnings.clone())?;
+        d.set_item("warnings", m.data().warnings.clone())?;
         Ok(d)
     }
 }
