@@ -361,7 +361,7 @@ fn fit(
         }
         (Some(c), None) => ComponentRule::Fixed(c),
         (None, Some(v)) => ComponentRule::Variance(v),
-        (None, None) => Params::default().get_components(),
+        (None, None) => Params::default().components,
     };
     let params = Params::default()
         .k(k)
@@ -544,17 +544,17 @@ impl RawModel {
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let p = self.inner.params();
         let d = PyDict::new(py);
-        d.set_item("k", p.get_k())?;
-        d.set_item("alpha", p.get_alpha())?;
-        d.set_item("warn_alpha", p.get_warn_alpha())?;
-        d.set_item("components", p.get_components().to_string())?;
-        d.set_item("min_coverage", p.get_min_coverage())?;
-        d.set_item("folds", p.get_folds())?;
-        d.set_item("calibration_size", p.get_calibration_size())?;
-        d.set_item("seed", p.get_seed())?;
+        d.set_item("k", p.k)?;
+        d.set_item("alpha", p.alpha)?;
+        d.set_item("warn_alpha", p.warn_alpha)?;
+        d.set_item("components", p.components.to_string())?;
+        d.set_item("min_coverage", p.min_coverage)?;
+        d.set_item("folds", p.folds)?;
+        d.set_item("calibration_size", p.calibration_size)?;
+        d.set_item("seed", p.seed)?;
         d.set_item(
             "index",
-            match p.get_index() {
+            match p.index {
                 IndexChoice::Auto => "auto",
                 IndexChoice::Exact => "exact",
                 IndexChoice::Hnsw => "hnsw",
@@ -584,10 +584,10 @@ impl RawModel {
         d.set_item("noise_likeness", c.noise_likeness)?;
         d.set_item("eigenvalues", c.eigenvalues.clone())?;
         d.set_item("null_eigenvalues", c.null_eigenvalues.clone())?;
-        d.set_item("k", p.get_k())?;
-        d.set_item("alpha", p.get_alpha())?;
-        d.set_item("warn_alpha", p.get_warn_alpha())?;
-        d.set_item("min_coverage", p.get_min_coverage())?;
+        d.set_item("k", p.k)?;
+        d.set_item("alpha", p.alpha)?;
+        d.set_item("warn_alpha", p.warn_alpha)?;
+        d.set_item("min_coverage", p.min_coverage)?;
         d.set_item("calibration_scores", data.calibration.members.len())?;
         d.set_item("calibration", &data.calibration.method)?;
         d.set_item("support_radius", m.support_radius())?;
@@ -610,7 +610,7 @@ impl RawModel {
         } else {
             d.set_item("index_check", py.None())?;
         }
-        d.set_item("seed", p.get_seed())?;
+        d.set_item("seed", p.seed)?;
         let groups = PyDict::new(py);
         let r = m.reference();
         let mut counts = vec![0usize; r.group_names.len()];
