@@ -337,7 +337,7 @@ impl Model {
         let bytes = self
             .to_bytes()
             .map_err(|_| Error::format(path, "cannot encode the model"))?;
-        crate::output::write_atomic(path, &bytes)
+        crate::atomic::write_atomic(path, &bytes)
     }
 
     /// Loads a model from `path`.

@@ -5,17 +5,16 @@
 //! renamed into place by [`AssessmentWriter::finish`], so a failed run never
 //! leaves a partial output file; `-` streams to standard output.
 
-pub mod atomic;
 mod csv;
 mod jsonl;
 
-pub use atomic::{AtomicFile, write_atomic};
 pub use csv::{Column, ColumnKind, Value, columns, record};
 pub use jsonl::json_record;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::verdict::Assessment;

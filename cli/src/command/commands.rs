@@ -300,7 +300,7 @@ fn write_report(
     path: &Path,
 ) -> Result<()> {
     let html = nof1::report::render_html(model, rows, audit, "nof1 report");
-    nof1::output::write_atomic(path, html.as_bytes())
+    nof1::atomic::write_atomic(path, html.as_bytes())
         .with_context(|| format!("writing the report {}", path.display()))
 }
 
@@ -388,7 +388,7 @@ fn write_audit(
     let audit = nof1::report::audit(model, rows);
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = dir.join(name);
-        nof1::output::write_atomic(&path, text.as_bytes())
+        nof1::atomic::write_atomic(&path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     };
