@@ -125,15 +125,7 @@ impl AssessmentWriter {
                     std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"),
                 ));
             }
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "out".into());
-            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+            let tmp = crate::model::format::temp_path(path);
             let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
             Sink::File {
                 file: BufWriter::with_capacity(1 << 20, file),
