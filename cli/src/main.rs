@@ -18,25 +18,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // A closed pipe is an error like any other: output was lost.
-            eprintln!("nof1: error: {}", error_chain(&err));
+            eprintln!("nof1: error: {err:#}");
             ExitCode::from(2)
         }
     }
-}
-
-/// The error and its causes joined by `: `, skipping a cause whose text the
-/// message already ends with (library errors print their source themselves).
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.ends_with(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }

@@ -354,8 +354,8 @@ proptest! {
                     loop {
                         match reader.next_chunk(7) {
                             Ok(Some(chunk)) => {
-                                prop_assert_eq!(chunk.values.len(), chunk.n_rows() * chunk.n_features());
-                                prop_assert_eq!(chunk.notes.len(), chunk.n_rows());
+                                prop_assert_eq!(chunk.values().len(), chunk.n_rows() * chunk.n_features());
+                                prop_assert_eq!(chunk.notes().len(), chunk.n_rows());
                                 rows += chunk.n_rows();
                             }
                             Ok(None) => break,
@@ -450,7 +450,7 @@ fn fuzz_regressions_replay() {
                 match reader.next_chunk(5) {
                     Ok(Some(chunk)) => {
                         assert_eq!(
-                            chunk.values.len(),
+                            chunk.values().len(),
                             chunk.n_rows() * chunk.n_features(),
                             "{name}"
                         );

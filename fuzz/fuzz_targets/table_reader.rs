@@ -46,8 +46,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(mut reader) => loop {
             match reader.next_chunk(5) {
                 Ok(Some(chunk)) => {
-                    assert_eq!(chunk.values.len(), chunk.n_rows() * chunk.n_features());
-                    assert_eq!(chunk.notes.len(), chunk.n_rows());
+                    assert_eq!(chunk.values().len(), chunk.n_rows() * chunk.n_features());
+                    assert_eq!(chunk.notes().len(), chunk.n_rows());
                 }
                 Ok(None) => break,
                 Err(e) => {

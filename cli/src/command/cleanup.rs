@@ -1,5 +1,5 @@
 //! Kills lose nothing: outputs go through a temporary file beside the target
-//! ([`nof1::model::format::temp_path`]) that is renamed into place only when
+//! ([`nof1::output::temp_path`]) that is renamed into place only when
 //! complete. This module removes those temporary files when the process is
 //! interrupted (SIGINT, SIGTERM, SIGHUP), and removes the strays of processes
 //! that were killed outright (SIGKILL, power loss) before a new run writes
@@ -66,7 +66,7 @@ pub fn guard(target: &Path) {
         return;
     }
     remove_strays(target);
-    let tmp = nof1::model::format::temp_path(target);
+    let tmp = nof1::output::temp_path(target);
     if let Ok(mut pending) = PENDING.lock() {
         pending.push(tmp);
     }
@@ -136,7 +136,7 @@ mod tests {
         let target = dir.path().join("out.csv");
         // PIDs above the kernel's pid_max (2^22) never exist.
         let dead = dir.path().join(".out.csv.tmp-4999999");
-        let mine = nof1::model::format::temp_path(&target);
+        let mine = nof1::output::temp_path(&target);
         let other = dir.path().join(".other.csv.tmp-4999999");
         let not_pid = dir.path().join(".out.csv.tmp-abc");
         for p in [&dead, &mine, &other, &not_pid] {
