@@ -273,10 +273,7 @@ fn out_of_range_parameters_are_refused_before_reading() {
         (&["--k", "1001"], "invalid parameter k"),
         (&["--folds", "1"], "invalid parameter folds"),
         (&["--min-coverage", "1.5"], "invalid parameter min_coverage"),
-        (
-            &["--min-coverage", "-0.1"],
-            "invalid parameter min_coverage",
-        ),
+        (&["--min-coverage=-0.1"], "invalid parameter min_coverage"),
         (&["--variance", "0"], "invalid parameter variance"),
         (&["--components", "0"], "invalid parameter components"),
         (

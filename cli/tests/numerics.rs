@@ -66,7 +66,7 @@ fn many_identical_reference_rows_do_not_break_calibration() {
     // Valid p-values make the count at most Binomial(200, alpha) (given the
     // seed, the count is fixed); the bound is that law's 1 - 1e-3 quantile
     // (21 for alpha = 0.05), not a loose guess.
-    let alpha = model.params().get_alpha();
+    let alpha = model.params().alpha;
     let bound = binomial_quantile(200, alpha, 1e-3);
     assert!(
         inv <= bound,

@@ -142,9 +142,6 @@ fn assess_into_a_closed_pipe_exits_non_zero() {
             "{format}: {stderr}"
         );
     }
-    // `inspect` too: lost output is never success.
-    let (code, _) = through_head(&s, &format!("inspect --model {}", m.display()));
-    assert_ne!(code, Some(0));
 }
 
 // ------------------------------------------------------------------ kills

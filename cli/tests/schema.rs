@@ -31,7 +31,7 @@ fn validate(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
     };
     for (key, rule) in s {
         match key.as_str() {
-            "$schema" | "$id" | "title" | "description" | "x-field-order" => {}
+            "$schema" | "$id" | "$defs" | "title" | "description" | "x-field-order" => {}
             "$ref" => {
                 let name = rule
                     .as_str()
@@ -280,7 +280,7 @@ fn jsonl(
         "--out".as_ref(),
         m.as_os_str(),
     ];
-    fit.extend(fit_extra.iter().map(|a| a.as_ref()));
+    fit.extend(fit_extra.iter().map(std::ffi::OsStr::new));
     s.run(&fit).ok();
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "assess".as_ref(),
@@ -294,7 +294,7 @@ fn jsonl(
         "--format".as_ref(),
         "jsonl".as_ref(),
     ];
-    args.extend(assess_extra.iter().map(|a| a.as_ref()));
+    args.extend(assess_extra.iter().map(std::ffi::OsStr::new));
     let run = s.run(&args);
     run.ok();
     run.stdout_text()

@@ -666,7 +666,10 @@ mod tests {
                 let rebuilt = Model::from_bytes(&encode(loaded.data()).expect("encode"), &path)
                     .expect("rebuild");
                 assert_same_graph_searches(&rebuilt, &loaded);
-                assert!(c.graph_len().is_some(), "{name}: the upgrade stores the graph");
+                assert!(
+                    c.graph_len().is_some(),
+                    "{name}: the upgrade stores the graph"
+                );
             }
         }
     }
