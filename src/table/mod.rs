@@ -5,9 +5,11 @@
 //! per-cell strings; [`schema`] matches a table's feature columns to a fitted
 //! model's features by name.
 
+pub mod memory;
 pub mod read;
 pub mod schema;
 
+pub use memory::{MemoryCell, TableBuilder};
 pub use read::{TableOptions, TableReader, read_table, read_table_str};
 pub use schema::{FeatureMap, preview_names};
 
