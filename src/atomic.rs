@@ -43,15 +43,7 @@ impl AtomicFile {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"),
             ));
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = temp_path(path);
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
         Ok(AtomicFile {
             file: Some(file),
@@ -114,6 +106,24 @@ impl Drop for AtomicFile {
             let _ = std::fs::remove_file(tmp);
         }
     }
+}
+
+/// The temporary file an atomic write of `path` goes through before it is
+/// renamed into place: `.NAME.tmp-PID` in the same directory, where `PID` is
+/// this process's id. A process killed mid-write leaves at most this file,
+/// never a partial `path`; a caller that catches signals removes it (the
+/// CLI does), and a later run may remove those of processes that no longer
+/// exist.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    dir.join(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 /// Writes `bytes` to `path` atomically (see the module documentation).

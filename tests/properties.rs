@@ -1000,3 +1000,83 @@ proptest! {
         prop_assert_eq!(counts.iter().sum::<usize>(), rows);
     }
 }
+
+// ------------------------------------------- Gram path, HNSW at scale
+
+proptest! {
+    #![proptest_config(config(12))]
+
+    /// For a table wider than tall (p > n), `fit_pca` goes through the n × n
+    /// Gram matrix; the p × p covariance path must give the same non-zero
+    /// eigenvalues and, for well-separated ones, the same sign-fixed
+    /// loadings.
+    #[test]
+    fn gram_path_equals_covariance_path(seed in any::<u64>(), n in 6usize..20, extra in 1usize..30) {
+        let p = n + extra;
+        let mut rng = SplitMix64::new(seed);
+        let values: Vec<f64> = (0..n * p).map(|_| rng.normal()).collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let mean: Vec<f64> = (0..p)
+            .map(|j| (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64)
+            .collect();
+        let scale = vec![1.0; p];
+        let keep = n - 1;
+        let gram = nof1::project::fit_pca(&values, p, &rows, &mean, &scale, keep).expect("gram");
+        let cov = nof1::project::covariance(&values, p, &rows, &mean, &scale);
+        let full = nof1::project::eigen_desc(cov.as_ref(), keep).expect("covariance");
+        prop_assert_eq!(gram.eigenvalues.len(), p);
+        let top = full.eigenvalues[0];
+        for k in 0..p {
+            prop_assert!(
+                (gram.eigenvalues[k] - full.eigenvalues[k]).abs() <= 1e-9 * top,
+                "eigenvalue {}: gram {} vs covariance {}", k, gram.eigenvalues[k], full.eigenvalues[k]
+            );
+        }
+        prop_assert_eq!(gram.n_loadings, keep);
+        for k in 0..keep {
+            let gap = |a: usize, b: usize| (full.eigenvalues[a] - full.eigenvalues[b]).abs() / top;
+            let separated = full.eigenvalues[k] > 1e-6 * top
+                && gap(k, k + 1) > 1e-3
+                && (k == 0 || gap(k - 1, k) > 1e-3);
+            if !separated {
+                continue;
+            }
+            for j in 0..p {
+                let (a, b) = (gram.loadings[j * keep + k], full.loadings[j * keep + k]);
+                prop_assert!((a - b).abs() <= 1e-6, "component {} feature {}: {} vs {}", k, j, a, b);
+            }
+        }
+    }
+}
+
+/// Above 2,000 members (where the HNSW graph has several layers and the
+/// exact side a stored k-d tree), the graph still never changes a verdict
+/// and gives the exact p-values, with the default graph and with a poor one.
+#[test]
+fn hnsw_verdicts_equal_exact_verdicts_above_2000_members() {
+    for (seed, n) in [(11u64, 2_500usize), (12, 4_000)] {
+        let (exact, graph, patients) = hnsw_and_exact(seed, n, 6, 3, 2.0, HnswParams::default());
+        assert_eq!(exact.len(), patients);
+        for (x, y) in exact.iter().zip(&graph) {
+            assert_eq!(
+                x.verdict, y.verdict,
+                "{}: p {} vs {}",
+                x.id, x.p_value, y.p_value
+            );
+            assert_eq!(x.p_value.to_bits(), y.p_value.to_bits(), "{}", x.id);
+        }
+        let mut verdicts: Vec<Verdict> = exact.iter().map(|a| a.verdict).collect();
+        verdicts.dedup();
+        assert!(verdicts.len() > 1, "only {verdicts:?}");
+        let poor = HnswParams {
+            max_connections: 2,
+            ef_construction: 2,
+            ef_search: 1,
+            max_layers: 2,
+        };
+        let (exact, graph, _) = hnsw_and_exact(seed, n, 6, 3, 2.0, poor);
+        for (x, y) in exact.iter().zip(&graph) {
+            assert_eq!(x.verdict, y.verdict, "{} (poor graph)", x.id);
+        }
+    }
+}

@@ -92,6 +92,7 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         .calibrate_by_group(calibrate_by_group);
     params.check()?;
     check_output_dir(&a.out, &[&a.reference])?;
+    super::cleanup::guard(&a.out);
     let opts = table_options(&a.table, true)?;
     let bars = Bars::new(quiet);
     nof1::Progress::start(&bars, "reading the reference", 0);
@@ -256,7 +257,9 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         if r == &a.out {
             bail!("{}: --report and --out name the same file", r.display());
         }
+        super::cleanup::guard(r);
     }
+    super::cleanup::guard(&a.out);
     let model = load_model(&a.patients.model, quiet)?;
     let format = match a.format {
         Some(FormatArg::Csv) => OutputFormat::Csv,
@@ -308,6 +311,9 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     let model = load_model(&a.patients.model, quiet)?;
     let mut failing = 0usize;
     let strict = a.strict;
+    // A reader that stops early (`| head`) closes the pipe; the remaining
+    // patients are still assessed, because the exit code is the verdict.
+    let mut stdout_closed = false;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let summary = stream_patients(&model, &a.patients, quiet, |rows| {
         for r in rows {
@@ -317,20 +323,25 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
             if r.verdict == Verdict::Invisible || (strict && r.verdict == Verdict::LowSupport) {
                 failing += 1;
             }
+            if stdout_closed {
+                continue;
+            }
             let explanation = nof1::report::explain(&model, r);
-            writeln!(
+            let written = writeln!(
                 out,
                 "{}\t{}\t{}\t{}",
                 r.id,
                 r.verdict,
                 fmt_p(r.p_value),
                 explanation
-            )
-            .context("writing to standard output")?;
+            );
+            stdout_closed = closed_pipe(written).context("writing to standard output")?;
         }
         Ok(())
     })?;
-    out.flush().context("writing to standard output")?;
+    if !stdout_closed {
+        closed_pipe(out.flush()).context("writing to standard output")?;
+    }
     note(
         quiet,
         format!("checked {} patient(s): {summary}", summary.total()),
@@ -339,6 +350,15 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
         Ok(ExitCode::from(1))
     } else {
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `Ok(true)` when a write failed only because the reader closed the pipe.
+fn closed_pipe(result: std::io::Result<()>) -> std::io::Result<bool> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(e),
     }
 }
 
@@ -367,17 +387,29 @@ fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {
     if a.patients.table.group_col.is_none() {
         bail!("nof1 audit needs --group-col to name the column of group labels");
     }
-    std::fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("creating {}", a.out_dir.display()))?;
+    // The directory is created only once every patient is assessed, so an
+    // interrupted or failed audit leaves nothing at --out-dir.
+    if a.out_dir.exists() {
+        let inputs = [a.patients.model.as_path(), a.patients.input.as_path()];
+        check_output_dir(&a.out_dir.join(AUDIT_FILES[0]), &inputs)?;
+    }
+    for name in AUDIT_FILES {
+        super::cleanup::guard(&a.out_dir.join(name));
+    }
     let model = load_model(&a.patients.model, quiet)?;
     let mut rows: Vec<Assessment> = Vec::new();
     stream_patients(&model, &a.patients, quiet, |r| {
         rows.extend_from_slice(r);
         Ok(())
     })?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("creating {}", a.out_dir.display()))?;
     write_audit(&model, &rows, &a.out_dir, quiet)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The files `audit` and `demo --out-dir` write, in order.
+const AUDIT_FILES: [&str; 4] = ["audit.json", "audit.tsv", "report.html", "scatter.svg"];
 
 fn write_audit(
     model: &Model,
@@ -392,11 +424,11 @@ fn write_audit(
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     };
-    write("audit.json", &audit.to_json())?;
-    write("audit.tsv", &audit.to_tsv())?;
+    write(AUDIT_FILES[0], &audit.to_json())?;
+    write(AUDIT_FILES[1], &audit.to_tsv())?;
     let html = nof1::report::render_html(model, rows, Some(&audit), "nof1 audit");
-    write("report.html", &html)?;
-    write("scatter.svg", &nof1::report::scatter_svg(model, rows))?;
+    write(AUDIT_FILES[2], &html)?;
+    write(AUDIT_FILES[3], &nof1::report::scatter_svg(model, rows))?;
     note(
         quiet,
         format!(
@@ -457,6 +489,9 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
     );
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for name in AUDIT_FILES {
+            super::cleanup::guard(&dir.join(name));
+        }
         write_audit(m, &run.assessments, dir, quiet)?;
     }
     if a.loso {
