@@ -57,4 +57,4 @@ pub use model::{IndexChoice, Model, Params, Progress};
 pub use project::ComponentRule;
 pub use score::KnnStatistic;
 pub use table::{Role, Table, TableOptions};
-pub use verdict::{Assessment, Verdict};
+pub use verdict::{Assessment, Verdict, VerdictCounts};
