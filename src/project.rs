@@ -555,7 +555,8 @@ impl<'a> FoldPca<'a> {
         let n_t = train.len();
         let shift: Vec<f64> = mean.iter().zip(&d.centre).map(|(m, c)| m - c).collect();
         let clamps = (0..p).any(|j| {
-            !(scale[j] > 0.0)
+            scale[j].is_nan()
+                || scale[j] <= 0.0
                 || (d.max_dev[j] + shift[j].abs()) / scale[j] > 0.5 * crate::standardise::Z_CLAMP
         });
         if clamps || n_t < 2 {

@@ -680,6 +680,7 @@ mod tests {
             rank: 4,
             clusters: 6,
             outlier_fraction: 0.03,
+            ..SynthParams::default()
         }
     }
 
