@@ -588,11 +588,12 @@ fn cross_fit(
     };
     let mut members = vec![blank; m];
     progress.start("cross-fitting calibration", folds as u64);
+    let fold_pca = project::FoldPca::new(values, p, n, params.seed);
     for f in 0..folds {
         let train: Vec<usize> = (0..n).filter(|&r| fold_of[r] != f).collect();
         let fold: Vec<usize> = (0..m).filter(|&pos| pos % folds == f).collect();
         let st = Standardiser::fit(values, p, train.iter().copied());
-        let pca = project::fit_pca(values, p, &train, st.mean(), st.scale(), c)?;
+        let pca = fold_pca.fit(&train, st.mean(), st.scale(), c)?;
         let cf = pca.n_loadings.clamp(1, c);
         let projector = Projector::new(st, take_columns(&pca.loadings, p, pca.n_loadings, cf), cf);
         let dims = knn_c.min(cf);

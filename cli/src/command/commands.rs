@@ -663,18 +663,30 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
 fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
     match a.what {
         BenchWhat::Synth {
+            profile,
             n,
             features,
             patients,
+            rank,
+            clusters,
             seed,
             out,
         } => {
+            use crate::synth::SynthProfile;
+            let base = match profile {
+                SynthProfileArg::LowRank => SynthProfile::LowRank,
+                SynthProfileArg::Biobank => SynthProfile::Biobank,
+                SynthProfileArg::Omics => SynthProfile::Omics,
+            }
+            .params();
             let params = crate::synth::SynthParams {
-                n,
-                features,
-                patients,
+                n: n.unwrap_or(base.n),
+                features: features.unwrap_or(base.features),
+                patients: patients.unwrap_or(base.patients),
+                rank: rank.unwrap_or(base.rank),
+                clusters: clusters.unwrap_or(base.clusters),
                 seed,
-                ..crate::synth::SynthParams::default()
+                ..base
             };
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let summary = crate::synth::write_synth(&params, &out)
