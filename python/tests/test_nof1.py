@@ -255,8 +255,10 @@ def test_patient_defects_become_notes_unless_strict(small):
 
 def test_ctrl_c_interrupts_a_long_fit():
     rng = np.random.default_rng(5)
-    data = rng.normal(size=(120_000, 24))
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    # Large enough that fit outlasts the signal on an idle machine too; a
+    # signal that lands before fit enters Rust interrupts it just the same.
+    data = rng.normal(size=(400_000, 32))
+    timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
