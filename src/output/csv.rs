@@ -17,10 +17,19 @@ fn field(s: &str, sep: u8) -> String {
     }
 }
 
-pub(super) fn write_header(w: &mut dyn Write, sep: u8, with_groups: bool) -> io::Result<()> {
+pub(super) fn write_header(
+    w: &mut dyn Write,
+    sep: u8,
+    with_groups: bool,
+    with_q: bool,
+) -> io::Result<()> {
     let mut cols: Vec<&str> = CSV_COLUMNS.to_vec();
     if with_groups {
         cols.push("nearest_group");
+    }
+    cols.push("reason");
+    if with_q {
+        cols.push("q_value");
     }
     cols.push("note");
     let sep = (sep as char).to_string();
@@ -31,6 +40,7 @@ pub(super) fn write_rows(
     w: &mut dyn Write,
     sep: u8,
     with_groups: bool,
+    with_q: bool,
     model: &Model,
     rows: &[Assessment],
 ) -> io::Result<()> {
@@ -68,6 +78,10 @@ pub(super) fn write_rows(
                 .and_then(|n| model.reference().group_of(n.index as usize))
                 .unwrap_or("");
             write!(w, "{s}{}", field(g, sep))?;
+        }
+        write!(w, "{s}{}", field(&a.reason, sep))?;
+        if with_q {
+            write!(w, "{s}{}", fmt_f64(a.q_value))?;
         }
         writeln!(w, "{s}{}", field(&a.note, sep))?;
     }

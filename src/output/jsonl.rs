@@ -47,10 +47,18 @@ struct Row<'a> {
     neighbours: Vec<NeighbourOut<'a>>,
     top_features: Vec<FeatureOut<'a>>,
     pooled_fallback: bool,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    q_value: Option<Option<f64>>,
     note: &'a str,
 }
 
-pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) -> io::Result<()> {
+pub(super) fn write_rows(
+    w: &mut dyn Write,
+    model: &Model,
+    rows: &[Assessment],
+    with_q: bool,
+) -> io::Result<()> {
     let reference = model.reference();
     for a in rows {
         let neighbours: Vec<NeighbourOut> = a
@@ -96,6 +104,8 @@ pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) 
                 .collect(),
             neighbours,
             pooled_fallback: a.pooled_fallback,
+            reason: &a.reason,
+            q_value: with_q.then(|| num(a.q_value)),
             note: &a.note,
         };
         serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;

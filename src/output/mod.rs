@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::verdict::Assessment;
 
-/// CSV columns, in order (`nearest_group` is inserted after `nearest_distance`
-/// when the model has groups).
+/// CSV columns, in order. After them come `nearest_group` (when the model
+/// has groups), `reason`, `q_value` (with [`AssessmentWriter::with_q_values`])
+/// and `note`.
 pub const CSV_COLUMNS: [&str; 12] = [
     "id",
     "verdict",
@@ -88,6 +89,7 @@ pub struct AssessmentWriter {
     with_groups: bool,
     path: PathBuf,
     header_written: bool,
+    with_q: bool,
 }
 
 impl std::fmt::Debug for AssessmentWriter {
@@ -147,7 +149,15 @@ impl AssessmentWriter {
             with_groups: model.reference().groups.is_some(),
             path: path.to_path_buf(),
             header_written: false,
+            with_q: false,
         })
+    }
+
+    /// Also writes each row's `q_value` (Benjamini–Hochberg over the batch,
+    /// see [`crate::verdict::apply_fdr`]): a CSV column before `note`, a JSONL field.
+    pub fn with_q_values(mut self, yes: bool) -> Self {
+        self.with_q = yes;
+        self
     }
 
     /// Writes a batch of assessments (in order).
@@ -157,6 +167,7 @@ impl AssessmentWriter {
     pub fn write(&mut self, model: &Model, rows: &[Assessment]) -> Result<()> {
         let format = self.format;
         let with_groups = self.with_groups;
+        let with_q = self.with_q;
         let write_header = !self.header_written;
         self.header_written = true;
         let Some(sink) = self.sink.as_mut() else {
@@ -171,13 +182,13 @@ impl AssessmentWriter {
                     b','
                 };
                 if write_header {
-                    csv::write_header(w, sep, with_groups)
+                    csv::write_header(w, sep, with_groups, with_q)
                 } else {
                     Ok(())
                 }
-                .and_then(|_| csv::write_rows(w, sep, with_groups, model, rows))
+                .and_then(|_| csv::write_rows(w, sep, with_groups, with_q, model, rows))
             }
-            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows),
+            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, with_q),
         };
         result.map_err(|e| Error::io(&self.path, e))
     }

@@ -146,6 +146,11 @@ pub struct AssessArgs {
     /// Also write a self-contained HTML report.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Control the false discovery rate of the batch at Q: add a `q_value`
+    /// column (Benjamini–Hochberg over the batch's p-values, per group for a
+    /// Mondrian model) and call `invisible` the patients with q_value <= Q.
+    #[arg(long, value_name = "Q")]
+    pub fdr: Option<f64>,
 }
 
 /// Output format on the command line.
@@ -167,6 +172,10 @@ pub struct CheckArgs {
     /// Also fail (exit 1) on low_support patients.
     #[arg(long)]
     pub strict: bool,
+    /// Control the false discovery rate of the batch at Q (as `assess --fdr`):
+    /// exit 1 when a patient has q_value <= Q.
+    #[arg(long, value_name = "Q")]
+    pub fdr: Option<f64>,
 }
 
 /// `nof1 inspect`.

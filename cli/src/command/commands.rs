@@ -342,19 +342,32 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         Some(FormatArg::Jsonl) => OutputFormat::Jsonl,
         None => OutputFormat::from_path(&a.out),
     };
+    let fdr = check_fdr(a.fdr)?;
     let mut writer = AssessmentWriter::create(&a.out, format, &model)
-        .with_context(|| format!("creating the output {}", a.out.display()))?;
-    let keep = a.report.is_some();
+        .with_context(|| format!("creating the output {}", a.out.display()))?
+        .with_q_values(fdr.is_some());
+    let keep = a.report.is_some() || fdr.is_some();
     let mut kept: Vec<Assessment> = Vec::new();
-    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
-        writer
-            .write(&model, rows)
-            .with_context(|| format!("writing {}", a.out.display()))?;
+    let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
+        if fdr.is_none() {
+            writer
+                .write(&model, rows)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+        }
         if keep {
             kept.extend_from_slice(rows);
         }
         Ok(())
     })?;
+    if let Some(q) = fdr {
+        // Benjamini–Hochberg needs the whole batch: rows are written at the end.
+        nof1::verdict::apply_fdr(&mut kept, q, model.data().calibration.by_group.is_some());
+        summary = Default::default();
+        summary.add(&kept);
+        writer
+            .write(&model, &kept)
+            .with_context(|| format!("writing {}", a.out.display()))?;
+    }
     if let Some(path) = &a.report {
         write_report(&model, &kept, None, path)?;
     }
@@ -386,12 +399,26 @@ fn write_report(
         .with_context(|| format!("writing the report {}", path.display()))
 }
 
+/// Checks an `--fdr` level.
+fn check_fdr(q: Option<f64>) -> Result<Option<f64>> {
+    match q {
+        Some(q) if !(q > 0.0 && q < 1.0) => bail!("--fdr must be in (0, 1), got {q}"),
+        q => Ok(q),
+    }
+}
+
 fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     let model = load_model(&a.patients.model, quiet)?;
+    let fdr = check_fdr(a.fdr)?;
     let mut failing = 0usize;
     let strict = a.strict;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
+    let mut kept: Vec<Assessment> = Vec::new();
+    let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
+        if fdr.is_some() {
+            kept.extend_from_slice(rows);
+            return Ok(());
+        }
         for r in rows {
             if r.verdict == Verdict::Supported {
                 continue;
@@ -412,6 +439,28 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
         }
         Ok(())
     })?;
+    if let Some(q) = fdr {
+        nof1::verdict::apply_fdr(&mut kept, q, model.data().calibration.by_group.is_some());
+        summary = Default::default();
+        summary.add(&kept);
+        for r in &kept {
+            if r.verdict == Verdict::Supported {
+                continue;
+            }
+            if r.verdict == Verdict::Invisible || (strict && r.verdict == Verdict::LowSupport) {
+                failing += 1;
+            }
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                r.id,
+                r.verdict,
+                fmt_p(r.p_value),
+                nof1::report::explain(&model, r)
+            )
+            .context("writing to standard output")?;
+        }
+    }
     out.flush().context("writing to standard output")?;
     note(
         quiet,
