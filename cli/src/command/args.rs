@@ -231,6 +231,11 @@ pub enum EvalWhat {
         /// Seeds (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
         seeds: Vec<u64>,
+        /// Hide each feature of each assessed row with this probability
+        /// (missing completely at random, seeded): measures the
+        /// false-invisible rate of patients with missing features.
+        #[arg(long, default_value_t = 0.0)]
+        missing: f64,
     },
     /// 1000 Genomes panel: leave-one-super-population-out and the GWAS-mix demo.
     Genomes {

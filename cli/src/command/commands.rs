@@ -528,7 +528,9 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "warn_alpha": p.get_warn_alpha(),
             "min_coverage": p.get_min_coverage(),
             "seed": p.get_seed(),
-            "calibration_size": cal.knn.len(),
+            "calibration_size": cal.n_members,
+            "calibration_scheme": format!("{:?}", data.calibration.scheme),
+            "folds": data.calibration.n_folds(),
             "calibration_method": data.calibration.method,
             "mondrian": data.calibration.by_group.is_some(),
             "index": data.index_kind.to_string(),
@@ -540,7 +542,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let radius = data.calibration.pooled.support_radius;
+    let radius = data.support_radius;
     out!("model            {}", a.model.display());
     out!(
         "format version   {version} (written by nof1 {})",
@@ -609,7 +611,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
     out!("min coverage     {}", p.get_min_coverage());
     out!(
         "calibration      {} scores; {}",
-        cal.knn.len(),
+        cal.n_members,
         data.calibration.method
     );
     out!("support radius   {radius:.4} (kNN statistic above which a patient is invisible)");
@@ -805,7 +807,14 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
 fn eval(a: EvalArgs) -> Result<ExitCode> {
     let params = Params::default();
     match a.what {
-        EvalWhat::Adbench { dir, seeds } => {
+        EvalWhat::Adbench {
+            dir,
+            seeds,
+            missing,
+        } => {
+            if !(0.0..1.0).contains(&missing) {
+                bail!("--missing must be in [0, 1), got {missing}");
+            }
             let files = crate::eval::csv_files(&dir)
                 .with_context(|| format!("listing {}", dir.display()))?;
             if files.is_empty() {
@@ -826,7 +835,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             for f in &files {
                 let mut per = Vec::new();
                 for &s in &seeds {
-                    per.push(crate::eval::adbench_table(f, &params, s)?);
+                    per.push(crate::eval::adbench_table_masked(f, &params, s, missing)?);
                 }
                 let m = |g: &dyn Fn(&crate::eval::RunQuality) -> f64| {
                     per.iter().map(g).sum::<f64>() / per.len() as f64
