@@ -227,7 +227,6 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     let mut rest = payload;
     let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
-    let mut rest = rest;
     let tree: Option<TreeLayout> = if version >= 3 {
         codec(rest.len() as u64)
             .deserialize_from(&mut rest)
