@@ -118,6 +118,19 @@ impl Standardiser {
         Self::from_stats(&ColumnStats::compute(values, p, rows))
     }
 
+    /// The same standardisation with feature `j` further multiplied by
+    /// `weights[j]` (block weights: its scale is divided by the weight).
+    ///
+    /// # Panics
+    /// If the lengths differ (a caller bug).
+    pub fn weighted(mut self, weights: &[f64]) -> Self {
+        assert_eq!(weights.len(), self.scale.len(), "weights length");
+        for (s, w) in self.scale.iter_mut().zip(weights) {
+            *s /= w;
+        }
+        self
+    }
+
     /// Number of features.
     pub fn n_features(&self) -> usize {
         self.mean.len()

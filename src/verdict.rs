@@ -113,4 +113,20 @@ pub struct Assessment {
     pub note: String,
     /// Whether the pooled calibration was used instead of the patient's group's.
     pub pooled_fallback: bool,
+    /// What drives a non-supported verdict, e.g. `rs_private=1 never seen in
+    /// 400 reference members (all 0)` or `metabolome: residual p = 0.0004`
+    /// (empty for supported patients).
+    pub reason: String,
+    /// Conformal p-values of the extra channels (`value`, `block:NAME`), each
+    /// against its own calibration scores; empty for models without them.
+    pub channel_p_values: Vec<ChannelPValue>,
+}
+
+/// One channel's own conformal p-value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelPValue {
+    /// `value` or `block:NAME`.
+    pub channel: String,
+    /// Its p-value, in `(0, 1]`.
+    pub p_value: f64,
 }

@@ -13,4 +13,5 @@ pub mod bench;
 pub mod command;
 pub mod demo;
 pub mod eval;
+pub mod omics;
 pub mod synth;

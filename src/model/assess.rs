@@ -2,11 +2,12 @@
 
 use rayon::prelude::*;
 
+use super::extra::{ExtraScores, fmt_p};
 use super::{CalibrationSet, Model};
 use crate::error::Result;
 use crate::score::{self, knn_statistic};
 use crate::table::{FeatureMap, Table};
-use crate::verdict::{Assessment, FeatureContribution, Verdict};
+use crate::verdict::{Assessment, ChannelPValue, FeatureContribution, Verdict};
 
 /// Number of features listed in `top_features`.
 pub const TOP_FEATURES: usize = 5;
@@ -20,12 +21,47 @@ struct Projected {
     q: Vec<f32>,
     residual: f64,
     n_obs: usize,
+    extra: ExtraScores,
 }
 
 impl Model {
     /// Matches a table's feature columns to the model's, by name.
+    ///
+    /// Columns the model keeps only for the value channel (constant in the
+    /// reference) are not counted as unknown.
     pub fn feature_map(&self, table_features: &[String]) -> FeatureMap {
-        FeatureMap::new(&self.data.features, table_features)
+        let mut map = FeatureMap::new(&self.data.features, table_features);
+        if let Some(m) = &self.data.extension.marginals {
+            map.unknown.retain(|f| !m.features.contains(f));
+        }
+        map
+    }
+
+    /// Every column the model reads from a patient: its features, then the
+    /// columns only the value channel knows (constant in the reference).
+    pub fn known_features(&self) -> Vec<String> {
+        let mut out = self.data.features.clone();
+        if let Some(m) = &self.data.extension.marginals {
+            out.extend(
+                m.features
+                    .iter()
+                    .filter(|f| !self.data.features.contains(f))
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    /// A patient's values in the value channel's column order.
+    fn marginal_row(&self, map: Option<&FeatureMap>, row: &[f64]) -> Vec<f64> {
+        match (map, &self.data.extension.marginals) {
+            (Some(map), Some(_)) => {
+                let mut out = vec![f64::NAN; map.columns.len()];
+                map.gather(row, &mut out);
+                out
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Assesses every patient of `patients`, matching features by name.
@@ -64,6 +100,12 @@ impl Model {
     /// they share in cache) and returned in row order.
     pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Vec<Assessment> {
         let p = self.data.features.len();
+        let marginal_map = self
+            .data
+            .extension
+            .marginals
+            .as_ref()
+            .map(|m| FeatureMap::new(&m.features, &patients.feature_names));
         // Each row is projected once; the projection gives its search order.
         let mut projected: Vec<(u32, usize, Projected)> = (0..patients.n_rows())
             .into_par_iter()
@@ -71,7 +113,8 @@ impl Model {
             .map(|i| {
                 let mut raw = vec![f64::NAN; p];
                 map.gather(patients.row(i), &mut raw);
-                let x = self.project_patient(&raw);
+                let all = self.marginal_row(marginal_map.as_ref(), patients.row(i));
+                let x = self.project_patient(&raw, &all);
                 (self.locality_key(&x), i, x)
             })
             .collect();
@@ -89,19 +132,26 @@ impl Model {
         assessed.into_iter().map(|(_, a)| a).collect()
     }
 
-    /// Standardises and projects a patient's raw values (model feature order).
-    fn project_patient(&self, raw: &[f64]) -> Projected {
+    /// Standardises and projects a patient's raw values (model feature
+    /// order) and scores the extra channels (`all`: the values in the value
+    /// channel's column order).
+    fn project_patient(&self, raw: &[f64], all: &[f64]) -> Projected {
         let projector = &self.data.projector;
         let mut z = vec![0.0; raw.len()];
         let mut y = vec![0.0; projector.n_components];
         let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
         let q = y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
+        let extra = self
+            .data
+            .extension
+            .score(all, &z, &y, &projector.loadings, false);
         Projected {
             z,
             y,
             q,
             residual,
             n_obs,
+            extra,
         }
     }
 
@@ -145,7 +195,14 @@ impl Model {
         raw: &[f64],
         note: String,
     ) -> Assessment {
-        self.assess_projected(id, group, self.project_patient(raw), note)
+        let map = self
+            .data
+            .extension
+            .marginals
+            .as_ref()
+            .map(|m| FeatureMap::new(&m.features, &self.data.features));
+        let all = self.marginal_row(map.as_ref(), raw);
+        self.assess_projected(id, group, self.project_patient(raw, &all), note)
     }
 
     /// [`Model::assess_one`] for a patient already projected.
@@ -167,7 +224,10 @@ impl Model {
             q,
             residual,
             n_obs,
+            extra,
         } = x;
+        let ext = &d.extension;
+        let extra_novelty = ext.novelty(&extra.scores);
         let coverage = n_obs as f64 / p as f64;
         let (cal, pooled_fallback) = self.calibration_for(group.as_deref());
         let note = if pooled_fallback {
@@ -200,6 +260,8 @@ impl Model {
             embedding: Vec::new(),
             note,
             pooled_fallback,
+            reason: String::new(),
+            channel_p_values: Vec::new(),
         };
         if n_obs == 0 || coverage < params.min_coverage {
             return out;
@@ -211,7 +273,7 @@ impl Model {
             f32::MAX
         };
         let decide = |stat: f64| {
-            let novelty = scorer.novelty(stat, residual);
+            let novelty = scorer.novelty(stat, residual).max(extra_novelty);
             let p = cal.novelty.p_value(novelty);
             (
                 novelty,
@@ -258,6 +320,19 @@ impl Model {
             }
         };
         out.support = support;
+        out.channel_p_values = ext
+            .channels
+            .iter()
+            .zip(&extra.scores)
+            .enumerate()
+            .map(|(i, (ch, &s))| ChannelPValue {
+                channel: ext.channel_name(i),
+                p_value: ch.scores.p_value(s),
+            })
+            .collect();
+        if verdict != Verdict::Supported {
+            out.reason = self.reason(&extra, stat, residual, cal);
+        }
         if verdict != Verdict::Supported
             && let Some(nn) = neighbours.first()
         {
@@ -290,5 +365,32 @@ impl Model {
         out.neighbours = neighbours;
         out.embedding = y.iter().map(|v| *v as f32).collect();
         out
+    }
+
+    /// What drives a non-supported verdict: the channel whose weighted tail
+    /// probability is smallest, explained (the rarest value, or a block's
+    /// residual p-value), else the kNN or residual channel's own p-value.
+    fn reason(
+        &self,
+        extra: &ExtraScores,
+        stat: f64,
+        residual: f64,
+        cal: &CalibrationSet,
+    ) -> String {
+        let d = &self.data;
+        let scorer = &d.calibration.scorer;
+        let knn_part = scorer.weights[0].ln() - scorer.knn.log_p(stat);
+        let res_part = scorer.weights[1].ln() - scorer.residual.log_p(residual);
+        let base = knn_part.max(res_part) / std::f64::consts::LN_10;
+        if let Some((i, part)) = d.extension.driver(&extra.scores)
+            && part > base
+        {
+            return d.extension.reason(i, extra);
+        }
+        if knn_part >= res_part {
+            format!("kNN distance p = {}", fmt_p(cal.knn.p_value(stat)))
+        } else {
+            format!("residual p = {}", fmt_p(cal.residual.p_value(residual)))
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::extra::{self, Extension};
 use super::{
     CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice, IndexCheck,
     Model, ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer, leading,
@@ -9,11 +10,13 @@ use super::{
 use crate::calibrate::{ChannelScores, TailTransform};
 use crate::error::{Error, Position, Result};
 use crate::index::{ExactIndex, HnswIndex, IndexKind, Neighbour, check};
+use crate::marginal::Marginals;
 use crate::model::IndexChoice;
 use crate::project::{self, ComponentRule, Projector};
 use crate::score::{KnnStatistic, knn_statistic, local_reachability};
 use crate::standardise::{ColumnStats, Standardiser};
 use crate::table::Table;
+use crate::table::blocks::{self, Blocks};
 use crate::verdict::Verdict;
 
 impl Params {
@@ -78,9 +81,14 @@ impl Params {
             .collect();
         if !dropped.is_empty() {
             warnings.push(format!(
-                "{}: dropped {} constant or empty column(s): {}",
+                "{}: dropped {} constant or empty column(s) from the projection{}: {}",
                 reference.source.display(),
                 dropped.len(),
+                if self.value_channel {
+                    " (the value channel keeps what the reference showed for them)"
+                } else {
+                    ""
+                },
                 preview(&dropped)
             ));
         }
@@ -124,10 +132,37 @@ impl Params {
             ));
         }
 
-        // Standardise and project.
-        progress.start("projecting", 1);
+        // Every column's observed support (constant ones included), and blocks.
         let all_rows: Vec<usize> = (0..n).collect();
+        let marginals = self.value_channel.then(|| {
+            Marginals::fit(
+                reference.feature_names.clone(),
+                &reference.values,
+                &all_rows,
+            )
+        });
+        let mut blocks = match &self.blocks {
+            Some(spec) => Some(spec.resolve(&reference.feature_names, &features)?),
+            None => None,
+        };
+
+        // Standardise (blocks weighted the MFA way) and project.
+        progress.start("projecting", 1);
         let standardiser = Standardiser::fit(&values, p, 0..n);
+        let block_weights = blocks.as_mut().map(|b| {
+            blocks::mfa_weights(
+                &values,
+                p,
+                &all_rows,
+                standardiser.mean(),
+                standardiser.scale(),
+                b,
+            )
+        });
+        let standardiser = match &block_weights {
+            Some(w) => standardiser.weighted(w),
+            None => standardiser,
+        };
         let max_c = self.max_components.min(p).min(n - 1).max(1);
         let pca = project::fit_pca(
             &values,
@@ -227,11 +262,46 @@ impl Params {
 
         // Cross-fitted calibration.
         let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
-        let (members, method) = if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
-            leave_one_out(self, &values, &id_rows, &projector, &exact, progress)
-        } else {
-            cross_fit(self, &values, p, &id_rows, c, knn_c, progress)?
+        let (members, block_scores, method) =
+            if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
+                leave_one_out(
+                    self,
+                    &values,
+                    &id_rows,
+                    &projector,
+                    &exact,
+                    blocks.as_ref(),
+                    progress,
+                )
+            } else {
+                let weighting = Weighting {
+                    weights: block_weights.as_deref(),
+                    blocks: blocks.as_ref(),
+                };
+                cross_fit(self, &values, p, &id_rows, c, knn_c, weighting, progress)?
+            };
+        // The extra channels' member scores: the value channel by exact
+        // leave-one-out, block residuals from the cross-fitted projections.
+        let mut extension = Extension {
+            marginals,
+            blocks,
+            channels: Vec::new(),
         };
+        let mut member_scores: Vec<Vec<f64>> = Vec::new();
+        if let Some(m) = &extension.marginals {
+            member_scores.push(
+                members
+                    .par_iter()
+                    .map(|x| m.score(reference.row(x.index as usize), true).score)
+                    .collect(),
+            );
+        }
+        if let Some(b) = &extension.blocks {
+            for i in 0..b.len() {
+                member_scores.push(block_scores.iter().map(|s| s[i]).collect());
+            }
+        }
+        extension.calibrate(&member_scores);
 
         // Groups.
         let (group_names, groups) = match &reference.groups {
@@ -254,6 +324,16 @@ impl Params {
             )),
             weights: CHANNEL_WEIGHTS,
         };
+        let novelty: Vec<f64> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let extra: Vec<f64> = member_scores.iter().map(|s| s[i]).collect();
+                scorer
+                    .novelty(m.knn, m.residual)
+                    .max(extension.novelty(&extra))
+            })
+            .collect();
         let by_group = if self.calibrate_by_group {
             let codes = groups.as_ref().ok_or_else(|| {
                 Error::param(
@@ -266,11 +346,10 @@ impl Params {
                 .max(1);
             let mut out = Vec::with_capacity(group_names.len());
             for (gi, name) in group_names.iter().enumerate() {
-                let mine: Vec<CalibrationMember> = members
-                    .iter()
-                    .filter(|m| codes[m.index as usize] as usize == gi)
-                    .copied()
+                let picked: Vec<usize> = (0..members.len())
+                    .filter(|&i| codes[members[i].index as usize] as usize == gi)
                     .collect();
+                let mine: Vec<CalibrationMember> = picked.iter().map(|&i| members[i]).collect();
                 if mine.len() < min_size {
                     warnings.push(format!(
                         "group {name:?} has {} calibration member(s), fewer than {min_size}: its patients use the pooled calibration",
@@ -278,7 +357,12 @@ impl Params {
                     ));
                     out.push(None);
                 } else {
-                    out.push(Some(CalibrationSet::new(&scorer, &mine, self.alpha)));
+                    out.push(Some(CalibrationSet::with_novelty(
+                        &scorer,
+                        &mine,
+                        picked.iter().map(|&i| novelty[i]).collect(),
+                        self.alpha,
+                    )));
                 }
             }
             Some(out)
@@ -286,7 +370,7 @@ impl Params {
             None
         };
         let calibration = Calibration {
-            pooled: CalibrationSet::new(&scorer, &members, self.alpha),
+            pooled: CalibrationSet::with_novelty(&scorer, &members, novelty, self.alpha),
             members,
             scorer,
             by_group,
@@ -376,6 +460,7 @@ impl Params {
             index_kind,
             index_check,
             warnings,
+            extension,
         };
         Ok(Model {
             data,
@@ -445,18 +530,32 @@ fn score_member(
     values: &[f64],
     r: usize,
     skip: Option<u32>,
-) -> CalibrationMember {
+    blocks: Option<&Blocks>,
+) -> (CalibrationMember, Vec<f64>) {
     let p = projector.n_features();
     let mut z = vec![0.0; p];
     let mut y = vec![0.0; projector.n_components];
     let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
     let q: Vec<f32> = y[..index.dim()].iter().map(|v| *v as f32).collect();
     let nb = index.search(&q, params.k, skip, None).neighbours;
-    CalibrationMember {
-        index: r as u32,
-        knn: knn_statistic(&nb, params.knn_statistic),
-        residual,
-    }
+    let by_block = blocks.map_or_else(Vec::new, |b| {
+        extra::block_residuals(&z, &y, &projector.loadings, b)
+    });
+    (
+        CalibrationMember {
+            index: r as u32,
+            knn: knn_statistic(&nb, params.knn_statistic),
+            residual,
+        },
+        by_block,
+    )
+}
+
+/// Block weights and blocks, carried into every cross-fitted projection.
+#[derive(Clone, Copy)]
+struct Weighting<'a> {
+    weights: Option<&'a [f64]>,
+    blocks: Option<&'a Blocks>,
 }
 
 /// Probes of each kind in the HNSW check at fit.
@@ -543,26 +642,31 @@ fn leave_one_out(
     id_rows: &[usize],
     projector: &Projector,
     exact: &ExactIndex,
+    blocks: Option<&Blocks>,
     progress: &dyn Progress,
-) -> (Vec<CalibrationMember>, String) {
+) -> MemberScores {
     let n = id_rows.len();
     let scored = scored_members(params, id_rows);
     let m = scored.len();
     progress.start("calibrating (leave-one-out)", m as u64);
-    let members: Vec<CalibrationMember> = scored
+    let (members, by_block): (Vec<CalibrationMember>, Vec<Vec<f64>>) = scored
         .par_iter()
         .with_min_len(256)
-        .map(|&r| score_member(params, projector, exact, values, r, Some(r as u32)))
-        .collect();
+        .map(|&r| score_member(params, projector, exact, values, r, Some(r as u32), blocks))
+        .unzip();
     progress.finish();
     let method =
         format!("leave-one-out on {m} of {n} members (large cohort: projection not refitted)");
-    (members, method)
+    (members, by_block, method)
 }
+
+/// Calibration members, their per-block residuals and how they were scored.
+type MemberScores = (Vec<CalibrationMember>, Vec<Vec<f64>>, String);
 
 /// Cross-fitted calibration scores: for each fold, standardisation and
 /// projection (same number of components) are refitted on the other rows, and
 /// the fold's members are scored against them on both channels.
+#[allow(clippy::too_many_arguments)]
 fn cross_fit(
     params: &Params,
     values: &[f64],
@@ -570,8 +674,9 @@ fn cross_fit(
     id_rows: &[usize],
     c: usize,
     knn_c: usize,
+    weighting: Weighting<'_>,
     progress: &dyn Progress,
-) -> Result<(Vec<CalibrationMember>, String)> {
+) -> Result<MemberScores> {
     let k = params.k;
     let n = id_rows.len();
     let scored = scored_members(params, id_rows);
@@ -589,11 +694,16 @@ fn cross_fit(
         residual: 0.0,
     };
     let mut members = vec![blank; m];
+    let mut by_block = vec![Vec::new(); m];
     progress.start("cross-fitting calibration", folds as u64);
     for f in 0..folds {
         let train: Vec<usize> = (0..n).filter(|&r| fold_of[r] != f).collect();
         let fold: Vec<usize> = (0..m).filter(|&pos| pos % folds == f).collect();
         let st = Standardiser::fit(values, p, train.iter().copied());
+        let st = match weighting.weights {
+            Some(w) => st.weighted(w),
+            None => st,
+        };
         let pca = project::fit_pca(values, p, &train, st.mean(), st.scale(), c)?;
         let cf = pca.n_loadings.clamp(1, c);
         let projector = Projector::new(st, take_columns(&pca.loadings, p, pca.n_loadings, cf), cf);
@@ -602,18 +712,29 @@ fn cross_fit(
             leading(&embed_rows(&projector, values, &train), cf, dims),
             dims,
         );
-        let scores: Vec<CalibrationMember> = fold
+        let scores: Vec<(CalibrationMember, Vec<f64>)> = fold
             .par_iter()
-            .map(|&pos| score_member(params, &projector, &index, values, scored[pos], None))
+            .map(|&pos| {
+                score_member(
+                    params,
+                    &projector,
+                    &index,
+                    values,
+                    scored[pos],
+                    None,
+                    weighting.blocks,
+                )
+            })
             .collect();
-        for (&pos, s) in fold.iter().zip(scores) {
+        for (&pos, (s, b)) in fold.iter().zip(scores) {
             members[pos] = s;
+            by_block[pos] = b;
         }
         progress.advance(1);
     }
     progress.finish();
     let method = format!("{folds}-fold cross-fit on {m} of {n} members");
-    Ok((members, method))
+    Ok((members, by_block, method))
 }
 
 /// Fraction of exact k nearest neighbours the graph finds, over a seeded sample

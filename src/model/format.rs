@@ -37,7 +37,7 @@ use crate::index::{ExactIndex, IndexKind, TreeLayout};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 24;
 
@@ -95,6 +95,10 @@ fn encode_parts(
     out.extend_from_slice(&[0; 12]);
     codec(u64::MAX)
         .serialize_into(&mut out, data)
+        .map_err(|e| fail(e.to_string()))?;
+    // Format version 4: the extra channels' section.
+    codec(u64::MAX)
+        .serialize_into(&mut out, &data.extension)
         .map_err(|e| fail(e.to_string()))?;
     sections(&mut out).map_err(fail)?;
     let payload_len = (out.len() - HEADER_LEN) as u64;
@@ -221,8 +225,14 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
         (data, rest)
     };
-    validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let mut rest = rest;
+    let mut data = data;
+    if version >= 4 {
+        data.extension = codec(rest.len() as u64)
+            .deserialize_from(&mut rest)
+            .map_err(|e| Error::format(path, format!("corrupt extra channels section: {e}")))?;
+    }
+    validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let tree: Option<TreeLayout> = if version >= 3 {
         codec(rest.len() as u64)
             .deserialize_from(&mut rest)
@@ -300,6 +310,28 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     }
     if d.reference.embeddings.iter().any(|v| !v.is_finite()) {
         return Err("non-finite embedding".into());
+    }
+    let e = &d.extension;
+    if let Some(m) = &e.marginals
+        && (m.support.len() != m.features.len()
+            || d.features.iter().any(|f| !m.features.contains(f)))
+    {
+        return Err("value channel does not match the features".into());
+    }
+    if let Some(b) = &e.blocks
+        && (b.of_feature.len() != p
+            || b.first_eigenvalue.len() != b.names.len()
+            || b.of_feature.iter().any(|&x| x as usize >= b.names.len()))
+    {
+        return Err("blocks do not match the features".into());
+    }
+    let expected = usize::from(e.marginals.is_some()) + e.blocks.as_ref().map_or(0, |b| b.len());
+    if e.channels.len() != expected
+        || e.channels
+            .iter()
+            .any(|c| c.scores.is_empty() || c.weight.is_nan() || c.weight <= 0.0)
+    {
+        return Err("extra channels do not match the value channel and blocks".into());
     }
     Ok(())
 }
@@ -463,6 +495,7 @@ impl From<ModelDataV1> for ModelData {
             index_kind: v.index_kind,
             index_check: None,
             warnings: v.warnings,
+            extension: Default::default(),
         }
     }
 }

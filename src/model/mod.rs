@@ -5,6 +5,7 @@
 //! container is in [`mod@format`].
 
 pub mod assess;
+pub mod extra;
 pub mod fit;
 pub mod format;
 pub mod params;
@@ -118,12 +119,22 @@ pub struct CalibrationSet {
 impl CalibrationSet {
     /// Builds the set from members' scores.
     pub fn new(scorer: &Scorer, members: &[CalibrationMember], alpha: f64) -> Self {
-        let novelty = ChannelScores::new(
-            members
-                .iter()
-                .map(|m| scorer.novelty(m.knn, m.residual))
-                .collect(),
-        );
+        let novelty = members
+            .iter()
+            .map(|m| scorer.novelty(m.knn, m.residual))
+            .collect();
+        Self::with_novelty(scorer, members, novelty, alpha)
+    }
+
+    /// Builds the set from members' scores and their combined novelty (with
+    /// the extra channels of [`extra::Extension`] folded in).
+    pub fn with_novelty(
+        scorer: &Scorer,
+        members: &[CalibrationMember],
+        novelty: Vec<f64>,
+        alpha: f64,
+    ) -> Self {
+        let novelty = ChannelScores::new(novelty);
         let r = novelty.radius(alpha);
         CalibrationSet {
             knn: ChannelScores::new(members.iter().map(|m| m.knn).collect()),
@@ -217,6 +228,10 @@ pub struct ModelData {
     pub index_check: Option<IndexCheck>,
     /// Warnings raised while fitting.
     pub warnings: Vec<String>,
+    /// The value and per-block channels (format version 4: a section of its
+    /// own after this one; empty for models of earlier versions).
+    #[serde(skip)]
+    pub extension: extra::Extension,
 }
 
 /// How well an HNSW graph agrees with exact search, measured at fit on

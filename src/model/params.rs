@@ -58,6 +58,17 @@ pub struct Params {
     pub(crate) seed: u64,
     pub(crate) knn_statistic: KnnStatistic,
     pub(crate) calibrate_by_group: bool,
+    /// Feature blocks (not stored: the model keeps the resolved blocks).
+    #[serde(skip)]
+    pub(crate) blocks: Option<crate::table::blocks::BlockSpec>,
+    /// Whether to keep every column's support and score the value channel
+    /// (not stored: the model has the channel or not).
+    #[serde(skip, default = "yes")]
+    pub(crate) value_channel: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Params {
@@ -77,6 +88,8 @@ impl Default for Params {
             seed: DEFAULT_SEED,
             knn_statistic: KnnStatistic::MeanDistance,
             calibrate_by_group: false,
+            blocks: None,
+            value_channel: true,
         }
     }
 }
@@ -147,6 +160,16 @@ impl Params {
     setter!(
         /// Keep calibration scores per reference group (Mondrian calibration).
         calibrate_by_group: bool
+    );
+    setter!(
+        /// Feature blocks (multi-omic layers; see [`crate::table::blocks`]):
+        /// MFA block weights and one calibrated residual channel per block.
+        blocks: Option<crate::table::blocks::BlockSpec>
+    );
+    setter!(
+        /// Keep every reference column's observed support and score the
+        /// value channel (default true; see [`crate::marginal`]).
+        value_channel: bool
     );
 
     /// Number of neighbours.

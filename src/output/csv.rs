@@ -22,6 +22,7 @@ pub(super) fn write_header(w: &mut dyn Write, sep: u8, with_groups: bool) -> io:
     if with_groups {
         cols.push("nearest_group");
     }
+    cols.push("reason");
     cols.push("note");
     let sep = (sep as char).to_string();
     writeln!(w, "{}", cols.join(&sep))
@@ -69,7 +70,7 @@ pub(super) fn write_rows(
                 .unwrap_or("");
             write!(w, "{s}{}", field(g, sep))?;
         }
-        writeln!(w, "{s}{}", field(&a.note, sep))?;
+        writeln!(w, "{s}{}{s}{}", field(&a.reason, sep), field(&a.note, sep))?;
     }
     Ok(())
 }

@@ -47,6 +47,8 @@ struct Row<'a> {
     neighbours: Vec<NeighbourOut<'a>>,
     top_features: Vec<FeatureOut<'a>>,
     pooled_fallback: bool,
+    reason: &'a str,
+    channel_p_values: &'a [crate::verdict::ChannelPValue],
     note: &'a str,
 }
 
@@ -96,6 +98,8 @@ pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) 
                 .collect(),
             neighbours,
             pooled_fallback: a.pooled_fallback,
+            reason: &a.reason,
+            channel_p_values: &a.channel_p_values,
             note: &a.note,
         };
         serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;

@@ -92,8 +92,16 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         .calibration_size(a.calibration_size)
         .min_coverage(a.min_coverage)
         .seed(a.seed)
-        .calibrate_by_group(calibrate_by_group);
+        .calibrate_by_group(calibrate_by_group)
+        .value_channel(!a.no_value_channel);
     params.check()?;
+    let params = match &a.blocks {
+        Some(path) => params
+            .blocks(Some(nof1::table::blocks::read_blocks(path).with_context(
+                || format!("reading the blocks {}", path.display()),
+            )?)),
+        None => params,
+    };
     check_output_dir(&a.out, &[&a.reference])?;
     let opts = table_options(&a.table, true)?;
     let bars = Bars::new(quiet);
@@ -254,7 +262,7 @@ fn stream_patients(
             preview(model.features())
         );
     }
-    reader.retain_features(model.features());
+    reader.retain_features(&model.known_features());
     let map = nof1::table::FeatureMap {
         unknown: map.unknown,
         ..model.feature_map(&reader.feature_names())
@@ -456,6 +464,29 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         }
     }
     let cal = &data.calibration.pooled;
+    let ext = &data.extension;
+    let blocks: Vec<serde_json::Value> = ext
+        .blocks
+        .as_ref()
+        .map(|b| {
+            let sizes = b.sizes();
+            b.names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    serde_json::json!({
+                        "block": name,
+                        "features": sizes[i],
+                        "first_eigenvalue": b.first_eigenvalue[i],
+                        "weight": 1.0 / b.first_eigenvalue[i].max(1e-12).sqrt(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let channels: Vec<String> = (0..ext.channels.len())
+        .map(|i| ext.channel_name(i))
+        .collect();
     if a.json {
         let v = serde_json::json!({
             "format_version": version,
@@ -487,6 +518,9 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             "hnsw_graph_bytes": graph_len,
             "search_tree": search_tree(&data, tree_stored),
             "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
+            "value_channel": ext.marginals.as_ref().map(|m| m.len()),
+            "blocks": blocks,
+            "extra_channels": channels,
         });
         out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
@@ -541,6 +575,25 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         );
     }
     out!("scree (top 10)   {}", scree.join(" "));
+    match &ext.marginals {
+        Some(m) => out!(
+            "value channel    support of {} columns ({} constant in the reference)",
+            m.len(),
+            m.support.iter().filter(|s| s.is_constant()).count()
+        ),
+        None => out!("value channel    none"),
+    }
+    if let Some(b) = &ext.blocks {
+        let sizes = b.sizes();
+        for (i, name) in b.names.iter().enumerate() {
+            out!(
+                "block            {name}: {} features, first eigenvalue {:.3}, weight {:.4}",
+                sizes[i],
+                b.first_eigenvalue[i],
+                1.0 / b.first_eigenvalue[i].max(1e-12).sqrt()
+            );
+        }
+    }
     if !data.components.null_eigenvalues.is_empty() {
         let null: Vec<String> = data
             .components
@@ -754,8 +807,38 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let params = Params::default();
+    let params = Params::default().value_channel(!a.no_value_channel);
     match a.what {
+        EvalWhat::Omics { seed, n } => {
+            let cohort = crate::omics::generate(&crate::omics::OmicsParams {
+                n,
+                seed,
+                ..crate::omics::OmicsParams::default()
+            })?;
+            out!(
+                "{:<14} {:>6} {:>7} {:>9} {:>8} {:>12} {:>7}",
+                "fit",
+                "AUROC",
+                "recall",
+                "false_inv",
+                "flagged",
+                "block_named",
+                "fit_s"
+            );
+            for with_blocks in [false, true] {
+                let q = crate::omics::evaluate(&cohort, &params, with_blocks)?;
+                out!(
+                    "{:<14} {:>6.3} {:>7.3} {:>9.3} {:>8} {:>12.3} {:>7.1}",
+                    if with_blocks { "--blocks" } else { "no blocks" },
+                    q.auroc,
+                    q.recall,
+                    q.false_invisible,
+                    q.n_flagged,
+                    q.block_named,
+                    q.fit_seconds
+                );
+            }
+        }
         EvalWhat::Adbench { dir, seeds } => {
             let files = crate::eval::csv_files(&dir)
                 .with_context(|| format!("listing {}", dir.display()))?;
@@ -912,6 +995,21 @@ fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
             let summary = crate::synth::write_synth(&params, &out)
                 .with_context(|| format!("writing the synthetic cohort to {}", out.display()))?;
             eprintln!("nof1: {summary}");
+        }
+        BenchWhat::Omics { n, seed, out } => {
+            let params = crate::omics::OmicsParams {
+                n,
+                seed,
+                ..crate::omics::OmicsParams::default()
+            };
+            let files = crate::omics::write_omics(&params, &out)
+                .with_context(|| format!("writing the omics cohort to {}", out.display()))?;
+            eprintln!(
+                "nof1: wrote {}, {} and {}",
+                files.reference.display(),
+                files.patients.display(),
+                files.blocks.display()
+            );
         }
         BenchWhat::Run {
             reference,
