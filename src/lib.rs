@@ -58,4 +58,4 @@ pub use model::{IndexChoice, Model, Params, Progress};
 pub use project::ComponentRule;
 pub use score::KnnStatistic;
 pub use table::{Role, Table, TableOptions};
-pub use verdict::{Assessment, Verdict};
+pub use verdict::{Assessment, Verdict, VerdictCounts};

@@ -110,6 +110,21 @@ pub struct Pca {
     pub n_loadings: usize,
 }
 
+/// Rows of a row-major table and the standardisation applied to them.
+#[derive(Debug, Clone, Copy)]
+pub struct StandardisedRows<'a> {
+    /// Row-major values, `p` per row (`NaN` = missing, standardised to 0).
+    pub values: &'a [f64],
+    /// Number of columns.
+    pub p: usize,
+    /// The rows used, in this order.
+    pub rows: &'a [usize],
+    /// Column means.
+    pub mean: &'a [f64],
+    /// Column scales.
+    pub scale: &'a [f64],
+}
+
 /// Standardises the rows `rows` of `values` (row-major, `p` columns) with
 /// `mean`/`scale`, missing as 0, into a dense `faer` matrix.
 fn standardised_block(
@@ -371,22 +386,25 @@ pub const RESIDUAL_NULL_PERMUTATIONS: usize = 5;
 /// standardised data instead (classical parallel analysis) gives a flat null
 /// even when the noise variance differs from feature to feature.
 ///
-/// `loadings` is row-major `p × r` with `c ≤ r`. Returns 0 when `c ≥ p`.
+/// `c` counts the leading loadings of `pca` projected off (`c ≤ pca.n_loadings`).
+/// Returns 0 when `c ≥ p`.
 ///
 /// # Errors
 /// [`ErrorKind::Numerical`] if an eigendecomposition fails.
-#[allow(clippy::too_many_arguments)]
 pub fn residual_null_flatness(
-    values: &[f64],
-    p: usize,
-    rows: &[usize],
-    mean: &[f64],
-    scale: &[f64],
-    loadings: &[f64],
-    r: usize,
+    sample: StandardisedRows<'_>,
+    pca: &Pca,
     c: usize,
     seed: u64,
 ) -> Result<f64> {
+    let StandardisedRows {
+        values,
+        p,
+        rows,
+        mean,
+        scale,
+    } = sample;
+    let (loadings, r) = (pca.loadings.as_slice(), pca.n_loadings);
     if c >= p || c > r {
         return Ok(0.0);
     }

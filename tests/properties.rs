@@ -1,18 +1,18 @@
 //! Properties of the public library API (proptest).
 //!
-//! Data come from seeded generators ([`common::LowRank`] over
+//! Data come from seeded generators ([`cohorts::LowRank`] over
 //! `nof1::rng::SplitMix64`); proptest draws the seeds and the shapes. The
 //! proptest runner itself is seeded too (override with `PROPTEST_RNG_SEED`),
 //! so a run is reproducible; fitting is the expensive step, so the fitting
 //! properties run few cases on small cohorts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
+mod cohorts;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::{LowRank, names, same_assessments, table};
+use cohorts::{LowRank, names, same_assessments, table};
 use nof1::index::HnswParams;
 use nof1::rng::SplitMix64;
 use nof1::score::KnnStatistic;
@@ -110,7 +110,7 @@ proptest! {
         let mut patients = c.patients(30, 15, 4.0);
         let mut rng = SplitMix64::new(seed ^ 1);
         let p_all = patients.n_features();
-        knock_out(&mut patients.values[35 * p_all..], 0.5, &mut rng);
+        knock_out(&mut patients.values_mut()[35 * p_all..], 0.5, &mut rng);
         let out = model.assess(&patients).expect("assess");
         prop_assert_eq!(out.len(), patients.n_rows());
         let cal = &model.data().calibration.pooled;
@@ -288,7 +288,7 @@ proptest! {
         let model = Params::default().k(5).fit(&c.reference).expect("fit");
         let mut patients = c.patients(25, 10, 3.0);
         let mut rng = SplitMix64::new(seed ^ 3);
-        knock_out(&mut patients.values, missing, &mut rng);
+        knock_out(patients.values_mut(), missing, &mut rng);
         // Add an unknown column, then permute every column by name.
         let rows = patients.n_rows();
         let mut wide_values = Vec::with_capacity(rows * (p + 1));
@@ -298,11 +298,11 @@ proptest! {
         }
         let mut wide_names = names(p);
         wide_names.push("unknown".into());
-        let wide = Table::from_rows(patients.ids.clone(), wide_names.clone(), wide_values).expect("table");
+        let wide = Table::from_rows(patients.ids().to_vec(), wide_names.clone(), wide_values).expect("table");
         let mut order = wide_names.clone();
         rng.shuffle(&mut order);
         let permuted = wide.select_features(&order);
-        prop_assert_eq!(&permuted.feature_names, &order);
+        prop_assert_eq!(permuted.feature_names(), &order[..]);
         let a = model.assess(&patients).expect("assess");
         let b = model.assess(&permuted).expect("assess");
         if let Err(e) = same_assessments(&a, &b) {
@@ -325,7 +325,7 @@ proptest! {
         let factors: Vec<f64> = (0..p).map(|j| 2f64.powi(exponents[j])).collect();
         let rescale = |t: &Table| -> Table {
             let mut t = t.clone();
-            for (i, v) in t.values.iter_mut().enumerate() {
+            for (i, v) in t.values_mut().iter_mut().enumerate() {
                 *v *= factors[i % p];
             }
             t
@@ -352,7 +352,7 @@ proptest! {
         let factors: Vec<f64> = (0..p).map(|j| log_factors[j].exp()).collect();
         let rescale = |t: &Table| -> Table {
             let mut t = t.clone();
-            for (i, v) in t.values.iter_mut().enumerate() {
+            for (i, v) in t.values_mut().iter_mut().enumerate() {
                 *v *= factors[i % p];
             }
             t
@@ -505,7 +505,7 @@ proptest! {
         }
         let mut rng = SplitMix64::new(seed ^ 5);
         let p_all = patients.n_features();
-        knock_out(&mut patients.values[30 * p_all..], 0.3, &mut rng);
+        knock_out(&mut patients.values_mut()[30 * p_all..], 0.3, &mut rng);
         let model = params.fit(&reference).expect("fit");
         let bytes = model.to_bytes().expect("encode");
         let loaded = Model::from_bytes(&bytes, Path::new("mem.nof1")).expect("decode");
@@ -583,13 +583,11 @@ fn hnsw_and_exact(
 ) -> (Vec<nof1::Assessment>, Vec<nof1::Assessment>, usize) {
     let mut c = cohort(seed, n, p, rank);
     let mut patients = c.patients(60, 20, edge_spread);
-    let far = c.patients(0, 20, 8.0);
-    patients.values.extend_from_slice(&far.values);
-    patients
-        .ids
-        .extend(far.ids.iter().map(|i| format!("far-{i}")));
-    patients.lines.extend(far.lines);
-    patients.notes.extend(far.notes);
+    let mut far = c.patients(0, 20, 8.0);
+    for id in far.ids_mut() {
+        *id = format!("far-{id}");
+    }
+    patients.append(far).expect("same columns");
     let exact = Params::default()
         .index(IndexChoice::Exact)
         .fit(&c.reference)
@@ -674,10 +672,10 @@ fn any_options() -> impl Strategy<Value = (TableOptions, Role)> {
 /// Checks a parsed table's shape invariants.
 fn check_table(t: &Table) -> Result<(), TestCaseError> {
     let n = t.n_rows();
-    prop_assert_eq!(t.values.len(), n * t.n_features());
-    prop_assert_eq!(t.lines.len(), n);
-    prop_assert_eq!(t.notes.len(), n);
-    if let Some(g) = &t.groups {
+    prop_assert_eq!(t.values().len(), n * t.n_features());
+    prop_assert_eq!(t.lines().len(), n);
+    prop_assert_eq!(t.notes().len(), n);
+    if let Some(g) = t.groups() {
         prop_assert_eq!(g.len(), n);
     }
     Ok(())
@@ -963,11 +961,14 @@ proptest! {
         let model = Params::default().k(5).min_coverage(min_coverage).fit(&c.reference).expect("fit");
         let mut patients = c.patients(rows / 2, rows - rows / 2, 3.0);
         let mut rng = SplitMix64::new(seed ^ 6);
-        knock_out(&mut patients.values, missing, &mut rng);
+        knock_out(patients.values_mut(), missing, &mut rng);
         for i in 0..rows {
             match rng.below(4) {
-                0 => patients.ids[i] = String::new(),
-                1 if i > 0 => patients.ids[i] = patients.ids[i - 1].clone(),
+                0 => patients.ids_mut()[i] = String::new(),
+                1 if i > 0 => {
+                    let previous = patients.ids()[i - 1].clone();
+                    patients.ids_mut()[i] = previous;
+                }
                 _ => {}
             }
         }
@@ -982,7 +983,7 @@ proptest! {
         prop_assert_eq!(out.len(), rows);
         let mut counts = [0usize; 4];
         for (i, a) in out.iter().enumerate() {
-            prop_assert_eq!(&a.id, &patients.ids[i]);
+            prop_assert_eq!(&a.id, &patients.ids()[i]);
             prop_assert_eq!(a.group.as_deref(), Some(groups[i].as_str()));
             let observed = patients.row(i).iter().filter(|v| !v.is_nan()).count();
             prop_assert_eq!(a.coverage, observed as f64 / p as f64);

@@ -10,7 +10,8 @@
 //!   `invisible` at a rate within binomial bounds of alpha.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
+mod cohorts;
+use cohorts as common;
 
 use std::path::Path;
 
@@ -31,14 +32,14 @@ fn europeans(seed: u64) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/1000genomes-aisnp/seldin_128_dosage.csv");
     let panel = read_table(&path, &opts, Role::Reference).unwrap();
-    let groups = panel.groups.clone().unwrap();
+    let groups = panel.groups().unwrap().to_vec();
     let mut rows: Vec<usize> = (0..panel.n_rows())
         .filter(|&i| groups[i] == "EUR")
         .collect();
     SplitMix64::new(seed).shuffle(&mut rows);
-    let mut names = panel.feature_names.clone();
+    let mut names = panel.feature_names().to_vec();
     names.push("rs_private".into());
-    let ids = rows.iter().map(|&i| panel.ids[i].clone()).collect();
+    let ids = rows.iter().map(|&i| panel.ids()[i].clone()).collect();
     let values = rows.iter().map(|&i| panel.row(i).to_vec()).collect();
     (ids, names, values)
 }
@@ -90,7 +91,7 @@ fn private_variant_carriers_are_invisible_with_the_feature_named() {
     let reference_once = {
         let mut t = build(&ids[..400], &names, &once, 0.0);
         let p = t.n_features();
-        t.values[p - 1] = 1.0;
+        t.values_mut()[p - 1] = 1.0;
         t
     };
     once.truncate(0);

@@ -14,27 +14,10 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("nof1: error: {}", error_chain(&err));
+            eprintln!("nof1: error: {err:#}");
             ExitCode::from(2)
         }
     }
-}
-
-/// The error and its causes joined by `: `, skipping a cause whose text the
-/// message already ends with (library errors print their source themselves).
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.ends_with(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

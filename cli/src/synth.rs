@@ -30,7 +30,7 @@
 //! Values are written with [`DECIMALS`] decimals.
 //!
 //! ```
-//! use crate::synth::{SynthParams, write_synth};
+//! use nof1_cli::synth::{SynthParams, write_synth};
 //! let dir = std::env::temp_dir().join(format!("nof1-synth-doc-{}", std::process::id()));
 //! let params = SynthParams { n: 300, features: 12, patients: 100, ..SynthParams::default() };
 //! let summary = write_synth(&params, &dir)?;

@@ -431,7 +431,15 @@ fn ref_directory_missing_or_unreadable_is_an_error() {
     let s = Scratch::new();
     std::fs::create_dir(s.path("dir")).unwrap();
     fit(&s, &s.path("dir"), &[]).error(&["dir", "is a directory"]);
-    fit(&s, &s.path("nope.csv"), &[]).error(&["nope.csv", "No such file"]);
+    let missing = fit(&s, &s.path("nope.csv"), &[]);
+    missing.error(&["nope.csv", "No such file"]);
+    // One message per error: the I/O reason is printed once.
+    assert_eq!(
+        missing.stderr.matches("No such file").count(),
+        1,
+        "{}",
+        missing.stderr
+    );
     fit(&s, Path::new("/proc/self/mem"), &[]).error(&["/proc/self/mem"]);
     assert!(!s.path("m.nof1").exists());
 }

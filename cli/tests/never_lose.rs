@@ -305,8 +305,8 @@ proptest! {
             {
                 let mut rows = 0usize;
                 while let Ok(Some(chunk)) = reader.next_chunk(7) {
-                    prop_assert_eq!(chunk.values.len(), chunk.n_rows() * chunk.n_features());
-                    prop_assert_eq!(chunk.notes.len(), chunk.n_rows());
+                    prop_assert_eq!(chunk.values().len(), chunk.n_rows() * chunk.n_features());
+                    prop_assert_eq!(chunk.notes().len(), chunk.n_rows());
                     rows += chunk.n_rows();
                 }
                 prop_assert!(rows <= bytes.len());

@@ -220,7 +220,7 @@ fn fit_widens_a_narrow_hnsw_beam_until_recall_is_reached() {
         .fit(&table)
         .expect("fit hnsw");
     let chk = model.data().index_check.expect("a check");
-    let ef = model.params().get_hnsw().ef_search;
+    let ef = model.params().hnsw.ef_search;
     let limit = k * nof1::model::fit::EF_RAISE_LIMIT;
     // Widened by doublings from k, and only as far as needed: either the
     // recall is reached or the limit is.
@@ -235,5 +235,5 @@ fn fit_widens_a_narrow_hnsw_beam_until_recall_is_reached() {
     let path = dir.path().join("m.nof1");
     model.save(&path).expect("save");
     let loaded = nof1::Model::load(&path).expect("load");
-    assert_eq!(loaded.params().get_hnsw().ef_search, ef);
+    assert_eq!(loaded.params().hnsw.ef_search, ef);
 }

@@ -32,7 +32,7 @@ impl Model {
     pub fn feature_map(&self, table_features: &[String]) -> FeatureMap {
         let mut map = FeatureMap::new(&self.data.features, table_features);
         if let Some(m) = &self.data.extension.marginals {
-            map.unknown.retain(|f| !m.features.contains(f));
+            map.forget_unknown(|f| m.features.iter().any(|x| x == f));
         }
         map
     }
@@ -56,7 +56,7 @@ impl Model {
     fn marginal_row(&self, map: Option<&FeatureMap>, row: &[f64]) -> Vec<f64> {
         match (map, &self.data.extension.marginals) {
             (Some(map), Some(_)) => {
-                let mut out = vec![f64::NAN; map.columns.len()];
+                let mut out = vec![f64::NAN; map.n_model_features()];
                 map.gather(row, &mut out);
                 out
             }
@@ -67,9 +67,14 @@ impl Model {
     /// Assesses every patient of `patients`, matching features by name.
     /// Returns exactly one assessment per row, in row order.
     ///
+    /// A feature the patients lack counts as missing for every row, and a
+    /// row with too few observed features is `insufficient_data`, not an
+    /// error.
+    ///
     /// # Errors
-    /// None at present for in-memory tables; the `Result` leaves room for
-    /// checks on the input.
+    /// None for a table built by the readers or the checked constructors of
+    /// [`Table`] (they guarantee one id, group and note per row); the
+    /// `Result` is that of [`Model::assess_mapped`].
     ///
     /// # Examples
     /// ```
@@ -89,7 +94,7 @@ impl Model {
     /// ```
     pub fn assess(&self, patients: &Table) -> Result<Vec<Assessment>> {
         let map = self.feature_map(&patients.feature_names);
-        Ok(self.assess_mapped(patients, &map))
+        self.assess_mapped(patients, &map)
     }
 
     /// Assesses the rows of `patients` with an explicit feature map (one
@@ -98,8 +103,29 @@ impl Model {
     /// Rows are searched in the order of [`crate::index::ExactIndex::locality_key`]
     /// (nearby patients one after the other, which keeps the reference points
     /// they share in cache) and returned in row order.
-    pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Vec<Assessment> {
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::DimensionMismatch`] when `map` was not built by
+    /// [`Model::feature_map`] of this model for the columns of `patients`
+    /// (it maps another number of model features or of table columns).
+    pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Result<Vec<Assessment>> {
         let p = self.data.features.len();
+        if map.n_model_features() != p {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "model features in the feature map",
+                expected: p,
+                found: map.n_model_features(),
+            }
+            .into());
+        }
+        if map.n_table_features() != patients.n_features() {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "table columns in the feature map",
+                expected: patients.n_features(),
+                found: map.n_table_features(),
+            }
+            .into());
+        }
         let marginal_map = self
             .data
             .extension
@@ -129,7 +155,7 @@ impl Model {
             })
             .collect();
         assessed.sort_unstable_by_key(|(i, _)| *i);
-        assessed.into_iter().map(|(_, a)| a).collect()
+        Ok(assessed.into_iter().map(|(_, a)| a).collect())
     }
 
     /// Standardises and projects a patient's raw values (model feature
@@ -187,14 +213,27 @@ impl Model {
         }
     }
 
-    /// Assesses one patient given its raw values in model feature order.
+    /// Assesses one patient given its raw values in model feature order
+    /// (`NaN` = missing).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::DimensionMismatch`] when `raw` does not hold one
+    /// value per model feature.
     pub fn assess_one(
         &self,
         id: &str,
         group: Option<String>,
         raw: &[f64],
         note: String,
-    ) -> Assessment {
+    ) -> Result<Assessment> {
+        if raw.len() != self.data.features.len() {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "patient values",
+                expected: self.data.features.len(),
+                found: raw.len(),
+            }
+            .into());
+        }
         let map = self
             .data
             .extension
@@ -202,7 +241,7 @@ impl Model {
             .as_ref()
             .map(|m| FeatureMap::new(&m.features, &self.data.features));
         let all = self.marginal_row(map.as_ref(), raw);
-        self.assess_projected(id, group, self.project_patient(raw, &all), note)
+        Ok(self.assess_projected(id, group, self.project_patient(raw, &all), note))
     }
 
     /// [`Model::assess_one`] for a patient already projected.

@@ -214,17 +214,14 @@ impl Params {
         let noise_likeness = if needs_pa {
             let homoscedastic =
                 project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel);
-            let null = project::residual_null_flatness(
-                &values,
+            let sample = project::StandardisedRows {
+                values: &values,
                 p,
-                &id_rows,
-                standardiser.mean(),
-                standardiser.scale(),
-                &pca.loadings,
-                pca.n_loadings,
-                n_parallel,
-                self.seed,
-            )?;
+                rows: &id_rows,
+                mean: standardiser.mean(),
+                scale: standardiser.scale(),
+            };
+            let null = project::residual_null_flatness(sample, &pca, n_parallel, self.seed)?;
             let heteroscedastic = if null > 0.0 && n_parallel < p {
                 project::spectral_flatness(&pca.eigenvalues[n_parallel..]) / null
             } else {

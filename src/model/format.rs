@@ -24,7 +24,6 @@
 //! Writing goes to a temporary file in the target directory, which is synced
 //! and renamed over the target.
 
-use std::io::Write;
 use std::path::Path;
 
 use bincode::Options;
@@ -113,6 +112,8 @@ fn encode_parts(
 pub struct Container {
     /// The file's format version.
     pub version: u32,
+    /// The CRC-32 checksum stored in the header (verified).
+    pub checksum: u32,
     /// The model's contents.
     pub data: ModelData,
     /// The stored layout of the exact index's k-d tree (format version 3),
@@ -259,6 +260,7 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     };
     Ok(Container {
         version,
+        checksum: crc,
         data,
         tree,
         graph,
@@ -336,43 +338,6 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory
-/// is written, synced and renamed over `path`. On error `path` is untouched.
-/// An existing special file (`/dev/null`, a FIFO) is written in place instead,
-/// never replaced.
-///
-/// # Errors
-/// [`crate::ErrorKind::Io`] naming `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(bytes))
-            .map_err(|e| Error::io(path, e));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
-
 impl Model {
     /// Saves the model to `path` (atomically).
     ///
@@ -382,7 +347,7 @@ impl Model {
         let bytes = self
             .to_bytes()
             .map_err(|_| Error::format(path, "cannot encode the model"))?;
-        write_atomic(path, &bytes)
+        crate::output::write_atomic(path, &bytes)
     }
 
     /// Loads a model from `path`.

@@ -9,8 +9,12 @@ pub mod extra;
 pub mod fit;
 pub mod format;
 pub mod params;
+pub mod stream;
+pub mod summary;
 
 pub use params::{IndexChoice, Params};
+pub use stream::{PatientStream, StreamError, StreamSummary};
+pub use summary::{ExactSearch, ModelSummary};
 
 use serde::{Deserialize, Serialize};
 

@@ -5,8 +5,11 @@
 //! renamed into place by [`AssessmentWriter::finish`], so a failed run never
 //! leaves a partial output file; `-` streams to standard output.
 
+pub mod atomic;
 mod csv;
 mod jsonl;
+
+pub use atomic::{AtomicFile, write_atomic};
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -62,21 +65,15 @@ impl OutputFormat {
 
 enum Sink {
     Stdout(BufWriter<std::io::Stdout>),
-    /// An existing special file (device, FIFO): written in place, never renamed over.
-    Special(BufWriter<std::fs::File>),
-    File {
-        file: BufWriter<std::fs::File>,
-        tmp: PathBuf,
-        target: PathBuf,
-    },
+    /// A file (or an existing special file, written in place).
+    File(BufWriter<AtomicFile>),
 }
 
 impl Sink {
     fn writer(&mut self) -> &mut dyn Write {
         match self {
             Sink::Stdout(w) => w,
-            Sink::Special(w) => w,
-            Sink::File { file, .. } => file,
+            Sink::File(w) => w,
         }
     }
 }
@@ -109,37 +106,10 @@ impl AssessmentWriter {
     /// # Errors
     /// [`crate::ErrorKind::Io`] when the target directory is missing or not writable.
     pub fn create(path: &Path, format: OutputFormat, model: &Model) -> Result<Self> {
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let sink = if path == Path::new("-") {
             Sink::Stdout(BufWriter::new(std::io::stdout()))
-        } else if special {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            Sink::Special(BufWriter::new(file))
         } else {
-            if path.is_dir() {
-                return Err(Error::io(
-                    path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"),
-                ));
-            }
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "out".into());
-            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-            let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
-            Sink::File {
-                file: BufWriter::with_capacity(1 << 20, file),
-                tmp,
-                target: path.to_path_buf(),
-            }
+            Sink::File(BufWriter::with_capacity(1 << 20, AtomicFile::create(path)?))
         };
         Ok(AssessmentWriter {
             sink: Some(sink),
@@ -192,28 +162,11 @@ impl AssessmentWriter {
         }
         match self.sink.take() {
             Some(Sink::Stdout(mut w)) => w.flush().map_err(|e| Error::io(&self.path, e)),
-            Some(Sink::Special(mut w)) => w.flush().map_err(|e| Error::io(&self.path, e)),
-            Some(Sink::File { file, tmp, target }) => {
-                let res = file
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_all())
-                    .and_then(|_| std::fs::rename(&tmp, &target));
-                if let Err(e) = res {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(Error::io(&target, e));
-                }
-                Ok(())
-            }
+            Some(Sink::File(w)) => w
+                .into_inner()
+                .map_err(|e| Error::io(&self.path, e.into_error()))?
+                .commit(),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for AssessmentWriter {
-    fn drop(&mut self) {
-        if let Some(Sink::File { tmp, .. }) = self.sink.take() {
-            let _ = std::fs::remove_file(tmp);
         }
     }
 }

@@ -278,6 +278,11 @@ impl TableReader {
         })
     }
 
+    /// The file being read (`-` for standard input).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
     /// The name of the id column.
     pub fn id_name(&self) -> &str {
         &self.header[self.id_idx]

@@ -1,5 +1,7 @@
-//! Helpers for the integration tests that run the real `nof1` binary: a scratch
-//! directory, a command builder and assertions on the exit code and stderr.
+//! Used by `cli/tests/cli.rs`, `cli/tests/never_lose.rs` and
+//! `cli/tests/workflows.rs` (the tests that run the real `nof1` binary): a
+//! scratch directory, a command builder and assertions on the exit code and
+//! stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 #![allow(dead_code)]
 
