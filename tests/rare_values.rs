@@ -76,11 +76,19 @@ fn private_variant_carriers_are_invisible_with_the_feature_named() {
         out[0].reason
     );
     assert!(out.iter().all(|a| a.channel_p_values[0].channel == "value"));
+    eprintln!(
+        "private variant: {named} of {} carriers invisible with rs_private named",
+        out.len()
+    );
 
     let others = build(&ids[452..], &names, &rows[452..], 0.0);
     let out = model.assess(&others).unwrap();
     let rate = common::rate(&out, Verdict::Invisible);
     let bound = common::conformal_bound(ALPHA, &[(out.len(), 400)]);
+    eprintln!(
+        "private variant: non-carriers invisible {rate:.3} of {} (bound {bound:.3})",
+        out.len()
+    );
     assert!(
         rate <= bound,
         "non-carriers invisible at {rate:.3} > bound {bound:.3}"
@@ -159,6 +167,10 @@ fn exchangeable_carriers_of_never_seen_rare_variants_stay_within_alpha() {
     );
     let rate = invisible as f64 / total as f64;
     let bound = common::conformal_bound(ALPHA, &draws);
+    eprintln!(
+        "many rare columns: {carriers} of {total} patients carry a never-seen variant; invisible {rate:.3} overall, {:.3} of carriers (bound {bound:.3})",
+        carriers_invisible as f64 / carriers.max(1) as f64
+    );
     assert!(
         rate <= bound,
         "false-invisible {rate:.3} > bound {bound:.3}"

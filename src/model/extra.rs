@@ -58,6 +58,8 @@ pub struct Extension {
     pub blocks: Option<Blocks>,
     /// The channels, value first, then blocks in block order.
     pub channels: Vec<ExtraChannel>,
+    /// [`block_grams`] of the model's projection (empty without blocks).
+    pub grams: Vec<Vec<f64>>,
 }
 
 /// A row's extra channel scores (same order as [`Extension::channels`]) and
@@ -70,14 +72,45 @@ pub struct ExtraScores {
     pub rarest: Option<(usize, f64)>,
 }
 
-/// Per-block residuals `Σ_{j ∈ b} e_j²` with `e = z − W y` (row-major `p × c`
-/// loadings `w`), over the observed features of each block, rescaled by
-/// `q_b / q_b,observed` so a row with missing values stays on the scale of a
-/// complete one (0 for a block with no observed feature).
-pub fn block_residuals(z: &[f64], y: &[f64], w: &[f64], blocks: &Blocks) -> Vec<f64> {
-    let c = y.len();
+/// Ridge added to a block's Gram matrix (components that do not load on
+/// the block get a coordinate of about 0 instead of an unstable one).
+const BLOCK_RIDGE: f64 = 1e-6;
+
+/// Each block's Gram matrix `W_bᵀ W_b` (row-major `c × c`) of the loadings
+/// `w` (row-major `p × c`) restricted to the block's features.
+pub fn block_grams(w: &[f64], c: usize, blocks: &Blocks) -> Vec<Vec<f64>> {
+    let mut grams = vec![vec![0.0; c * c]; blocks.len()];
+    for (j, &b) in blocks.of_feature.iter().enumerate() {
+        add_outer(&mut grams[b as usize], &w[j * c..(j + 1) * c]);
+    }
+    grams
+}
+
+fn add_outer(g: &mut [f64], wr: &[f64]) {
+    let c = wr.len();
+    for r in 0..c {
+        for t in 0..c {
+            g[r * c + t] += wr[r] * wr[t];
+        }
+    }
+}
+
+/// Per-block residuals: for each block `b`, the block's own coordinates
+/// `y_b = (W_bᵀ W_b + λI)⁻¹ W_bᵀ z_b` (least squares on the block's features
+/// only, so noise in other blocks does not leak in) and the residual
+/// `Σ_{j ∈ b} (z_j − w_j · y_b)²`. Missing features are left out (the Gram
+/// matrix is then recomputed on the observed ones) and the residual rescaled
+/// by `q_b / q_b,observed`; 0 for a block with no observed feature. `grams`
+/// are [`block_grams`] of the same loadings.
+pub fn block_residuals(
+    z: &[f64],
+    w: &[f64],
+    c: usize,
+    blocks: &Blocks,
+    grams: &[Vec<f64>],
+) -> Vec<f64> {
     let nb = blocks.len();
-    let mut sum = vec![0.0; nb];
+    let mut rhs = vec![vec![0.0; c]; nb];
     let mut obs = vec![0usize; nb];
     let mut size = vec![0usize; nb];
     for (j, (&zj, &b)) in z.iter().zip(&blocks.of_feature).enumerate() {
@@ -86,13 +119,45 @@ pub fn block_residuals(z: &[f64], y: &[f64], w: &[f64], blocks: &Blocks) -> Vec<
         if zj.is_nan() {
             continue;
         }
+        obs[b] += 1;
+        for (r, wr) in rhs[b].iter_mut().zip(&w[j * c..(j + 1) * c]) {
+            *r += wr * zj;
+        }
+    }
+    let coords: Vec<Vec<f64>> = (0..nb)
+        .map(|b| {
+            let mut a = match grams.get(b) {
+                Some(g) if obs[b] == size[b] && g.len() == c * c => g.clone(),
+                _ => {
+                    let mut g = vec![0.0; c * c];
+                    for (j, (&zj, &bj)) in z.iter().zip(&blocks.of_feature).enumerate() {
+                        if bj as usize == b && !zj.is_nan() {
+                            add_outer(&mut g, &w[j * c..(j + 1) * c]);
+                        }
+                    }
+                    g
+                }
+            };
+            for r in 0..c {
+                a[r * c + r] += BLOCK_RIDGE;
+            }
+            let mut x = rhs[b].clone();
+            solve_spd(&mut a, &mut x, c);
+            x
+        })
+        .collect();
+    let mut sum = vec![0.0; nb];
+    for (j, (&zj, &b)) in z.iter().zip(&blocks.of_feature).enumerate() {
+        if zj.is_nan() {
+            continue;
+        }
+        let y = &coords[b as usize];
         let fit: f64 = w[j * c..(j + 1) * c]
             .iter()
             .zip(y)
             .map(|(a, b)| a * b)
             .sum();
-        sum[b] += (zj - fit) * (zj - fit);
-        obs[b] += 1;
+        sum[b as usize] += (zj - fit) * (zj - fit);
     }
     (0..nb)
         .map(|b| {
@@ -103,6 +168,40 @@ pub fn block_residuals(z: &[f64], y: &[f64], w: &[f64], blocks: &Blocks) -> Vec<
             }
         })
         .collect()
+}
+
+/// Solves `A x = b` for a symmetric positive-definite `c × c` `A` (Cholesky,
+/// in place; `b` receives `x`).
+fn solve_spd(a: &mut [f64], b: &mut [f64], c: usize) {
+    for j in 0..c {
+        let mut d = a[j * c + j];
+        for k in 0..j {
+            d -= a[j * c + k] * a[j * c + k];
+        }
+        let d = d.max(1e-300).sqrt();
+        a[j * c + j] = d;
+        for i in j + 1..c {
+            let mut s = a[i * c + j];
+            for k in 0..j {
+                s -= a[i * c + k] * a[j * c + k];
+            }
+            a[i * c + j] = s / d;
+        }
+    }
+    for i in 0..c {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * c + k] * b[k];
+        }
+        b[i] = s / a[i * c + i];
+    }
+    for i in (0..c).rev() {
+        let mut s = b[i];
+        for k in i + 1..c {
+            s -= a[k * c + i] * b[k];
+        }
+        b[i] = s / a[i * c + i];
+    }
 }
 
 impl Extension {
@@ -158,7 +257,8 @@ impl Extension {
             out.rarest = v.feature.map(|j| (j, all_raw[j]));
         }
         if let Some(b) = &self.blocks {
-            out.scores.extend(block_residuals(z, y, w, b));
+            out.scores
+                .extend(block_residuals(z, w, y.len(), b, &self.grams));
         }
         out
     }
@@ -251,10 +351,17 @@ mod tests {
             of_feature: vec![0, 1, 1],
             first_eigenvalue: vec![1.0, 1.0],
         };
-        let r = block_residuals(&[1.0, 2.0, 3.0], &[1.0], &w, &blocks);
-        assert_eq!(r, vec![0.0, 13.0]);
-        let missing = block_residuals(&[1.0, f64::NAN, 3.0], &[1.0], &w, &blocks);
-        assert_eq!(missing, vec![0.0, 18.0]);
+        let g = block_grams(&w, 1, &blocks);
+        let r = block_residuals(&[1.0, 2.0, 3.0], &w, 1, &blocks, &g);
+        assert!(r[0] < 1e-9 && (r[1] - 13.0).abs() < 1e-9, "{r:?}");
+        let missing = block_residuals(&[1.0, f64::NAN, 3.0], &w, 1, &blocks, &g);
+        assert!((missing[1] - 18.0).abs() < 1e-9, "{missing:?}");
+        // Each block is fitted on its own features: a row along the loading
+        // within block b has no residual there, whatever block a holds.
+        let w2 = [0.0, 0.6, 0.8];
+        let g2 = block_grams(&w2, 1, &blocks);
+        let r = block_residuals(&[5.0, 1.2, 1.6], &w2, 1, &blocks, &g2);
+        assert!(r[1] < 1e-9 && (r[0] - 25.0).abs() < 1e-9, "{r:?}");
     }
 
     #[test]
@@ -267,6 +374,7 @@ mod tests {
                 first_eigenvalue: vec![1.0],
             }),
             channels: Vec::new(),
+            grams: Vec::new(),
         };
         let cal: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
         ext.calibrate(&[cal.clone(), cal]);

@@ -259,6 +259,9 @@ impl Params {
 
         // Cross-fitted calibration.
         let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
+        let grams = blocks
+            .as_ref()
+            .map_or_else(Vec::new, |b| extra::block_grams(&projector.loadings, c, b));
         let (members, block_scores, method) =
             if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
                 leave_one_out(
@@ -267,7 +270,7 @@ impl Params {
                     &id_rows,
                     &projector,
                     &exact,
-                    blocks.as_ref(),
+                    blocks.as_ref().map(|b| (b, &grams[..])),
                     progress,
                 )
             } else {
@@ -283,6 +286,7 @@ impl Params {
             marginals,
             blocks,
             channels: Vec::new(),
+            grams,
         };
         let mut member_scores: Vec<Vec<f64>> = Vec::new();
         if let Some(m) = &extension.marginals {
@@ -527,7 +531,7 @@ fn score_member(
     values: &[f64],
     r: usize,
     skip: Option<u32>,
-    blocks: Option<&Blocks>,
+    blocks: Option<(&Blocks, &[Vec<f64>])>,
 ) -> (CalibrationMember, Vec<f64>) {
     let p = projector.n_features();
     let mut z = vec![0.0; p];
@@ -535,8 +539,8 @@ fn score_member(
     let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
     let q: Vec<f32> = y[..index.dim()].iter().map(|v| *v as f32).collect();
     let nb = index.search(&q, params.k, skip, None).neighbours;
-    let by_block = blocks.map_or_else(Vec::new, |b| {
-        extra::block_residuals(&z, &y, &projector.loadings, b)
+    let by_block = blocks.map_or_else(Vec::new, |(b, grams)| {
+        extra::block_residuals(&z, &projector.loadings, y.len(), b, grams)
     });
     (
         CalibrationMember {
@@ -639,7 +643,7 @@ fn leave_one_out(
     id_rows: &[usize],
     projector: &Projector,
     exact: &ExactIndex,
-    blocks: Option<&Blocks>,
+    blocks: Option<(&Blocks, &[Vec<f64>])>,
     progress: &dyn Progress,
 ) -> MemberScores {
     let n = id_rows.len();
@@ -705,6 +709,9 @@ fn cross_fit(
         let cf = pca.n_loadings.clamp(1, c);
         let projector = Projector::new(st, take_columns(&pca.loadings, p, pca.n_loadings, cf), cf);
         let dims = knn_c.min(cf);
+        let grams = weighting
+            .blocks
+            .map_or_else(Vec::new, |b| extra::block_grams(&projector.loadings, cf, b));
         let index = ExactIndex::new(
             leading(&embed_rows(&projector, values, &train), cf, dims),
             dims,
@@ -719,7 +726,7 @@ fn cross_fit(
                     values,
                     scored[pos],
                     None,
-                    weighting.blocks,
+                    weighting.blocks.map(|b| (b, &grams[..])),
                 )
             })
             .collect();

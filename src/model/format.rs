@@ -327,6 +327,11 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     {
         return Err("blocks do not match the features".into());
     }
+    if let Some(b) = &e.blocks
+        && (e.grams.len() != b.len() || e.grams.iter().any(|g| g.len() != c * c))
+    {
+        return Err("block Gram matrices do not match the blocks".into());
+    }
     let expected = usize::from(e.marginals.is_some()) + e.blocks.as_ref().map_or(0, |b| b.len());
     if e.channels.len() != expected
         || e.channels
