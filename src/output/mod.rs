@@ -10,6 +10,8 @@ mod csv;
 mod jsonl;
 
 pub use atomic::{AtomicFile, write_atomic};
+pub use csv::{Column, ColumnKind, Value, columns, record};
+pub use jsonl::json_record;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::verdict::Assessment;
 
-/// CSV columns, in order (`nearest_group` is inserted after `nearest_distance`
-/// when the model has groups).
+/// The first CSV columns, in order; [`columns`] gives all of them for a model
+/// (`nearest_group` after `nearest_distance` when the model has groups, then `note`).
 pub const CSV_COLUMNS: [&str; 12] = [
     "id",
     "verdict",
@@ -82,7 +84,6 @@ impl Sink {
 pub struct AssessmentWriter {
     sink: Option<Sink>,
     format: OutputFormat,
-    with_groups: bool,
     path: PathBuf,
     header_written: bool,
 }
@@ -105,7 +106,7 @@ impl AssessmentWriter {
     ///
     /// # Errors
     /// [`crate::ErrorKind::Io`] when the target directory is missing or not writable.
-    pub fn create(path: &Path, format: OutputFormat, model: &Model) -> Result<Self> {
+    pub fn create(path: &Path, format: OutputFormat, _model: &Model) -> Result<Self> {
         let sink = if path == Path::new("-") {
             Sink::Stdout(BufWriter::new(std::io::stdout()))
         } else {
@@ -114,7 +115,6 @@ impl AssessmentWriter {
         Ok(AssessmentWriter {
             sink: Some(sink),
             format,
-            with_groups: model.reference().groups.is_some(),
             path: path.to_path_buf(),
             header_written: false,
         })
@@ -126,7 +126,6 @@ impl AssessmentWriter {
     /// [`crate::ErrorKind::Io`] on a write failure.
     pub fn write(&mut self, model: &Model, rows: &[Assessment]) -> Result<()> {
         let format = self.format;
-        let with_groups = self.with_groups;
         let write_header = !self.header_written;
         self.header_written = true;
         let Some(sink) = self.sink.as_mut() else {
@@ -141,11 +140,11 @@ impl AssessmentWriter {
                     b','
                 };
                 if write_header {
-                    csv::write_header(w, sep, with_groups)
+                    csv::write_header(w, sep, model)
                 } else {
                     Ok(())
                 }
-                .and_then(|_| csv::write_rows(w, sep, with_groups, model, rows))
+                .and_then(|_| csv::write_rows(w, sep, model, rows))
             }
             OutputFormat::Jsonl => jsonl::write_rows(w, model, rows),
         };

@@ -6,9 +6,11 @@
 //! model's features by name.
 
 pub mod blocks;
+pub mod memory;
 pub mod read;
 pub mod schema;
 
+pub use memory::{MemoryCell, TableBuilder};
 pub use read::{TableOptions, TableReader, read_table, read_table_str};
 pub use schema::{FeatureMap, preview_names};
 
