@@ -48,9 +48,16 @@ struct Row<'a> {
     top_features: Vec<FeatureOut<'a>>,
     pooled_fallback: bool,
     note: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant_match: Option<&'a crate::table::MatchReport>,
 }
 
-pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) -> io::Result<()> {
+pub(super) fn write_rows(
+    w: &mut dyn Write,
+    model: &Model,
+    rows: &[Assessment],
+    variant_match: Option<&crate::table::MatchReport>,
+) -> io::Result<()> {
     let reference = model.reference();
     for a in rows {
         let neighbours: Vec<NeighbourOut> = a
@@ -97,6 +104,7 @@ pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) 
             neighbours,
             pooled_fallback: a.pooled_fallback,
             note: &a.note,
+            variant_match,
         };
         serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;
         w.write_all(b"\n")?;

@@ -88,6 +88,7 @@ pub struct AssessmentWriter {
     with_groups: bool,
     path: PathBuf,
     header_written: bool,
+    variant_match: Option<crate::table::MatchReport>,
 }
 
 impl std::fmt::Debug for AssessmentWriter {
@@ -147,7 +148,14 @@ impl AssessmentWriter {
             with_groups: model.reference().groups.is_some(),
             path: path.to_path_buf(),
             header_written: false,
+            variant_match: None,
         })
+    }
+
+    /// Records the variant match of the patients' genotype file: JSON Lines
+    /// rows then carry it as `variant_match` (CSV and TSV do not).
+    pub fn set_variant_match(&mut self, report: Option<crate::table::MatchReport>) {
+        self.variant_match = report;
     }
 
     /// Writes a batch of assessments (in order).
@@ -159,6 +167,7 @@ impl AssessmentWriter {
         let with_groups = self.with_groups;
         let write_header = !self.header_written;
         self.header_written = true;
+        let variant_match = self.variant_match.clone();
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
         };
@@ -177,7 +186,7 @@ impl AssessmentWriter {
                 }
                 .and_then(|_| csv::write_rows(w, sep, with_groups, model, rows))
             }
-            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows),
+            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, variant_match.as_ref()),
         };
         result.map_err(|e| Error::io(&self.path, e))
     }

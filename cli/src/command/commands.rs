@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use nof1::model::IndexChoice;
 use nof1::output::{AssessmentWriter, OutputFormat};
-use nof1::table::{Role, TableOptions, TableReader, read_table};
+use nof1::table::{InputFormat, Role, TableOptions, TableReader};
 use nof1::{Assessment, ComponentRule, Model, Params, Verdict};
 
 use super::args::*;
@@ -95,11 +95,26 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         .calibrate_by_group(calibrate_by_group);
     params.check()?;
     check_output_dir(&a.out, &[&a.reference])?;
-    let opts = table_options(&a.table, true)?;
+    let mut opts = table_options(&a.table, true)?;
+    if a.table.labels.is_some() {
+        // The group column is one of the labels file's.
+        opts.group_col = None;
+    }
+    let format = super::input::input_format(a.format.as_deref(), &a.reference)?;
     let bars = Bars::new(quiet);
     nof1::Progress::start(&bars, "reading the reference", 0);
-    let reference = read_table(&a.reference, &opts, Role::Reference)
-        .with_context(|| format!("reading the reference {}", a.reference.display()))?;
+    let mut variants = None;
+    let reference = if format.is_genotypes() {
+        let g = super::input::read_genotypes(&a.reference, format, &a.table)
+            .with_context(|| format!("reading the reference {}", a.reference.display()))?;
+        let t = g.to_table()?;
+        variants = Some((t.feature_names.clone(), g.variants().to_vec()));
+        t
+    } else {
+        super::input::read_plain(&a.reference, format, &opts, Role::Reference)
+            .with_context(|| format!("reading the reference {}", a.reference.display()))?
+    };
+    let reference = super::input::attach_labels(reference, &a.table, calibrate_by_group, quiet)?;
     nof1::Progress::finish(&bars);
     note(
         quiet,
@@ -110,9 +125,12 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
             a.reference.display()
         ),
     );
-    let model = params
+    let mut model = params
         .fit_with_progress(&reference, &bars)
         .with_context(|| format!("fitting on {}", a.reference.display()))?;
+    if let Some((names, v)) = &variants {
+        model.set_variants(names, v)?;
+    }
     for w in &model.data().warnings {
         warn(w);
     }
@@ -202,10 +220,11 @@ fn load_model(path: &Path, quiet: bool) -> Result<Model> {
         .with_context(|| format!("loading the model {}", path.display()))
 }
 
-/// Counts per verdict.
+/// Counts per verdict, and the variant match of genotype input.
 #[derive(Default)]
 struct Summary {
     counts: [usize; 4],
+    variant_match: Option<nof1::table::MatchReport>,
 }
 
 impl Summary {
@@ -237,9 +256,77 @@ fn stream_patients(
     model: &Model,
     p: &PatientArgs,
     quiet: bool,
-    mut sink: impl FnMut(&[Assessment]) -> Result<()>,
+    mut sink: impl FnMut(&[Assessment], Option<&nof1::table::MatchReport>) -> Result<()>,
 ) -> Result<Summary> {
-    let opts = table_options(&p.table, p.strict_input)?;
+    let mut opts = table_options(&p.table, p.strict_input)?;
+    let format = super::input::input_format(p.input_format.as_deref(), &p.input)?;
+    let mondrian = model.data().calibration.by_group.is_some();
+    if p.table.labels.is_some() {
+        opts.group_col = None;
+    }
+    if format.is_genotypes() || format == InputFormat::Whitespace || p.table.labels.is_some() {
+        let patients = if format.is_genotypes() {
+            super::input::read_genotype_patients(
+                model,
+                &p.input,
+                format,
+                &p.table,
+                p.missing_as_ref,
+                p.drop_ambiguous,
+            )?
+        } else {
+            super::input::Patients {
+                table: super::input::read_plain(&p.input, format, &opts, Role::Patients)
+                    .with_context(|| format!("reading the patients {}", p.input.display()))?,
+                report: None,
+            }
+        };
+        let table = super::input::attach_labels(patients.table, &p.table, mondrian, quiet)?;
+        if let Some(r) = &patients.report {
+            note(quiet, format!("{}: {}", p.input.display(), r.summary()));
+            if r.matched == 0 {
+                bail!(
+                    "{}: none of the model's {} variants is in the file; is it the right file and genome build?",
+                    p.input.display(),
+                    r.n_model
+                );
+            }
+        }
+        let map = model.feature_map(&table.feature_names);
+        if map.n_matched() == 0 {
+            bail!(
+                "{}: none of the model's {} features ({}) is in the file",
+                p.input.display(),
+                model.features().len(),
+                preview(model.features())
+            );
+        }
+        if patients.report.is_none() && !map.absent.is_empty() {
+            warn(format!(
+                "{}: {} of the model's {} features are absent and count as missing: {}",
+                p.input.display(),
+                map.absent.len(),
+                model.features().len(),
+                preview(&map.absent)
+            ));
+        }
+        let mut summary = Summary {
+            variant_match: patients.report.clone(),
+            ..Summary::default()
+        };
+        let bars = Bars::new(quiet);
+        nof1::Progress::start(&bars, "assessing", table.n_rows() as u64);
+        let rows_all: Vec<usize> = (0..table.n_rows()).collect();
+        for chunk in rows_all.chunks(CHUNK_ROWS) {
+            let sub = table.select_rows(chunk);
+            let rows = model.assess_mapped(&sub, &map);
+            summary.add(&rows);
+            sink(&rows, patients.report.as_ref())?;
+            nof1::Progress::advance(&bars, rows.len() as u64);
+        }
+        nof1::Progress::finish(&bars);
+        return Ok(summary);
+    }
     let mut reader = TableReader::open(&p.input, &opts, Role::Patients)
         .with_context(|| format!("reading the patients {}", p.input.display()))?;
     // Columns the model does not know are reported once, then neither parsed
@@ -303,7 +390,7 @@ fn stream_patients(
             noted += chunk.notes.iter().filter(|n| !n.is_empty()).count();
             let rows = model.assess_mapped(&chunk, &map);
             summary.add(&rows);
-            sink(&rows)?;
+            sink(&rows, None)?;
             nof1::Progress::advance(&bars, rows.len() as u64);
         }
         Ok(())
@@ -346,7 +433,8 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         .with_context(|| format!("creating the output {}", a.out.display()))?;
     let keep = a.report.is_some();
     let mut kept: Vec<Assessment> = Vec::new();
-    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
+    let summary = stream_patients(&model, &a.patients, quiet, |rows, report| {
+        writer.set_variant_match(report.cloned());
         writer
             .write(&model, rows)
             .with_context(|| format!("writing {}", a.out.display()))?;
@@ -391,7 +479,7 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     let mut failing = 0usize;
     let strict = a.strict;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
+    let summary = stream_patients(&model, &a.patients, quiet, |rows, _| {
         for r in rows {
             if r.verdict == Verdict::Supported {
                 continue;
@@ -638,11 +726,11 @@ fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {
         .with_context(|| format!("creating {}", a.out_dir.display()))?;
     let model = load_model(&a.patients.model, quiet)?;
     let mut rows: Vec<Assessment> = Vec::new();
-    stream_patients(&model, &a.patients, quiet, |r| {
+    let summary = stream_patients(&model, &a.patients, quiet, |r, _| {
         rows.extend_from_slice(r);
         Ok(())
     })?;
-    write_audit(&model, &rows, &a.out_dir, quiet)?;
+    write_audit(&model, &rows, &a.out_dir, quiet, summary.variant_match)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -651,8 +739,10 @@ fn write_audit(
     rows: &[Assessment],
     dir: &Path,
     quiet: bool,
+    variant_match: Option<nof1::table::MatchReport>,
 ) -> Result<nof1::report::Audit> {
-    let audit = nof1::report::audit(model, rows);
+    let mut audit = nof1::report::audit(model, rows);
+    audit.variant_match = variant_match;
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = dir.join(name);
         nof1::model::format::write_atomic(&path, text.as_bytes())
@@ -724,7 +814,7 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
     );
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_audit(m, &run.assessments, dir, quiet)?;
+        write_audit(m, &run.assessments, dir, quiet, None)?;
     }
     if a.loso {
         out!(

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod input;
 mod progress;
 
 use std::process::ExitCode;
