@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::model::Model;
+use crate::table::MatchReport;
 use crate::verdict::Assessment;
 
 fn num(x: f64) -> Option<f64> {
@@ -48,6 +49,8 @@ struct Row<'a> {
     top_features: Vec<FeatureOut<'a>>,
     pooled_fallback: bool,
     note: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant_match: Option<&'a MatchReport>,
 }
 
 /// One assessment as its JSON Lines object (one line, no line break), with
@@ -57,18 +60,25 @@ struct Row<'a> {
 /// # Errors
 /// Never in practice (the fields are plain values); a serialisation error is passed on.
 pub fn json_record(model: &Model, a: &Assessment) -> serde_json::Result<String> {
-    serde_json::to_string(&row(model, a))
+    serde_json::to_string(&row(model, a, None))
 }
 
-pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) -> io::Result<()> {
+/// Writes one line per assessment; `variant_match` (the patients' variant
+/// match, for genotype input) is repeated on every line.
+pub(super) fn write_rows(
+    w: &mut dyn Write,
+    model: &Model,
+    rows: &[Assessment],
+    variant_match: Option<&MatchReport>,
+) -> io::Result<()> {
     for a in rows {
-        serde_json::to_writer(&mut *w, &row(model, a)).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *w, &row(model, a, variant_match)).map_err(io::Error::other)?;
         w.write_all(b"\n")?;
     }
     Ok(())
 }
 
-fn row<'a>(model: &'a Model, a: &'a Assessment) -> Row<'a> {
+fn row<'a>(model: &'a Model, a: &'a Assessment, variant_match: Option<&'a MatchReport>) -> Row<'a> {
     let reference = model.reference();
     let neighbours: Vec<NeighbourOut> = a
         .neighbours
@@ -114,5 +124,6 @@ fn row<'a>(model: &'a Model, a: &'a Assessment) -> Row<'a> {
         neighbours,
         pooled_fallback: a.pooled_fallback,
         note: &a.note,
+        variant_match,
     }
 }

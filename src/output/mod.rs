@@ -85,6 +85,7 @@ pub struct AssessmentWriter {
     format: OutputFormat,
     path: PathBuf,
     header_written: bool,
+    variant_match: Option<crate::table::MatchReport>,
 }
 
 impl std::fmt::Debug for AssessmentWriter {
@@ -116,7 +117,14 @@ impl AssessmentWriter {
             format,
             path: path.to_path_buf(),
             header_written: false,
+            variant_match: None,
         })
+    }
+
+    /// Records the variant match of the patients' genotype file: JSON Lines
+    /// rows then carry it as `variant_match` (CSV and TSV do not).
+    pub fn set_variant_match(&mut self, report: Option<crate::table::MatchReport>) {
+        self.variant_match = report;
     }
 
     /// Writes a batch of assessments (in order).
@@ -127,6 +135,7 @@ impl AssessmentWriter {
         let format = self.format;
         let write_header = !self.header_written;
         self.header_written = true;
+        let variant_match = self.variant_match.as_ref();
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
         };
@@ -145,7 +154,7 @@ impl AssessmentWriter {
                 }
                 .and_then(|_| csv::write_rows(w, sep, model, rows))
             }
-            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows),
+            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, variant_match),
         };
         result.map_err(|e| Error::io(&self.path, e))
     }
