@@ -312,6 +312,24 @@ fn vcfs_written_other_ways_give_the_same_verdicts_and_p_values() {
         "xls",
     ]);
     run.error(&["unknown input format \"xls\"", "vcf, bcf, plink"]);
+    // Standard input takes a VCF when it is named; unnamed, a hint.
+    let text = std::fs::read(&clean_vcf).unwrap();
+    let stdin_args = |extra: &[&str]| {
+        let mut a = vec![
+            "assess",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            "-",
+            "--out",
+            "stdin.csv",
+        ];
+        a.extend_from_slice(extra);
+        s.run_with_stdin(&a, Some(&text))
+    };
+    stdin_args(&["--input-format", "vcf"]).ok();
+    assert_eq!(results(&s.path("stdin.csv")), clean);
+    stdin_args(&[]).error(&["this looks like a VCF: name it .vcf or give --input-format vcf"]);
 }
 
 #[test]

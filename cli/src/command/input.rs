@@ -88,11 +88,24 @@ pub fn read_reference(
         let variants = Some((table.feature_names().to_vec(), g.variants().to_vec()));
         return Ok(ReadReference { table, variants });
     }
-    let table = read_plain(path, format, opts, Role::Reference).with_context(context)?;
+    let table = read_plain(path, format, opts, Role::Reference)
+        .map_err(hint_genotypes)
+        .with_context(context)?;
     Ok(ReadReference {
         table,
         variants: None,
     })
+}
+
+/// Adds a hint to a table reader's error when the file looks like a VCF read
+/// as a table (standard input, or a name without the extension).
+fn hint_genotypes(e: anyhow::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("##fileformat=VCF") {
+        e.context("this looks like a VCF: name it .vcf or give --input-format vcf")
+    } else {
+        e
+    }
 }
 
 /// Reads a table format (CSV, TSV, whitespace) whole.
@@ -205,7 +218,9 @@ pub fn open_patients(
     let opts = options_for(opts, format, &p.table);
     let context = || format!("reading the patients {}", p.input.display());
     if !format.is_genotypes() && format != InputFormat::Whitespace && p.table.labels.is_none() {
-        let reader = TableReader::open(&p.input, &opts, Role::Patients).with_context(context)?;
+        let reader = TableReader::open(&p.input, &opts, Role::Patients)
+            .map_err(|e| hint_genotypes(e.into()))
+            .with_context(context)?;
         let stream = model.patient_stream(reader)?;
         warn_columns(model, &p.input, stream.unknown(), stream.absent());
         return Ok(Patients::Stream(stream));
