@@ -592,6 +592,15 @@ fn labels_give_groups_and_mondrian_needs_every_sample_labelled() {
         "{}",
         run.stderr
     );
+    // inspect says the model matches genotype patients by variant.
+    let run = s.run(&["inspect", "--model", model.to_str().unwrap()]);
+    run.ok();
+    assert!(
+        run.stdout_text()
+            .contains("variants         127 (chrom, pos, ref, alt, id;"),
+        "{}",
+        run.stdout_text()
+    );
     // Assessing with labels: groups in the output, unused rows counted.
     let vcf = write_vcf(&s, "p.vcf", &[1, 2, 3], |_, _| {});
     let out = s.path("p.jsonl");
