@@ -762,6 +762,50 @@ fn labels_work_beside_tables() {
         })
         .collect();
     assert_eq!(verdicts, OutCsv::read(&plain).column("verdict"));
+    // gzip works for CSV and TSV tables too (told by content; a TSV named
+    // `.tsv.gz` keeps its tab).
+    let patients = std::fs::read_to_string(small_patients()).unwrap();
+    let gz = s.write("patients.csv.gz", gzip(patients.as_bytes()));
+    let tsv_gz = s.write(
+        "patients.tsv.gz",
+        gzip(patients.replace(',', "\t").as_bytes()),
+    );
+    for input in [&gz, &tsv_gz] {
+        let out = s.path("gz.csv");
+        s.run(&[
+            "assess",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+        assert_eq!(results(&out), results(&plain), "{}", input.display());
+    }
+    // A `.txt` is a whitespace table: a tab-separated one with an empty
+    // cell is refused with a hint, and read as TSV when named so.
+    let txt = s.write(
+        "patients.txt",
+        patients.replace(',', "\t").replacen("\t11.0636", "\t", 1),
+    );
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "assess",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            txt.to_str().unwrap(),
+            "--out",
+            "txt.csv",
+        ];
+        a.extend_from_slice(extra);
+        s.run(&a)
+    };
+    args(&[]).error(&["patients.txt:2: ragged line", "needs --input-format tsv"]);
+    args(&["--input-format", "tsv"]).ok();
+    assert_eq!(OutCsv::read(&s.path("txt.csv")).rows.len(), 20);
     // check and audit take them too.
     s.run(&[
         "check",

@@ -89,7 +89,7 @@ pub fn read_reference(
         return Ok(ReadReference { table, variants });
     }
     let table = read_plain(path, format, opts, Role::Reference)
-        .map_err(hint_genotypes)
+        .map_err(hint_format)
         .with_context(context)?;
     Ok(ReadReference {
         table,
@@ -97,12 +97,16 @@ pub fn read_reference(
     })
 }
 
-/// Adds a hint to a table reader's error when the file looks like a VCF read
-/// as a table (standard input, or a name without the extension).
-fn hint_genotypes(e: anyhow::Error) -> anyhow::Error {
+/// Adds a hint to a table reader's error when the format was probably
+/// misjudged: a VCF read as a table (standard input, or a name without the
+/// extension), or a tab-separated `.txt` with empty cells read as a
+/// whitespace table.
+fn hint_format(e: anyhow::Error) -> anyhow::Error {
     let text = e.to_string();
     if text.contains("##fileformat=VCF") {
         e.context("this looks like a VCF: name it .vcf or give --input-format vcf")
+    } else if text.contains("ragged line") {
+        e.context("read as a whitespace table (runs of blanks separate fields); a tab-separated table with empty cells needs --input-format tsv")
     } else {
         e
     }
@@ -219,7 +223,7 @@ pub fn open_patients(
     let context = || format!("reading the patients {}", p.input.display());
     if !format.is_genotypes() && format != InputFormat::Whitespace && p.table.labels.is_none() {
         let reader = TableReader::open(&p.input, &opts, Role::Patients)
-            .map_err(|e| hint_genotypes(e.into()))
+            .map_err(|e| hint_format(e.into()))
             .with_context(context)?;
         let stream = model.patient_stream(reader)?;
         warn_columns(model, &p.input, stream.unknown(), stream.absent());
@@ -271,6 +275,7 @@ pub fn open_patients(
         } else {
             read_csv_whole(model, &p.input, &opts)
         }
+        .map_err(|e| hint_format(e.into()))
         .with_context(context)?;
         (table, None)
     };
