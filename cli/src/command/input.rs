@@ -230,7 +230,9 @@ pub fn open_patients(
         return Ok(Patients::Stream(stream));
     }
     let mondrian = model.params().calibrate_by_group;
-    let (table, report) = if format.is_genotypes() {
+    // The variant match of genotypes, or the columns a CSV/TSV read whole
+    // had that the model does not know.
+    let (table, (report, unknown)) = if format.is_genotypes() {
         let g = read_genotypes(&p.input, format, p.table.use_ds).with_context(context)?;
         match model.variants() {
             Some(variants) => {
@@ -265,19 +267,19 @@ pub fn open_patients(
                 let table = g
                     .to_model_table(model.features(), &sites, p.missing_as_ref)
                     .with_context(context)?;
-                (table, Some(report))
+                (table, (Some(report), None))
             }
-            None => (g.to_table().with_context(context)?, None),
+            None => (g.to_table().with_context(context)?, (None, None)),
         }
     } else {
-        let table = if format == InputFormat::Whitespace {
+        if format == InputFormat::Whitespace {
             nof1::table::whitespace::read_whitespace(&p.input, &opts, Role::Patients)
+                .map(|t| (t, (None, None)))
         } else {
-            read_csv_whole(model, &p.input, &opts)
+            read_csv_whole(model, &p.input, &opts).map(|(t, u)| (t, (None, Some(u))))
         }
         .map_err(|e| hint_format(e.into()))
-        .with_context(context)?;
-        (table, None)
+        .with_context(context)?
     };
     let table = attach_labels(table, &p.table, mondrian, quiet)?;
     let map = model.feature_map(table.feature_names());
@@ -295,21 +297,30 @@ pub fn open_patients(
         );
     }
     if report.is_none() {
-        warn_columns(model, &p.input, map.unknown(), map.absent());
+        let unknown = unknown.as_deref().unwrap_or(map.unknown());
+        warn_columns(model, &p.input, unknown, map.absent());
     }
     Ok(Patients::Table { table, map, report })
 }
 
 /// Reads a CSV/TSV patient file whole, parsing only the model's columns
-/// (as the stream does).
-fn read_csv_whole(model: &Model, path: &Path, opts: &TableOptions) -> nof1::Result<Table> {
+/// (as the stream does); also returns the columns the model does not know.
+fn read_csv_whole(
+    model: &Model,
+    path: &Path,
+    opts: &TableOptions,
+) -> nof1::Result<(Table, Vec<String>)> {
     let mut reader = TableReader::open(path, opts, Role::Patients)?;
+    let unknown = model
+        .feature_map(&reader.feature_names())
+        .unknown()
+        .to_vec();
     reader.retain_features(model.features());
     let mut table = reader.empty_table();
     while let Some(chunk) = reader.next_chunk(nof1::model::stream::CHUNK_ROWS)? {
         table.append(chunk)?;
     }
-    Ok(table)
+    Ok((table, unknown))
 }
 
 fn warn_columns(model: &Model, input: &Path, unknown: &[String], absent: &[String]) {
