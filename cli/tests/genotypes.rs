@@ -472,6 +472,21 @@ fn use_ds_reads_the_dosage_field() {
     // Without --use-ds the GT is read; with it, the opposite DS changes verdicts.
     assert_eq!(assess(&s, &model, &opposite, &[]), clean);
     assert_ne!(assess(&s, &model, &opposite, &["--use-ds"]), clean);
+    // DS in a BCF (plink2 writes it as one float per sample).
+    plink2(
+        &s,
+        &[
+            "--vcf",
+            "ds.vcf",
+            "dosage=DS",
+            "--export",
+            "bcf",
+            "vcf-dosage=DS-force",
+            "--out",
+            "ds",
+        ],
+    );
+    assert_eq!(assess(&s, &model, &s.path("ds.bcf"), &["--use-ds"]), clean);
 }
 
 #[test]
