@@ -51,7 +51,7 @@ pub struct TableArgs {
     /// Columns to ignore (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
-    /// Field delimiter: a single character, or `tab` (default: by extension, `.tsv` → tab).
+    /// Field delimiter: a single character, or `tab` (default: by format or extension, `.tsv` → tab).
     #[arg(long)]
     pub delimiter: Option<String>,
     /// Sample labels: a CSV/TSV whose first column is the sample id; --group-col
@@ -137,7 +137,7 @@ pub struct PatientArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// Input format, overriding the extension: csv, tsv, whitespace, vcf,
-    /// bcf, plink (`--format` is the output format of assess).
+    /// bcf, plink (on assess, `--format` is the output format).
     #[arg(long)]
     pub input_format: Option<String>,
     #[command(flatten)]
