@@ -57,9 +57,12 @@ pub fn read_bcf_from(
         )),
     };
     let mut reader = noodles_bcf::io::Reader::from(input);
-    let header = reader
-        .read_header()
-        .map_err(|e| Error::parse(Position::file(path), format!("not a valid BCF header: {e}")))?;
+    let header = reader.read_header().map_err(|e| {
+        Error::parse(
+            Position::file(path),
+            format!("not a valid BCF header: {}", read_failure(&e)),
+        )
+    })?;
     let samples: Vec<String> = header.sample_names().iter().cloned().collect();
     if samples.is_empty() {
         return Err(Error::parse(
@@ -176,7 +179,7 @@ impl Block {
                         ),
                     ));
                 }
-                Err(e) => return Err(rec_err(path, next, format!("cannot be read: {e}"))),
+                Err(e) => return Err(rec_err(path, next, read_failure(&e))),
             }
             *no = next;
             let l_shared = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
@@ -205,7 +208,7 @@ impl Block {
                         ),
                     ));
                 }
-                Err(e) => return Err(rec_err(path, next, format!("cannot be read: {e}"))),
+                Err(e) => return Err(rec_err(path, next, read_failure(&e))),
             }
             self.records.push(RawRecord {
                 no: next,
@@ -243,6 +246,16 @@ fn append_dosages(calls: &mut Vec<u8>, values: &mut Vec<f32>, dos: Dosages) {
             }
             values.extend_from_slice(&v);
         }
+    }
+}
+
+/// Why reading failed: an early end of the (decompressed) data is a
+/// truncated file, anything else is passed on.
+fn read_failure(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        format!("truncated: the data ends early ({e}; a cut compressed file?)")
+    } else {
+        format!("cannot be read: {e}")
     }
 }
 
