@@ -322,7 +322,7 @@ impl ModelSummary {
         )?;
         writeln!(
             out,
-            "support radius   {:.4} (kNN statistic above which a patient is invisible)",
+            "support radius   {:.4} (kNN statistic above which the kNN channel alone gives p ≤ alpha)",
             self.support_radius
         )?;
         writeln!(
