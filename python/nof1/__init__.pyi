@@ -63,6 +63,7 @@ class Model:
         exclude: Iterable[str] = ...,
         strict: bool = ...,
         details: Literal[False] = ...,
+        fdr: Optional[float] = ...,
     ) -> pd.DataFrame: ...
     @overload
     def assess(
@@ -74,4 +75,5 @@ class Model:
         exclude: Iterable[str] = ...,
         strict: bool = ...,
         details: Literal[True],
+        fdr: Optional[float] = ...,
     ) -> Tuple[pd.DataFrame, list[dict[str, Any]]]: ...
