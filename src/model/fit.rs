@@ -125,7 +125,7 @@ impl Params {
         }
 
         // Standardise and project.
-        progress.start("projecting", 1);
+        progress.start("projecting", 4);
         let all_rows: Vec<usize> = (0..n).collect();
         let standardiser = Standardiser::fit(&values, p, 0..n);
         let max_c = self.max_components.min(p).min(n - 1).max(1);
@@ -137,6 +137,7 @@ impl Params {
             standardiser.scale(),
             max_c,
         )?;
+        progress.advance(1);
         let needs_pa = matches!(
             self.components,
             ComponentRule::Auto | ComponentRule::ParallelAnalysis
@@ -155,6 +156,7 @@ impl Params {
         } else {
             Vec::new()
         };
+        progress.advance(1);
         let n_parallel = if needs_pa {
             project::n_for_parallel_analysis(&pca.eigenvalues, &null_eigenvalues)
         } else {
@@ -198,6 +200,7 @@ impl Params {
         } else {
             0.0
         };
+        progress.advance(1);
         let (c, knn_c) = match self.components {
             ComponentRule::Auto => {
                 if noise_likeness >= project::NOISE_FLATNESS {
@@ -220,6 +223,7 @@ impl Params {
             c,
         );
         let embeddings = embed_rows(&projector, &values, &all_rows);
+        progress.advance(1);
         progress.finish();
 
         // Cross-fitted calibration.
@@ -323,13 +327,17 @@ impl Params {
         // reached is stored with the model.
         let mut params = self.clone();
         let index_check = hnsw.as_mut().map(|g| {
+            progress.start("checking HNSW recall", 1);
             let mut chk = check_index(g, &exact, &calibration, &embeddings, c, self);
             // The search uses a beam of at least k.
             let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
             while chk.recall_in.min(chk.recall_out) < MIN_RECALL && g.params().ef_search < limit {
+                progress.advance(0);
                 g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
                 chk = check_index(g, &exact, &calibration, &embeddings, c, self);
             }
+            progress.advance(1);
+            progress.finish();
             params.hnsw.ef_search = g.params().ef_search;
             chk
         });
@@ -494,19 +502,20 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
     };
     let mut found = vec![blank; n * k];
     progress.start("reference densities", n as u64);
+    // In chunks of PROGRESS_EVERY members, each reported before it is
+    // searched (so a cancelling report stops every thread within a chunk).
     found
-        .par_chunks_mut(k.max(1))
-        .zip(&order)
-        .with_min_len(256)
-        .enumerate()
-        .for_each(|(pos, (out, &(_, i)))| {
-            if pos % 1024 == 0 {
-                progress.advance(1024.min((n - pos) as u64));
+        .par_chunks_mut(k.max(1) * PROGRESS_EVERY)
+        .zip(order.par_chunks(PROGRESS_EVERY))
+        .with_min_len(4)
+        .for_each(|(out, chunk)| {
+            progress.advance(chunk.len() as u64);
+            for (out, &(_, i)) in out.chunks_mut(k.max(1)).zip(chunk) {
+                let nb = exact
+                    .search(exact.point(i as usize), k, Some(i), None)
+                    .neighbours;
+                out[..nb.len()].copy_from_slice(&nb);
             }
-            let nb = exact
-                .search(exact.point(i as usize), k, Some(i), None)
-                .neighbours;
-            out[..nb.len()].copy_from_slice(&nb);
         });
     progress.finish();
     let mut kdist = vec![f32::NAN; n];
@@ -523,6 +532,13 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
     }
     (kdist, lrd)
 }
+
+/// Members searched between two progress reports in the steps that search
+/// for every member (calibration, reference densities): they are searched in
+/// chunks of this many, each reported before it starts. A report is also
+/// where a [`Progress`] that cancels can stop the work (the Python package
+/// does): every thread stops within its current chunk.
+pub const PROGRESS_EVERY: usize = 64;
 
 /// Reference size from which calibration may skip refitting the projection.
 pub const LARGE_COHORT_MIN: usize = 50_000;
@@ -548,9 +564,14 @@ fn leave_one_out(
     let m = scored.len();
     progress.start("calibrating (leave-one-out)", m as u64);
     let members: Vec<CalibrationMember> = scored
-        .par_iter()
-        .with_min_len(256)
-        .map(|&r| score_member(params, projector, exact, values, r, Some(r as u32)))
+        .par_chunks(PROGRESS_EVERY)
+        .with_min_len(4)
+        .flat_map_iter(|chunk| {
+            progress.advance(chunk.len() as u64);
+            chunk
+                .iter()
+                .map(|&r| score_member(params, projector, exact, values, r, Some(r as u32)))
+        })
         .collect();
     progress.finish();
     let method =
@@ -587,7 +608,7 @@ fn cross_fit(
         residual: 0.0,
     };
     let mut members = vec![blank; m];
-    progress.start("cross-fitting calibration", folds as u64);
+    progress.start("cross-fitting calibration", m as u64);
     let fold_pca = project::FoldPca::new(values, p, n, params.seed);
     for f in 0..folds {
         let train: Vec<usize> = (0..n).filter(|&r| fold_of[r] != f).collect();
@@ -602,13 +623,17 @@ fn cross_fit(
             dims,
         );
         let scores: Vec<CalibrationMember> = fold
-            .par_iter()
-            .map(|&pos| score_member(params, &projector, &index, values, scored[pos], None))
+            .par_chunks(PROGRESS_EVERY)
+            .flat_map_iter(|chunk| {
+                progress.advance(chunk.len() as u64);
+                chunk
+                    .iter()
+                    .map(|&pos| score_member(params, &projector, &index, values, scored[pos], None))
+            })
             .collect();
         for (&pos, s) in fold.iter().zip(scores) {
             members[pos] = s;
         }
-        progress.advance(1);
     }
     progress.finish();
     let method = format!("{folds}-fold cross-fit on {m} of {n} members");
