@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
     "$bin/$t" -seed="$seed" -max_total_time=$((minutes * 60)) -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/" -timeout=10 -rss_limit_mb=2048 \
         "corpus/$t" "regressions/$t" >"logs/$t.log" 2>&1 || true
-    grep -E "^#[0-9]+ +(INITED|DONE)|==ERROR|panicked at|SUMMARY" "logs/$t.log" >&2 || true
+    grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|==ERROR|panicked at|SUMMARY" "logs/$t.log" >&2 || true
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t.log" | tail -1)
     crashes=$(find "artifacts/$t" -type f | wc -l)
     echo "$t: executions ${execs:-?}, crash files ${crashes} (artifacts/$t/)"
