@@ -113,6 +113,53 @@ pub struct Assessment {
     pub note: String,
     /// Whether the pooled calibration was used instead of the patient's group's.
     pub pooled_fallback: bool,
+    /// Why the verdict is not `supported`: the channel that drove the
+    /// combined novelty (`knn`, `residual`, ...), `missing` when too few
+    /// features are observed, `non_finite` when a score is not a number;
+    /// empty for `supported`. See docs/method.md §8.
+    pub reason: String,
+    /// Benjamini–Hochberg adjusted p-value over the batch (per group under
+    /// Mondrian calibration), when requested (`assess --fdr`); `NaN` otherwise.
+    pub q_value: f64,
+}
+
+/// Batch control of the false discovery rate: sets each row's `q_value`
+/// (Benjamini–Hochberg over the batch's p-values; within each group when
+/// `by_group`, e.g. for a Mondrian model) and calls `invisible` exactly the
+/// rows with `q_value ≤ level`. A row that was `invisible` by its own
+/// p-value but is not rejected becomes `low_support` (its p-value is still
+/// at most `alpha ≤ warn_alpha`). Rows without a p-value are unchanged.
+///
+/// The guarantee (docs/method.md §7): for patients exchangeable with the
+/// calibration members, split-conformal p-values are PRDS and BH controls the
+/// FDR at `level` (Bates, Candès, Lei, Romano & Sesia 2023).
+pub fn apply_fdr(rows: &mut [Assessment], level: f64, by_group: bool) {
+    let mut batches: std::collections::BTreeMap<Option<&str>, Vec<usize>> = Default::default();
+    let keys: Vec<Option<String>> = rows
+        .iter()
+        .map(|a| if by_group { a.group.clone() } else { None })
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        batches.entry(k.as_deref()).or_default().push(i);
+    }
+    let mut q_all = vec![f64::NAN; rows.len()];
+    for idx in batches.values() {
+        let p: Vec<f64> = idx.iter().map(|&i| rows[i].p_value).collect();
+        for (&i, q) in idx.iter().zip(crate::calibrate::benjamini_hochberg(&p)) {
+            q_all[i] = q;
+        }
+    }
+    for (a, q) in rows.iter_mut().zip(q_all) {
+        a.q_value = q;
+        if q.is_nan() {
+            continue;
+        }
+        if q <= level {
+            a.verdict = Verdict::Invisible;
+        } else if a.verdict == Verdict::Invisible {
+            a.verdict = Verdict::LowSupport;
+        }
+    }
 }
 
 /// How many patients got each verdict.

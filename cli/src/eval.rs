@@ -140,6 +140,21 @@ pub fn quality(
 /// # Errors
 /// When the file cannot be read or has no `label` column.
 pub fn adbench_table(path: &Path, params: &Params, seed: u64) -> Result<RunQuality> {
+    adbench_table_masked(path, params, seed, 0.0)
+}
+
+/// [`adbench_table`] with each feature of each assessed row hidden (set to
+/// missing) with probability `missing`, independently and seeded: missing
+/// completely at random.
+///
+/// # Errors
+/// As [`adbench_table`].
+pub fn adbench_table_masked(
+    path: &Path,
+    params: &Params,
+    seed: u64,
+    missing: f64,
+) -> Result<RunQuality> {
     let opts = TableOptions {
         id_col: Some("id".into()),
         group_col: Some("label".into()),
@@ -158,7 +173,15 @@ pub fn adbench_table(path: &Path, params: &Params, seed: u64) -> Result<RunQuali
     test_rows.extend((0..table.n_rows()).filter(|&i| is_anomaly[i]));
     test_rows.sort_unstable();
     let reference = table.select_rows(&fit_rows).without_groups();
-    let test = table.select_rows(&test_rows).without_groups();
+    let mut test = table.select_rows(&test_rows).without_groups();
+    if missing > 0.0 {
+        let mut rng = SplitMix64::new(seed ^ 0x6d61_736b);
+        for v in test.values_mut().iter_mut() {
+            if rng.next_f64() < missing {
+                *v = f64::NAN;
+            }
+        }
+    }
     let labels: Vec<bool> = test_rows.iter().map(|&i| is_anomaly[i]).collect();
     let model = params.clone().seed(seed).fit(&reference)?;
     let out = model.assess(&test)?;

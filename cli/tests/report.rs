@@ -227,7 +227,7 @@ fn audit_counts_add_up_and_intervals_hold() {
             .warning
             .as_deref()
             .unwrap_or("")
-            .contains("above alpha")
+            .contains("above the 95% range")
     );
     assert!(!a.warnings().is_empty());
 }

@@ -359,6 +359,14 @@ fn jsonl_output_validates_against_the_schema() {
             &patients,
             &["--exclude", "site"],
         ),
+        // Batch control: a `q_value` field on every line.
+        jsonl(
+            &s,
+            &small_reference(),
+            &[],
+            &small_patients(),
+            &["--fdr", "0.1"],
+        ),
     ];
     let mut seen = std::collections::BTreeSet::new();
     let mut n = 0;
@@ -390,6 +398,7 @@ fn jsonl_output_validates_against_the_schema() {
             if v["neighbours"][0].get("group").is_some() {
                 seen.insert("neighbour group".into());
             }
+            assert_eq!(v.get("q_value").is_some(), r == 4, "{what}: q_value");
             n += 1;
         }
     }

@@ -381,18 +381,23 @@ class Model:
         exclude: Iterable[str] = (),
         strict: bool = False,
         details: bool = False,
+        fdr: Optional[float] = None,
     ) -> Any:
         """Assesses patients, as ``nof1 assess`` does.
 
         Returns a pandas DataFrame with exactly the CLI's CSV columns, in
         order (``nof1.CSV_COLUMNS``, then ``nearest_group`` for a model with
-        groups, then ``note``), one row per input row in input order, indexed
+        groups, ``reason``, ``q_value`` with ``fdr``, then ``note``), one row
+        per input row in input order, indexed
         like ``data`` (a RangeIndex for an array). The ``id`` column holds the
         ids as given (``id_col``, else the index; row numbers for an array).
         Features are matched by name; unknown columns are ignored and absent
         features count as missing, each with a warning. ``strict=True`` turns
         recoverable defects (text in a numeric cell) into errors, like
         ``--strict-input``; otherwise they become missing values and a note.
+        ``fdr=Q`` controls the batch's false discovery rate as ``--fdr Q``:
+        a ``q_value`` column (Benjamini–Hochberg over this batch's p-values,
+        per group for a Mondrian model) and ``invisible`` iff ``q_value <= Q``.
 
         With ``details=True`` returns ``(frame, details)``: ``details`` holds
         one dict per row, the JSON Lines object of ``nof1 assess --format
@@ -417,6 +422,7 @@ class Model:
             table.id_name,
             strict=bool(strict),
             details=bool(details),
+            fdr=None if fdr is None else float(fdr),
         )
         frame = {}
         for name, kind, col in zip(names, kinds, columns):

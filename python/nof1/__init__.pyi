@@ -64,6 +64,7 @@ class Model:
         exclude: Iterable[str] = ...,
         strict: bool = ...,
         details: Literal[False] = ...,
+        fdr: Optional[float] = ...,
     ) -> pd.DataFrame: ...
     @overload
     def assess(
@@ -75,4 +76,5 @@ class Model:
         exclude: Iterable[str] = ...,
         strict: bool = ...,
         details: Literal[True],
+        fdr: Optional[float] = ...,
     ) -> Tuple[pd.DataFrame, list[dict[str, Any]]]: ...

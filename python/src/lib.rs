@@ -532,8 +532,10 @@ impl RawModel {
     /// Assesses patients. Returns `(names, kinds, columns, notes)`: the CSV
     /// column names, their kinds (`text`, `float`, `count`), one column each
     /// (a float array, an `(int64 values, bool mask)` pair or a list of
-    /// str), and the JSON Lines object of each row when `details`.
-    #[pyo3(signature = (ids, names, data, groups, id_name, *, strict, details))]
+    /// str), and the JSON Lines object of each row when `details`. With
+    /// `fdr`, the batch's Benjamini–Hochberg `q_value` column is added and
+    /// patients are `invisible` by `q_value <= fdr`, as `nof1 assess --fdr`.
+    #[pyo3(signature = (ids, names, data, groups, id_name, *, strict, details, fdr=None))]
     #[allow(clippy::too_many_arguments)]
     fn assess<'py>(
         &self,
@@ -545,7 +547,15 @@ impl RawModel {
         id_name: &str,
         strict: bool,
         details: bool,
+        fdr: Option<f64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some(q) = fdr
+            && !(q > 0.0 && q < 1.0)
+        {
+            return Err(ParameterError::new_err(format!(
+                "fdr must be in (0, 1), got {q}"
+            )));
+        }
         let table = build_table(
             py,
             Role::Patients,
@@ -557,12 +567,17 @@ impl RawModel {
             groups,
         )?;
         let model = &*self.inner;
-        let rows = run(py, None, |_| model.assess(&table))?.map_err(|e| to_py(e, None))?;
+        let mut rows = run(py, None, |_| model.assess(&table))?.map_err(|e| to_py(e, None))?;
         drop(table);
-        let columns = nof1::output::columns(model);
+        let with_q = fdr.is_some();
+        if let Some(q) = fdr {
+            let by_group = model.data().calibration.by_group.is_some();
+            nof1::verdict::apply_fdr(&mut rows, q, by_group);
+        }
+        let columns = nof1::output::columns(model, with_q);
         let records: Vec<Vec<Value<'_>>> = py.detach(|| {
             rows.iter()
-                .map(|a| nof1::output::record(model, a))
+                .map(|a| nof1::output::record(model, a, with_q))
                 .collect()
         });
         let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
@@ -588,7 +603,7 @@ impl RawModel {
             let lines: Vec<String> = py
                 .detach(|| {
                     rows.iter()
-                        .map(|a| nof1::output::json_record(model, a))
+                        .map(|a| nof1::output::json_record(model, a, with_q))
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .map_err(|e| Nof1Error::new_err(e.to_string()))?;

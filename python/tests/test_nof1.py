@@ -289,13 +289,14 @@ data = np.random.default_rng(5).normal(size=(400_000, 32))
 steps = []
 
 def progress(step, done, total):
-    if not steps:
-        print("fit running", flush=True)
     steps.append((step, done, total))
+    if len(steps) == 1:
+        print("fit running", flush=True)
 
 try:
     nof1.fit(data, index="exact", components=16, progress=progress)
 except KeyboardInterrupt:
+    # The signal may also land in this callback: fit raises it just the same.
     print("KeyboardInterrupt; last report", steps[-1], flush=True)
     sys.exit(42)
 print("fit finished", flush=True)

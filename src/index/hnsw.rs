@@ -166,6 +166,7 @@ fn insert_all(
 /// Appends `graph`'s section in the version-2 layout (hnsw_rs's neighbour
 /// records; test helper for the version-2 reader).
 #[cfg(test)]
+#[allow(dead_code)] // format version 2 files are refused since version 4
 pub(crate) fn write_section_v2(graph: &HnswIndex, out: &mut Vec<u8>) {
     section::write_v2(&graph.graph, &graph.points, graph.dim, &graph.params, out);
 }

@@ -1,8 +1,16 @@
-//! Assessment: project each patient, score both channels, give a verdict.
+//! Assessment: project each patient, score every channel under every fold
+//! model, give a conformal p-value, a verdict and the reason for it.
 
 use rayon::prelude::*;
 
-use super::{CalibrationSet, Model};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::Model;
+use crate::calibrate::{
+    CalibrationSet, Channel, FoldScorer, MaskedCalibration, PointScore, PointView, Scheme,
+    conformal,
+};
 use crate::error::Result;
 use crate::score::{self, knn_statistic};
 use crate::table::{FeatureMap, Table};
@@ -15,6 +23,7 @@ pub const TOP_FEATURES: usize = 5;
 /// (the leading `knn_components` of `y`, as `f32`), residual and number of
 /// observed features.
 struct Projected {
+    raw: Vec<f64>,
     z: Vec<f64>,
     y: Vec<f64>,
     q: Vec<f32>,
@@ -102,13 +111,17 @@ impl Model {
             })
             .collect();
         projected.sort_unstable_by_key(|(key, i, _)| (*key, *i));
+        let cache = MaskCache::default();
         let mut assessed: Vec<(usize, Assessment)> = projected
             .into_par_iter()
             .with_min_len(64)
             .map(|(_, i, x)| {
                 let group = patients.groups.as_ref().map(|g| g[i].clone());
                 let note = patients.notes.get(i).cloned().unwrap_or_default();
-                (i, self.assess_projected(&patients.ids[i], group, x, note))
+                (
+                    i,
+                    self.assess_projected(&patients.ids[i], group, x, note, &cache),
+                )
             })
             .collect();
         assessed.sort_unstable_by_key(|(i, _)| *i);
@@ -123,6 +136,7 @@ impl Model {
         let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
         let q = y[..self.exact.dim()].iter().map(|v| *v as f32).collect();
         Projected {
+            raw: raw.to_vec(),
             z,
             y,
             q,
@@ -140,26 +154,94 @@ impl Model {
         self.exact.locality_key(&x.q)
     }
 
-    /// The calibration to use for a patient of `group`, and whether it is a
-    /// fallback to the pooled one.
-    fn calibration_for(&self, group: Option<&str>) -> (&CalibrationSet, bool) {
+    /// The calibration to use for a patient of `group` observing the
+    /// features `mask`, whether it is a fallback to the pooled one, and a
+    /// note when the mask leaves too few members to recalibrate.
+    fn calibration_for(
+        &self,
+        group: Option<&str>,
+        mask: Option<&[bool]>,
+        cache: &MaskCache,
+    ) -> (Arc<CalibrationSet>, bool, Option<String>) {
         let cal = &self.data.calibration;
-        let Some(by_group) = &cal.by_group else {
-            return (&cal.pooled, false);
+        let min_group = self.min_group();
+        let gi = group.and_then(|g| {
+            self.data
+                .reference
+                .group_names
+                .binary_search_by(|x| x.as_str().cmp(g))
+                .ok()
+        });
+        let wants_groups = cal.by_group.is_some();
+        let pick = |pooled: &CalibrationSet, by_group: Option<&Vec<Option<CalibrationSet>>>| {
+            match by_group {
+                None => (pooled.clone(), false),
+                Some(bg) => match gi.and_then(|g| bg.get(g)).and_then(|c| c.as_ref()) {
+                    Some(c) => (c.clone(), false),
+                    None => (pooled.clone(), true),
+                },
+            }
         };
-        let found = group
-            .and_then(|g| {
-                self.data
-                    .reference
-                    .group_names
-                    .binary_search_by(|x| x.as_str().cmp(g))
-                    .ok()
-            })
-            .and_then(|gi| by_group.get(gi))
-            .and_then(|c| c.as_ref());
-        match found {
-            Some(c) => (c, false),
-            None => (&cal.pooled, true),
+        let Some(mask) = mask else {
+            let (set, fallback) = pick(&cal.pooled, cal.by_group.as_ref());
+            return (Arc::new(set), fallback, None);
+        };
+        let masked = cache.get(mask, || {
+            cal.masked(mask, |k| self.fold_scorer(k), min_group)
+        });
+        if masked.pooled.n_members < min_group {
+            let (set, fallback) = pick(&cal.pooled, cal.by_group.as_ref());
+            let note = format!(
+                "{} calibration member(s) observe these features, fewer than {min_group}: calibrated on all members (approximate)",
+                masked.pooled.n_members
+            );
+            return (Arc::new(set), fallback, Some(note));
+        }
+        let (set, fallback) = pick(
+            &masked.pooled,
+            if wants_groups {
+                masked.by_group.as_ref()
+            } else {
+                None
+            },
+        );
+        (Arc::new(set), fallback, None)
+    }
+
+    /// Fewest members a calibration set needs to reach `p ≤ alpha`.
+    fn min_group(&self) -> usize {
+        ((1.0 / self.data.params.alpha).ceil() as usize)
+            .saturating_sub(1)
+            .max(1)
+    }
+
+    /// Fold `k`'s scorer (under split conformal, the model's own index).
+    fn fold_scorer(&self, k: usize) -> FoldScorer<'_> {
+        let cal = &self.data.calibration;
+        let index = match cal.scheme {
+            Scheme::Split => &self.exact,
+            Scheme::CrossConformal => &self.folds[k.min(self.folds.len().saturating_sub(1))],
+        };
+        FoldScorer {
+            model: &cal.folds[k.min(cal.folds.len().saturating_sub(1))],
+            index,
+            k: self.data.params.k,
+            statistic: self.data.params.knn_statistic,
+        }
+    }
+
+    /// The support radius of a patient of `group`.
+    fn radius_for(&self, group: Option<&str>, pooled_fallback: bool) -> f64 {
+        let d = &self.data;
+        match (&d.group_support_radius, group, pooled_fallback) {
+            (Some(radii), Some(g), false) => d
+                .reference
+                .group_names
+                .binary_search_by(|x| x.as_str().cmp(g))
+                .ok()
+                .and_then(|i| radii.get(i).copied())
+                .unwrap_or(d.support_radius),
+            _ => d.support_radius,
         }
     }
 
@@ -184,7 +266,8 @@ impl Model {
             }
             .into());
         }
-        Ok(self.assess_projected(id, group, self.project_patient(raw), note))
+        let cache = MaskCache::default();
+        Ok(self.assess_projected(id, group, self.project_patient(raw), note, &cache))
     }
 
     /// [`Model::assess_one`] for a patient already projected.
@@ -194,13 +277,15 @@ impl Model {
         group: Option<String>,
         x: Projected,
         note: String,
+        cache: &MaskCache,
     ) -> Assessment {
         let d = &self.data;
         let params = &d.params;
+        let cal = &d.calibration;
         let p = d.features.len();
         let k = params.k;
-        let scorer = &d.calibration.scorer;
         let Projected {
+            raw,
             z,
             y,
             q,
@@ -208,17 +293,13 @@ impl Model {
             n_obs,
         } = x;
         let coverage = n_obs as f64 / p as f64;
-        let (cal, pooled_fallback) = self.calibration_for(group.as_deref());
-        let note = if pooled_fallback {
-            let fallback =
-                "pooled calibration (group too small to calibrate, or not in the reference)";
+        let add_note = |note: &mut String, more: &str| {
             if note.is_empty() {
-                fallback.to_string()
+                *note = more.to_string();
             } else {
-                format!("{note}; {fallback}")
+                note.push_str("; ");
+                note.push_str(more);
             }
-        } else {
-            note
         };
         let mut out = Assessment {
             id: id.to_string(),
@@ -233,62 +314,128 @@ impl Model {
             density: f64::NAN,
             support: 0,
             coverage,
-            support_radius: cal.support_radius,
+            support_radius: d.support_radius,
             neighbours: Vec::new(),
             top_features: Vec::new(),
             embedding: Vec::new(),
             note,
-            pooled_fallback,
+            pooled_fallback: false,
+            reason: String::new(),
+            q_value: f64::NAN,
         };
         if n_obs == 0 || coverage < params.min_coverage {
+            out.reason = "missing".to_string();
             return out;
         }
-        let radius = cal.support_radius;
+        let needs_mask = n_obs < p || cal.incomplete_members > 0;
+        let mask: Option<Vec<bool>> = needs_mask.then(|| raw.iter().map(|v| !v.is_nan()).collect());
+        let (set, pooled_fallback, mask_note) =
+            self.calibration_for(out.group.as_deref(), mask.as_deref(), cache);
+        if pooled_fallback {
+            add_note(
+                &mut out.note,
+                "pooled calibration (group too small to calibrate, or not in the reference)",
+            );
+        }
+        if let Some(m) = mask_note {
+            add_note(&mut out.note, &m);
+        }
+        out.pooled_fallback = pooled_fallback;
+        let radius = self.radius_for(out.group.as_deref(), pooled_fallback);
+        out.support_radius = radius;
         let radius_f32 = if radius.is_finite() {
             radius as f32
         } else {
             f32::MAX
         };
-        let decide = |stat: f64| {
-            let novelty = scorer.novelty(stat, residual);
-            let p = cal.novelty.p_value(novelty);
-            (
-                novelty,
-                p,
-                Verdict::from_p_value(p, params.alpha, params.warn_alpha),
-            )
+        let split = cal.scheme == Scheme::Split;
+        let decide = |scores: &[PointScore]| {
+            let novelty: Vec<f64> = scores.iter().map(|s| s.novelty).collect();
+            let p = set.p_value(&novelty);
+            (p, conformal::verdict(p, params.alpha, params.warn_alpha))
         };
-        // Graph first; anything it would not call supported is re-checked exactly.
-        // Graph distances are never shorter than exact ones and novelty is
-        // non-decreasing in the kNN statistic, so a graph `supported` is final.
+        // Under split conformal the model's own search gives the kNN channel.
+        // Graph first; anything it would not call supported is re-checked
+        // exactly. Graph distances are never shorter than exact ones and
+        // novelty is non-decreasing in the kNN statistic, so a graph
+        // `supported` is final.
+        let finite_q = q.iter().all(|v| v.is_finite());
         let mut found = None;
-        if let Some(g) = &self.hnsw {
+        if let Some(g) = &self.hnsw
+            && finite_q
+        {
             let nb = g.search(&q, k);
             if nb.len() == k {
-                let stat = knn_statistic(&nb, params.knn_statistic);
-                let (novelty, p, verdict) = decide(stat);
-                if verdict == Verdict::Supported {
-                    let support = nb.iter().filter(|x| x.distance <= radius_f32).count() as u32;
-                    found = Some((nb, stat, novelty, p, verdict, support));
+                let support = nb.iter().filter(|x| x.distance <= radius_f32).count() as u32;
+                if split {
+                    let s = self
+                        .fold_scorer(0)
+                        .score_projected(&raw, &z, &y, residual, n_obs, &nb);
+                    let (p, verdict) = decide(std::slice::from_ref(&s));
+                    if verdict == Verdict::Supported {
+                        found = Some((nb, vec![s], p, verdict, support));
+                    }
+                } else {
+                    let scores: Vec<PointScore> = (0..cal.n_folds())
+                        .map(|f| self.fold_scorer(f).score(&raw))
+                        .collect();
+                    let (p, verdict) = decide(&scores);
+                    found = Some((nb, scores, p, verdict, support));
                 }
             }
         }
-        let (neighbours, stat, novelty, p_value, verdict, support) = match found {
+        let (neighbours, scores, p_value, verdict, support) = match found {
             Some(f) => f,
             None => {
-                let r = self.exact.search(&q, k, None, Some(radius_f32));
-                let stat = knn_statistic(&r.neighbours, params.knn_statistic);
-                let (novelty, p, verdict) = decide(stat);
-                (r.neighbours, stat, novelty, p, verdict, r.within)
+                let r = if finite_q {
+                    self.exact.search(&q, k, None, Some(radius_f32))
+                } else {
+                    crate::index::exact::ExactResult {
+                        neighbours: Vec::new(),
+                        within: 0,
+                    }
+                };
+                let scores: Vec<PointScore> = if split {
+                    vec![self.fold_scorer(0).score_projected(
+                        &raw,
+                        &z,
+                        &y,
+                        residual,
+                        n_obs,
+                        &r.neighbours,
+                    )]
+                } else {
+                    (0..cal.n_folds())
+                        .map(|f| self.fold_scorer(f).score(&raw))
+                        .collect()
+                };
+                let (p, verdict) = decide(&scores);
+                (r.neighbours, scores, p, verdict, r.within)
             }
         };
+        let knn_distance = knn_statistic(&neighbours, params.knn_statistic);
+        if verdict == Verdict::InsufficientData
+            || !knn_distance.is_finite()
+            || !residual.is_finite()
+        {
+            // Fail closed: a score that is not a number never gives a verdict.
+            out.reason = "non_finite".to_string();
+            add_note(&mut out.note, "a score is not a finite number: no verdict");
+            out.verdict = Verdict::InsufficientData;
+            return out;
+        }
+        let novelties: Vec<f64> = scores.iter().map(|s| s.novelty).collect();
+        let channels = cal.folds[0].state.channels();
+        let per_channel = |j: usize| -> Vec<f64> { scores.iter().map(|s| s.scores[j]).collect() };
+        let knn_j = channels.iter().position(|&c| c == Channel::Knn);
+        let res_j = channels.iter().position(|&c| c == Channel::Residual);
         out.verdict = verdict;
         out.p_value = p_value;
-        out.novelty = novelty;
-        out.knn_distance = stat;
-        out.p_novelty = cal.knn.p_value(stat);
+        out.novelty = novelties.iter().sum::<f64>() / novelties.len() as f64;
+        out.knn_distance = knn_distance;
+        out.p_novelty = knn_j.map_or(f64::NAN, |j| set.channel_p_value(j, &per_channel(j)));
         out.residual = residual;
-        out.p_residual = cal.residual.p_value(residual);
+        out.p_residual = res_j.map_or(f64::NAN, |j| set.channel_p_value(j, &per_channel(j)));
         out.density = match &self.density {
             None => score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd),
             Some(sample) => {
@@ -297,6 +444,9 @@ impl Model {
             }
         };
         out.support = support;
+        if verdict != Verdict::Supported {
+            out.reason = self.reason(&raw, &scores);
+        }
         if verdict != Verdict::Supported
             && let Some(nn) = neighbours.first()
         {
@@ -329,5 +479,77 @@ impl Model {
         out.neighbours = neighbours;
         out.embedding = y.iter().map(|v| *v as f32).collect();
         out
+    }
+
+    /// The channel that drove a patient's novelty: the largest term of the
+    /// combination summed over the fold models, described by the channel.
+    fn reason(&self, raw: &[f64], scores: &[PointScore]) -> String {
+        let cal = &self.data.calibration;
+        let Some(first) = cal.folds.first() else {
+            return String::new();
+        };
+        let channels = first.state.channels();
+        let mut total = vec![0.0f64; channels.len()];
+        for (f, s) in scores.iter().enumerate() {
+            let Some(fold) = cal.folds.get(f) else {
+                continue;
+            };
+            for (t, x) in total.iter_mut().zip(fold.scorer.terms(&s.scores)) {
+                *t += x;
+            }
+        }
+        let best = (0..channels.len())
+            .max_by(|&a, &b| total[a].total_cmp(&total[b]).then(b.cmp(&a)))
+            .unwrap_or(0);
+        // The fold whose term of that channel is largest explains it.
+        let fold = (0..scores.len())
+            .max_by(|&a, &b| {
+                let ta = cal.folds[a].scorer.terms(&scores[a].scores)[best];
+                let tb = cal.folds[b].scorer.terms(&scores[b].scores)[best];
+                ta.total_cmp(&tb).then(b.cmp(&a))
+            })
+            .unwrap_or(0);
+        let scorer = self.fold_scorer(fold);
+        let projector = &scorer.model.projector;
+        let mut z = vec![0.0; raw.len()];
+        let mut y = vec![0.0; projector.n_components];
+        let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
+        let view = PointView {
+            raw,
+            z: &z,
+            y: &y,
+            residual,
+            n_obs,
+            neighbours: &[],
+            statistic: self.data.params.knn_statistic,
+            projector,
+        };
+        channels[best].describe(&view, &scorer.model.state)
+    }
+}
+
+/// Calibration sets recomputed for the missingness patterns of one batch.
+#[derive(Debug, Default)]
+pub(crate) struct MaskCache {
+    sets: Mutex<HashMap<Vec<bool>, Arc<MaskedCalibration>>>,
+}
+
+impl MaskCache {
+    fn get(
+        &self,
+        mask: &[bool],
+        make: impl FnOnce() -> MaskedCalibration,
+    ) -> Arc<MaskedCalibration> {
+        if let Ok(sets) = self.sets.lock()
+            && let Some(s) = sets.get(mask)
+        {
+            return Arc::clone(s);
+        }
+        let made = Arc::new(make());
+        if let Ok(mut sets) = self.sets.lock() {
+            sets.entry(mask.to_vec())
+                .or_insert_with(|| Arc::clone(&made));
+        }
+        made
     }
 }

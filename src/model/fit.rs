@@ -1,18 +1,23 @@
-//! Fitting: standardise, project, cross-fit the calibration, index.
+//! Fitting: project, calibrate, index — three linfa-style stages
+//! ([`ProjectionParams`], [`CalibrationParams`], [`IndexParams`]).
 
 use rayon::prelude::*;
 
 use super::{
-    CHANNEL_WEIGHTS, Calibration, CalibrationMember, CalibrationSet, ComponentChoice, IndexCheck,
-    Model, ModelData, NoProgress, Params, Progress, ReferenceSet, Scorer, leading,
+    ComponentChoice, IndexCheck, Model, ModelData, NoProgress, Params, Progress, ReferenceSet,
+    leading,
 };
-use crate::calibrate::{ChannelScores, TailTransform};
+use crate::calibrate::{
+    Calibration, CalibrationMember, CalibrationSet, Channel, ChannelScores, ChannelState,
+    FoldModel, FoldScorer, MASK_MEMBERS, MaskedMembers, Scheme, Scorer,
+};
 use crate::error::{Error, Position, Result};
 use crate::index::{ExactIndex, HnswIndex, IndexKind, Neighbour, check};
 use crate::model::IndexChoice;
 use crate::project::{self, ComponentRule, Projector};
 use crate::score::{KnnStatistic, knn_statistic, local_reachability};
 use crate::standardise::{ColumnStats, Standardiser};
+
 use crate::table::Table;
 use crate::verdict::Verdict;
 
@@ -49,8 +54,105 @@ impl Params {
     /// As [`Params::fit`].
     pub fn fit_with_progress(&self, reference: &Table, progress: &dyn Progress) -> Result<Model> {
         self.check()?;
+        let input = Input::prepare(self, reference)?;
+        let plan = Plan::new(self, &input);
+        let projection = ProjectionParams::from(self).fit(
+            &input.values,
+            input.p,
+            &plan.train,
+            &plan.train_by_id,
+            progress,
+        )?;
+        let embeddings = embed_rows(&projection.projector, &input.values, &plan.train);
+        let (c, knn_c) = (
+            projection.choice.n_components,
+            projection.choice.knn_components,
+        );
+        let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
+        let groups = Groups::of(reference);
+        let mut warnings = input.warnings.clone();
+        let calibration = CalibrationParams::from(self).fit(
+            &input,
+            &plan,
+            &projection,
+            &exact,
+            &groups,
+            &mut warnings,
+            progress,
+        )?;
+        let (support_radius, group_support_radius) = support_radii(self, &calibration);
+        let mut params = self.clone();
+        let built = IndexParams::from(self).build(
+            &exact,
+            &calibration,
+            &input,
+            &projection,
+            support_radius,
+            &mut warnings,
+            progress,
+        );
+        params.hnsw.ef_search = built.ef_search;
+        // Reference densities: every member's k nearest other members, once.
+        let (kdist, lrd) = member_densities(&exact, self.k, progress);
+        let n_ref = plan.train.len();
+        let data = ModelData {
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: created_timestamp(),
+            params,
+            features: input.features,
+            dropped_features: input.dropped,
+            projector: projection.projector,
+            components: projection.choice,
+            reference: ReferenceSet {
+                ids: plan
+                    .train
+                    .iter()
+                    .map(|&r| reference.ids[r].clone())
+                    .collect(),
+                group_names: groups.names,
+                groups: groups
+                    .codes
+                    .map(|g| plan.train.iter().map(|&r| g[r]).collect()),
+                embeddings,
+                density_members: (0..n_ref as u32).collect(),
+                kdist,
+                lrd,
+            },
+            calibration,
+            support_radius,
+            group_support_radius,
+            index_kind: built.kind,
+            index_check: built.check,
+            warnings,
+            variants: None,
+        };
+        let folds = super::fold_indexes(&data.calibration);
+        Ok(Model {
+            data,
+            exact,
+            hnsw: built.graph,
+            density: None,
+            folds,
+        })
+    }
+}
+
+/// The reference as fit uses it: the kept features, their values and the
+/// warnings raised while choosing them.
+struct Input<'a> {
+    values: std::borrow::Cow<'a, [f64]>,
+    p: usize,
+    n: usize,
+    features: Vec<String>,
+    dropped: Vec<String>,
+    ids: &'a [String],
+    warnings: Vec<String>,
+}
+
+impl<'a> Input<'a> {
+    fn prepare(params: &Params, reference: &'a Table) -> Result<Input<'a>> {
         let n = reference.n_rows();
-        let k = self.k;
+        let k = params.k;
         if n < k + 2 {
             return Err(Error::schema(
                 Position::file(&reference.source),
@@ -113,26 +215,170 @@ impl Params {
                     .iter()
                     .filter(|v| !v.is_nan())
                     .count();
-                (obs as f64) < self.min_coverage * p as f64
+                (obs as f64) < params.min_coverage * p as f64
             })
             .count();
         if sparse_rows > 0 {
             warnings.push(format!(
                 "{}: {sparse_rows} reference row(s) observe fewer than {:.0}% of the features",
                 reference.source.display(),
-                self.min_coverage * 100.0
+                params.min_coverage * 100.0
             ));
         }
-
-        // Standardise and project.
-        progress.start("projecting", 4);
-        let all_rows: Vec<usize> = (0..n).collect();
-        let standardiser = Standardiser::fit(&values, p, 0..n);
-        let max_c = self.max_components.min(p).min(n - 1).max(1);
-        let pca = project::fit_pca(
-            &values,
+        Ok(Input {
+            values,
             p,
-            &all_rows,
+            n,
+            features,
+            dropped,
+            ids: &reference.ids,
+            warnings,
+        })
+    }
+
+    fn row(&self, r: usize) -> &[f64] {
+        &self.values[r * self.p..(r + 1) * self.p]
+    }
+}
+
+/// Which rows train the model and which calibrate it (docs/method.md §4).
+struct Plan {
+    scheme: Scheme,
+    /// Rows in the seeded id order.
+    by_id: Vec<usize>,
+    /// Rows the model's projection and index are fitted on, ascending.
+    train: Vec<usize>,
+    /// The same rows in id order.
+    train_by_id: Vec<usize>,
+    /// Calibration members, in calibration (id) order.
+    scored: Vec<usize>,
+    /// Cross-conformal: number of folds (member at position `i` of `scored`
+    /// is in fold `i % folds`).
+    folds: usize,
+}
+
+impl Plan {
+    fn new(params: &Params, input: &Input<'_>) -> Plan {
+        let (n, p, k) = (input.n, input.p, params.k);
+        let by_id = crate::rng::id_order(input.ids, params.seed);
+        if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
+            let m = params.calibration_size.min(n / 5);
+            let scored = by_id[..m].to_vec();
+            let train_by_id = by_id[m..].to_vec();
+            let mut train = train_by_id.clone();
+            train.sort_unstable();
+            return Plan {
+                scheme: Scheme::Split,
+                by_id,
+                train,
+                train_by_id,
+                scored,
+                folds: 1,
+            };
+        }
+        let m = params.calibration_size.min(n);
+        // Every fold model is trained without its fold and keeps at least
+        // k + 2 rows (its members are scored among k + 1 others); at most m folds.
+        let mut folds = params.folds.min(m).max(2);
+        while folds < m && n.saturating_sub(m.div_ceil(folds)) < k + 2 {
+            folds += 1;
+        }
+        Plan {
+            scheme: Scheme::CrossConformal,
+            train: (0..n).collect(),
+            train_by_id: by_id.clone(),
+            scored: by_id[..m].to_vec(),
+            by_id,
+            folds,
+        }
+    }
+}
+
+/// Group names (sorted) and each reference row's code.
+struct Groups {
+    names: Vec<String>,
+    codes: Option<Vec<u32>>,
+}
+
+impl Groups {
+    fn of(reference: &Table) -> Groups {
+        match &reference.groups {
+            Some(g) => {
+                let mut names: Vec<String> = g.clone();
+                names.sort();
+                names.dedup();
+                let codes: Vec<u32> = g
+                    .iter()
+                    .map(|x| names.binary_search(x).map_or(0, |i| i as u32))
+                    .collect();
+                Groups {
+                    names,
+                    codes: Some(codes),
+                }
+            }
+            None => Groups {
+                names: Vec::new(),
+                codes: None,
+            },
+        }
+    }
+}
+
+/// Stage 1 of fit: standardise and project, choosing the components
+/// (docs/method.md §1–2). Fit on the model's training rows and, under
+/// cross-conformal calibration, on each fold's.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectionParams {
+    /// The component rule.
+    pub components: ComponentRule,
+    /// Cap on the number of components.
+    pub max_components: usize,
+    /// Seed of parallel analysis.
+    pub seed: u64,
+}
+
+impl From<&Params> for ProjectionParams {
+    fn from(p: &Params) -> Self {
+        ProjectionParams {
+            components: p.components,
+            max_components: p.max_components,
+            seed: p.seed,
+        }
+    }
+}
+
+/// A fitted projection and how its components were chosen.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// Standardise + project.
+    pub projector: Projector,
+    /// The component choice.
+    pub choice: ComponentChoice,
+}
+
+impl ProjectionParams {
+    /// Fits the standardisation and the projection on `rows` (ascending) of
+    /// `values` (row-major, `p` columns); `by_id` lists the same rows in the
+    /// seeded id order (parallel analysis subsamples its first rows).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Numerical`] when an eigendecomposition fails.
+    pub fn fit(
+        &self,
+        values: &[f64],
+        p: usize,
+        rows: &[usize],
+        by_id: &[usize],
+        progress: &dyn Progress,
+    ) -> Result<Projection> {
+        progress.start("projecting", 4);
+        let n = rows.len();
+        let standardiser = Standardiser::fit(values, p, rows.iter().copied());
+        let max_c = self.max_components.min(p).min(n.saturating_sub(1)).max(1);
+        let pca = project::fit_pca(
+            values,
+            p,
+            rows,
             standardiser.mean(),
             standardiser.scale(),
             max_c,
@@ -142,12 +388,11 @@ impl Params {
             self.components,
             ComponentRule::Auto | ComponentRule::ParallelAnalysis
         );
-        let id_rows = crate::rng::id_order(&reference.ids, self.seed);
         let null_eigenvalues = if needs_pa {
             project::parallel_analysis(
-                &values,
+                values,
                 p,
-                &id_rows,
+                by_id,
                 standardiser.mean(),
                 standardiser.scale(),
                 self.seed,
@@ -182,9 +427,9 @@ impl Params {
             let homoscedastic =
                 project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel);
             let sample = project::StandardisedRows {
-                values: &values,
+                values,
                 p,
-                rows: &id_rows,
+                rows: by_id,
                 mean: standardiser.mean(),
                 scale: standardiser.scale(),
             };
@@ -222,142 +467,11 @@ impl Params {
             take_columns(&pca.loadings, p, pca.n_loadings, c),
             c,
         );
-        let embeddings = embed_rows(&projector, &values, &all_rows);
         progress.advance(1);
         progress.finish();
-
-        // Cross-fitted calibration.
-        let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
-        let (members, method) = if n >= LARGE_COHORT_MIN && n >= LARGE_COHORT_RATIO * p {
-            leave_one_out(self, &values, &id_rows, &projector, &exact, progress)
-        } else {
-            cross_fit(self, &values, p, &id_rows, c, knn_c, progress)?
-        };
-
-        // Groups.
-        let (group_names, groups) = match &reference.groups {
-            Some(g) => {
-                let mut names: Vec<String> = g.clone();
-                names.sort();
-                names.dedup();
-                let codes: Vec<u32> = g
-                    .iter()
-                    .map(|x| names.binary_search(x).map_or(0, |i| i as u32))
-                    .collect();
-                (names, Some(codes))
-            }
-            None => (Vec::new(), None),
-        };
-        let scorer = Scorer {
-            knn: TailTransform::new(&ChannelScores::new(members.iter().map(|m| m.knn).collect())),
-            residual: TailTransform::new(&ChannelScores::new(
-                members.iter().map(|m| m.residual).collect(),
-            )),
-            weights: CHANNEL_WEIGHTS,
-        };
-        let by_group = if self.calibrate_by_group {
-            let codes = groups.as_ref().ok_or_else(|| {
-                Error::param(
-                    "calibrate_by_group",
-                    "needs a group column in the reference",
-                )
-            })?;
-            let min_size = ((1.0 / self.alpha).ceil() as usize)
-                .saturating_sub(1)
-                .max(1);
-            let mut out = Vec::with_capacity(group_names.len());
-            for (gi, name) in group_names.iter().enumerate() {
-                let mine: Vec<CalibrationMember> = members
-                    .iter()
-                    .filter(|m| codes[m.index as usize] as usize == gi)
-                    .copied()
-                    .collect();
-                if mine.len() < min_size {
-                    warnings.push(format!(
-                        "group {name:?} has {} calibration member(s), fewer than {min_size}: its patients use the pooled calibration",
-                        mine.len()
-                    ));
-                    out.push(None);
-                } else {
-                    out.push(Some(CalibrationSet::new(&scorer, &mine, self.alpha)));
-                }
-            }
-            Some(out)
-        } else {
-            None
-        };
-        let calibration = Calibration {
-            pooled: CalibrationSet::new(&scorer, &members, self.alpha),
-            members,
-            scorer,
-            by_group,
-            method,
-        };
-
-        // Index and reference densities.
-        let index_kind = match self.index {
-            IndexChoice::Exact => IndexKind::Exact,
-            IndexChoice::Hnsw => IndexKind::Hnsw,
-            IndexChoice::Auto
-                if n > self.hnsw_threshold && knn_c > crate::index::exact::KD_TREE_MAX_DIM =>
-            {
-                IndexKind::Hnsw
-            }
-            IndexChoice::Auto => IndexKind::Exact,
-        };
-        let mut hnsw = if index_kind == IndexKind::Hnsw {
-            progress.start("building HNSW graph", n as u64);
-            let mut last = 0usize;
-            let g = HnswIndex::build(exact.points(), knn_c, self.hnsw, |done| {
-                progress.advance((done - last) as u64);
-                last = done;
-            });
-            progress.finish();
-            Some(g)
-        } else {
-            None
-        };
-        // Reference densities: every member's k nearest other members, once.
-        let (kdist, lrd) = member_densities(&exact, k, progress);
-        let density_members: Vec<u32> = (0..n as u32).collect();
-
-        // The graph's search beam is widened (the graph is unchanged) until
-        // the recall measured at fit reaches MIN_RECALL on both kinds of
-        // probes, up to EF_RAISE_LIMIT times the requested width; the width
-        // reached is stored with the model.
-        let mut params = self.clone();
-        let index_check = hnsw.as_mut().map(|g| {
-            progress.start("checking HNSW recall", 1);
-            let mut chk = check_index(g, &exact, &calibration, &embeddings, c, self);
-            // The search uses a beam of at least k.
-            let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
-            while chk.recall_in.min(chk.recall_out) < MIN_RECALL && g.params().ef_search < limit {
-                progress.advance(0);
-                g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
-                chk = check_index(g, &exact, &calibration, &embeddings, c, self);
-            }
-            progress.advance(1);
-            progress.finish();
-            params.hnsw.ef_search = g.params().ef_search;
-            chk
-        });
-        if let Some(chk) = index_check
-            && chk.recall_in.min(chk.recall_out) < MIN_RECALL
-        {
-            warnings.push(format!(
-                "HNSW recall@{k} measured at fit is {:.3} in distribution and {:.3} out of it (< {MIN_RECALL}) even with the search beam widened to ef_search {}; verdicts stay exact (re-checked), but assess will be slower",
-                chk.recall_in, chk.recall_out, params.hnsw.ef_search
-            ));
-        }
-
-        let data = ModelData {
-            crate_version: env!("CARGO_PKG_VERSION").to_string(),
-            created: created_timestamp(),
-            params,
-            features,
-            dropped_features: dropped,
+        Ok(Projection {
             projector,
-            components: ComponentChoice {
+            choice: ComponentChoice {
                 rule: self.components,
                 n_components: c,
                 knn_components: knn_c,
@@ -368,27 +482,480 @@ impl Params {
                 null_eigenvalues,
                 explained,
             },
-            reference: ReferenceSet {
-                ids: reference.ids.clone(),
-                group_names,
-                groups,
-                embeddings,
-                density_members,
-                kdist,
-                lrd,
-            },
-            calibration,
-            index_kind,
-            index_check,
-            warnings,
-            variants: None,
-        };
-        Ok(Model {
-            data,
-            exact,
-            hnsw,
-            density: None,
         })
+    }
+}
+
+/// Stage 2 of fit: the calibration (docs/method.md §4–7).
+#[derive(Debug, Clone)]
+pub struct CalibrationParams {
+    projection: ProjectionParams,
+    k: usize,
+    statistic: KnnStatistic,
+    alpha: f64,
+    calibrate_by_group: bool,
+}
+
+impl From<&Params> for CalibrationParams {
+    fn from(p: &Params) -> Self {
+        CalibrationParams {
+            projection: ProjectionParams::from(p),
+            k: p.k,
+            statistic: p.knn_statistic,
+            alpha: p.alpha,
+            calibrate_by_group: p.calibrate_by_group,
+        }
+    }
+}
+
+impl CalibrationParams {
+    /// Fewest members a group needs for its own calibration.
+    fn min_group(&self) -> usize {
+        ((1.0 / self.alpha).ceil() as usize)
+            .saturating_sub(1)
+            .max(1)
+    }
+
+    fn scorer<'a>(&self, model: &'a FoldModel, index: &'a ExactIndex) -> FoldScorer<'a> {
+        FoldScorer {
+            model,
+            index,
+            k: self.k,
+            statistic: self.statistic,
+        }
+    }
+
+    /// The tail transforms of a fold model: its first [`TUNE_MAX`] training
+    /// members in id order, each scored with itself left out of the search.
+    /// A symmetric function of the training rows (docs/method.md §5).
+    fn fit_scorer(
+        &self,
+        input: &Input<'_>,
+        train: &[usize],
+        train_by_id: &[usize],
+        fold: &FoldModel,
+        index: &ExactIndex,
+        progress: &dyn Progress,
+    ) -> Scorer {
+        let tune: Vec<usize> = train_by_id.iter().take(TUNE_MAX).copied().collect();
+        let scorer = FoldScorer {
+            model: fold,
+            index,
+            k: self.k,
+            statistic: self.statistic,
+        };
+        // Chunks of PROGRESS_EVERY, each a point where the work can stop.
+        let scores: Vec<Vec<f64>> = tune
+            .par_chunks(PROGRESS_EVERY)
+            .flat_map_iter(|chunk| {
+                progress.advance(0);
+                chunk.iter().map(|&r| {
+                    let at = train.binary_search(&r).ok().map(|i| i as u32);
+                    scorer.score_skipping(input.row(r), at).scores
+                })
+            })
+            .collect();
+        Scorer::fit(fold.state.channels(), &scores)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        &self,
+        input: &Input<'_>,
+        plan: &Plan,
+        projection: &Projection,
+        exact: &ExactIndex,
+        groups: &Groups,
+        warnings: &mut Vec<String>,
+        progress: &dyn Progress,
+    ) -> Result<Calibration> {
+        let (values, p) = (&input.values[..], input.p);
+        let scorer_of = |fold, index| self.scorer(fold, index);
+        let group_of = |r: usize| groups.codes.as_ref().map(|g| g[r]);
+        let (folds, mut members, method) = match plan.scheme {
+            Scheme::Split => {
+                let state = ChannelState::fit(values, p, &plan.train, &projection.projector);
+                let mut fold = FoldModel {
+                    projector: projection.projector.clone(),
+                    search_dims: exact.dim(),
+                    points: Vec::new(),
+                    scorer: Scorer::fit(state.channels(), &[]),
+                    state,
+                };
+                progress.start("calibrating (split conformal)", plan.scored.len() as u64);
+                fold.scorer = self.fit_scorer(
+                    input,
+                    &plan.train,
+                    &plan.train_by_id,
+                    &fold,
+                    exact,
+                    progress,
+                );
+                let members: Vec<CalibrationMember> = plan
+                    .scored
+                    .par_chunks(PROGRESS_EVERY)
+                    .flat_map_iter(|chunk| {
+                        progress.advance(chunk.len() as u64);
+                        chunk.iter().map(|&r| {
+                            let s = scorer_of(&fold, exact).score(input.row(r));
+                            CalibrationMember {
+                                row: r as u32,
+                                fold: 0,
+                                group: group_of(r),
+                                scores: s.scores,
+                                novelty: s.novelty,
+                            }
+                        })
+                    })
+                    .collect();
+                progress.finish();
+                let method = format!(
+                    "split conformal: {} calibration members held out of {} (the projection and index use the other {})",
+                    plan.scored.len(),
+                    input.n,
+                    plan.train.len()
+                );
+                (vec![fold], members, method)
+            }
+            Scheme::CrossConformal => {
+                let kf = plan.folds;
+                let m = plan.scored.len();
+                let mut fold_of = vec![usize::MAX; input.n];
+                for (pos, &r) in plan.scored.iter().enumerate() {
+                    fold_of[r] = pos % kf;
+                }
+                let mut folds = Vec::with_capacity(kf);
+                let mut members = Vec::with_capacity(m);
+                progress.start("cross-conformal folds", kf as u64);
+                for f in 0..kf {
+                    let out = |r: usize| fold_of[r] == f;
+                    let train: Vec<usize> = (0..input.n).filter(|&r| !out(r)).collect();
+                    let train_by_id: Vec<usize> =
+                        plan.by_id.iter().copied().filter(|&r| !out(r)).collect();
+                    progress.advance(0);
+                    let proj = self
+                        .projection
+                        .fit(values, p, &train, &train_by_id, &NoProgress)?;
+                    progress.advance(0);
+                    let (c, dims) = (proj.choice.n_components, proj.choice.knn_components);
+                    let points = leading(&embed_rows(&proj.projector, values, &train), c, dims);
+                    let index = ExactIndex::new(points.clone(), dims);
+                    let state = ChannelState::fit(values, p, &train, &proj.projector);
+                    let mut fold = FoldModel {
+                        projector: proj.projector,
+                        search_dims: dims,
+                        points,
+                        scorer: Scorer::fit(state.channels(), &[]),
+                        state,
+                    };
+                    let rows_of = |g: usize| -> Vec<usize> {
+                        (0..m)
+                            .filter(|pos| pos % kf == g)
+                            .map(|pos| plan.scored[pos])
+                            .collect()
+                    };
+                    fold.scorer =
+                        self.fit_scorer(input, &train, &train_by_id, &fold, &index, progress);
+                    let sc = self.scorer(&fold, &index);
+                    let mine: Vec<CalibrationMember> = rows_of(f)
+                        .par_chunks(PROGRESS_EVERY)
+                        .flat_map_iter(|chunk| {
+                            progress.advance(0);
+                            chunk.iter().map(|&r| {
+                                let s = sc.score(input.row(r));
+                                CalibrationMember {
+                                    row: r as u32,
+                                    fold: f as u32,
+                                    group: group_of(r),
+                                    scores: s.scores,
+                                    novelty: s.novelty,
+                                }
+                            })
+                        })
+                        .collect();
+                    members.extend(mine);
+                    folds.push(fold);
+                    progress.advance(1);
+                }
+                progress.finish();
+                // Calibration order: the members' id order.
+                let pos_of: std::collections::HashMap<u32, usize> = plan
+                    .scored
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &r)| (r as u32, i))
+                    .collect();
+                members.sort_by_key(|m| pos_of.get(&m.row).copied().unwrap_or(usize::MAX));
+                let method = format!("{kf}-fold cross-conformal on {m} of {} members", input.n);
+                (folds, members, method)
+            }
+        };
+        // Members the fold model could not score (no observed feature) are
+        // left out: which rows they are depends on missingness only.
+        let before = members.len();
+        members.retain(|m| m.novelty.is_finite());
+        if members.len() < before {
+            warnings.push(format!(
+                "{} calibration member(s) could not be scored (no observed feature, or a non-finite score) and were left out",
+                before - members.len()
+            ));
+        }
+        if members.is_empty() {
+            return Err(Error::from(crate::ErrorKind::Numerical(
+                "no calibration member could be scored".into(),
+            )));
+        }
+        let n_folds = folds.len();
+        let n_channels = folds.first().map_or(0, |f| f.state.channels().len());
+        let pooled = CalibrationSet::new(&members, n_folds, n_channels);
+        let by_group = if self.calibrate_by_group {
+            if groups.codes.is_none() {
+                return Err(Error::param(
+                    "calibrate_by_group",
+                    "needs a group column in the reference",
+                ));
+            }
+            let min_size = self.min_group();
+            let mut out = Vec::with_capacity(groups.names.len());
+            for (gi, name) in groups.names.iter().enumerate() {
+                let mine: Vec<&CalibrationMember> = members
+                    .iter()
+                    .filter(|m| m.group == Some(gi as u32))
+                    .collect();
+                if mine.len() < min_size {
+                    warnings.push(format!(
+                        "group {name:?} has {} calibration member(s), fewer than {min_size}: its patients use the pooled calibration",
+                        mine.len()
+                    ));
+                    out.push(None);
+                } else {
+                    out.push(Some(CalibrationSet::new(mine, n_folds, n_channels)));
+                }
+            }
+            Some(out)
+        } else {
+            None
+        };
+        let kept: Vec<u32> = (0..members.len().min(MASK_MEMBERS) as u32).collect();
+        let mut raw = Vec::with_capacity(kept.len() * p);
+        for &pos in &kept {
+            raw.extend_from_slice(input.row(members[pos as usize].row as usize));
+        }
+        let incomplete_members = members
+            .iter()
+            .filter(|m| input.row(m.row as usize).iter().any(|v| v.is_nan()))
+            .count();
+        Ok(Calibration {
+            incomplete_members,
+            scheme: plan.scheme,
+            folds,
+            members,
+            pooled,
+            by_group,
+            masked: MaskedMembers { members: kept, raw },
+            method,
+        })
+    }
+}
+
+/// The support radius of the pooled calibration and of each group's: the
+/// kNN statistic at which the kNN channel alone reaches the `invisible`
+/// level (docs/method.md §8).
+fn support_radii(params: &Params, cal: &Calibration) -> (f64, Option<Vec<f64>>) {
+    let knn = cal
+        .folds
+        .first()
+        .and_then(|f| f.state.channels().iter().position(|&c| c == Channel::Knn));
+    let radius = |set: &CalibrationSet| -> f64 {
+        // The kNN statistic beyond which the kNN channel alone gives
+        // p ≤ α: the conformal radius of the members' kNN scores, each under
+        // the model that did not see it. Exact under split conformal; under
+        // cross-conformal the patient's statistic differs a little between
+        // fold models, so the relation holds for their typical value.
+        let Some(j) = knn else {
+            return f64::INFINITY;
+        };
+        let mut all: Vec<f64> = set
+            .channels
+            .iter()
+            .filter_map(|f| f.get(j))
+            .flat_map(|s| s.sorted().iter().copied())
+            .collect();
+        all.sort_by(f64::total_cmp);
+        ChannelScores::new(all).radius(params.alpha)
+    };
+    let pooled = radius(&cal.pooled);
+    let groups = cal.by_group.as_ref().map(|bg| {
+        bg.iter()
+            .map(|g| g.as_ref().map_or(pooled, &radius))
+            .collect()
+    });
+    (pooled, groups)
+}
+
+/// Stage 3 of fit: the index over the model's members (docs/method.md §9).
+#[derive(Debug, Clone)]
+pub struct IndexParams {
+    choice: IndexChoice,
+    hnsw_threshold: usize,
+    hnsw: crate::index::HnswParams,
+    k: usize,
+    seed: u64,
+    statistic: KnnStatistic,
+    alpha: f64,
+    warn_alpha: f64,
+}
+
+impl From<&Params> for IndexParams {
+    fn from(p: &Params) -> Self {
+        IndexParams {
+            choice: p.index,
+            hnsw_threshold: p.hnsw_threshold,
+            hnsw: p.hnsw,
+            k: p.k,
+            seed: p.seed,
+            statistic: p.knn_statistic,
+            alpha: p.alpha,
+            warn_alpha: p.warn_alpha,
+        }
+    }
+}
+
+/// The index fit built.
+struct BuiltIndex {
+    kind: IndexKind,
+    graph: Option<HnswIndex>,
+    check: Option<IndexCheck>,
+    ef_search: usize,
+}
+
+impl IndexParams {
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        exact: &ExactIndex,
+        calibration: &Calibration,
+        input: &Input<'_>,
+        projection: &Projection,
+        _support_radius: f64,
+        warnings: &mut Vec<String>,
+        progress: &dyn Progress,
+    ) -> BuiltIndex {
+        let n = exact.len();
+        let knn_c = exact.dim();
+        let k = self.k;
+        let kind = match self.choice {
+            IndexChoice::Exact => IndexKind::Exact,
+            IndexChoice::Hnsw => IndexKind::Hnsw,
+            IndexChoice::Auto
+                if n > self.hnsw_threshold && knn_c > crate::index::exact::KD_TREE_MAX_DIM =>
+            {
+                IndexKind::Hnsw
+            }
+            IndexChoice::Auto => IndexKind::Exact,
+        };
+        if kind == IndexKind::Exact {
+            return BuiltIndex {
+                kind,
+                graph: None,
+                check: None,
+                ef_search: self.hnsw.ef_search,
+            };
+        }
+        progress.start("building HNSW graph", n as u64);
+        let mut last = 0usize;
+        let mut g = HnswIndex::build(exact.points(), knn_c, self.hnsw, |done| {
+            progress.advance((done - last) as u64);
+            last = done;
+        });
+        progress.finish();
+        // The graph's search beam is widened (the graph is unchanged) until
+        // the recall measured at fit reaches MIN_RECALL on both kinds of
+        // probes, up to EF_RAISE_LIMIT times the requested width; the width
+        // reached is stored with the model.
+        progress.start("checking HNSW recall", 1);
+        let mut chk = self.check_index(&g, exact, calibration, input, projection);
+        let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
+        while chk.recall_in.min(chk.recall_out) < MIN_RECALL && g.params().ef_search < limit {
+            progress.advance(0);
+            g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
+            chk = self.check_index(&g, exact, calibration, input, projection);
+        }
+        progress.advance(1);
+        progress.finish();
+        let ef_search = g.params().ef_search;
+        if chk.recall_in.min(chk.recall_out) < MIN_RECALL {
+            warnings.push(format!(
+                "HNSW recall@{k} measured at fit is {:.3} in distribution and {:.3} out of it (< {MIN_RECALL}) even with the search beam widened to ef_search {ef_search}; verdicts stay exact (re-checked), but assess will be slower",
+                chk.recall_in, chk.recall_out
+            ));
+        }
+        BuiltIndex {
+            kind,
+            graph: Some(g),
+            check: Some(chk),
+            ef_search,
+        }
+    }
+
+    /// recall@k of the graph against exact search on seeded in- and
+    /// out-of-distribution probes, and its re-check rate on calibration
+    /// members (split conformal; 0 under cross-conformal, where the verdict
+    /// never depends on the graph).
+    fn check_index(
+        &self,
+        graph: &HnswIndex,
+        exact: &ExactIndex,
+        calibration: &Calibration,
+        input: &Input<'_>,
+        projection: &Projection,
+    ) -> IndexCheck {
+        let k = self.k;
+        let probes = INDEX_CHECK_PROBES.min(exact.len());
+        let (inside, outside) = check::probes(exact, k, probes, self.seed);
+        let mut rechecks = 0usize;
+        let mut sampled = 0usize;
+        if calibration.scheme == Scheme::Split
+            && let Some(fold) = calibration.folds.first()
+        {
+            let rows: Vec<u32> = calibration
+                .members
+                .iter()
+                .take(probes)
+                .map(|m| m.row)
+                .collect();
+            sampled = rows.len();
+            rechecks = rows
+                .par_iter()
+                .filter(|&&r| {
+                    let raw = input.row(r as usize);
+                    let mut z = vec![0.0; raw.len()];
+                    let mut y = vec![0.0; projection.projector.n_components];
+                    let (residual, n_obs) = projection.projector.project(raw, &mut z, &mut y);
+                    let q: Vec<f32> = y[..exact.dim()].iter().map(|v| *v as f32).collect();
+                    let nb = graph.search(&q, k);
+                    if nb.len() < k {
+                        return true;
+                    }
+                    let s = FoldScorer {
+                        model: fold,
+                        index: exact,
+                        k,
+                        statistic: self.statistic,
+                    }
+                    .score_projected(raw, &z, &y, residual, n_obs, &nb);
+                    let p = calibration.pooled.p_value(&[s.novelty]);
+                    crate::calibrate::conformal::verdict(p, self.alpha, self.warn_alpha)
+                        != Verdict::Supported
+                })
+                .count();
+        }
+        IndexCheck {
+            recall_in: check::recall(exact, graph, &inside, k),
+            recall_out: check::recall(exact, graph, &outside, k),
+            recheck_rate: rechecks as f64 / sampled.max(1) as f64,
+            probes: probes as u32,
+        }
     }
 }
 
@@ -441,30 +1008,6 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
     out
 }
 
-/// Scores reference row `r` on both channels: projects it with `projector`
-/// and searches `index` (whose dimension is the number of leading components
-/// used for the search), leaving out index entry `skip`.
-fn score_member(
-    params: &Params,
-    projector: &Projector,
-    index: &ExactIndex,
-    values: &[f64],
-    r: usize,
-    skip: Option<u32>,
-) -> CalibrationMember {
-    let p = projector.n_features();
-    let mut z = vec![0.0; p];
-    let mut y = vec![0.0; projector.n_components];
-    let (residual, _) = projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
-    let q: Vec<f32> = y[..index.dim()].iter().map(|v| *v as f32).collect();
-    let nb = index.search(&q, params.k, skip, None).neighbours;
-    CalibrationMember {
-        index: r as u32,
-        knn: knn_statistic(&nb, params.knn_statistic),
-        residual,
-    }
-}
-
 /// Probes of each kind in the HNSW check at fit.
 pub const INDEX_CHECK_PROBES: usize = 1000;
 /// recall@k that fit widens the graph's search beam to reach, and below
@@ -474,15 +1017,13 @@ pub const MIN_RECALL: f64 = 0.95;
 /// least `k`), doubling it, to reach [`MIN_RECALL`].
 pub const EF_RAISE_LIMIT: usize = 8;
 
-/// The members scored for calibration: the first `calibration_size` rows in
-/// the seeded id order (docs/method.md §4).
-fn scored_members(params: &Params, id_rows: &[usize]) -> Vec<usize> {
-    id_rows
-        .iter()
-        .take(params.calibration_size)
-        .copied()
-        .collect()
-}
+/// Members searched between two progress reports in the steps that search
+/// for every member (calibration, its tail fits, reference densities): they
+/// are searched in chunks of this many, each reported before it starts
+/// (`advance(0)` where the step counts other units). A report is also where
+/// a [`Progress`] that cancels can stop the work (the Python package does):
+/// every thread stops within its current chunk.
+pub const PROGRESS_EVERY: usize = 64;
 
 /// Every member's k-distance and local reachability density among the other
 /// members (exact; members searched in tree order, which keeps the points
@@ -533,159 +1074,10 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
     (kdist, lrd)
 }
 
-/// Members searched between two progress reports in the steps that search
-/// for every member (calibration, reference densities): they are searched in
-/// chunks of this many, each reported before it starts. A report is also
-/// where a [`Progress`] that cancels can stop the work (the Python package
-/// does): every thread stops within its current chunk.
-pub const PROGRESS_EVERY: usize = 64;
-
-/// Reference size from which calibration may skip refitting the projection.
+/// Reference size from which calibration is split conformal (docs/method.md §4).
 pub const LARGE_COHORT_MIN: usize = 50_000;
-/// Rows per feature from which calibration may skip refitting the projection.
+/// Rows per feature from which calibration is split conformal.
 pub const LARGE_COHORT_RATIO: usize = 100;
-
-/// Calibration scores for large cohorts (`n ≥ LARGE_COHORT_MIN` and
-/// `n ≥ LARGE_COHORT_RATIO · p`): the projection fitted on all members is
-/// kept, and each scored member's kNN statistic is computed with the member
-/// itself left out of the search. With so many rows per feature, one member
-/// moves the standardisation and the principal subspace by O(p/n), which is
-/// what cross-fitting guards against at small n (see docs/method.md).
-fn leave_one_out(
-    params: &Params,
-    values: &[f64],
-    id_rows: &[usize],
-    projector: &Projector,
-    exact: &ExactIndex,
-    progress: &dyn Progress,
-) -> (Vec<CalibrationMember>, String) {
-    let n = id_rows.len();
-    let scored = scored_members(params, id_rows);
-    let m = scored.len();
-    progress.start("calibrating (leave-one-out)", m as u64);
-    let members: Vec<CalibrationMember> = scored
-        .par_chunks(PROGRESS_EVERY)
-        .with_min_len(4)
-        .flat_map_iter(|chunk| {
-            progress.advance(chunk.len() as u64);
-            chunk
-                .iter()
-                .map(|&r| score_member(params, projector, exact, values, r, Some(r as u32)))
-        })
-        .collect();
-    progress.finish();
-    let method =
-        format!("leave-one-out on {m} of {n} members (large cohort: projection not refitted)");
-    (members, method)
-}
-
-/// Cross-fitted calibration scores: for each fold, standardisation and
-/// projection (same number of components) are refitted on the other rows, and
-/// the fold's members are scored against them on both channels.
-fn cross_fit(
-    params: &Params,
-    values: &[f64],
-    p: usize,
-    id_rows: &[usize],
-    c: usize,
-    knn_c: usize,
-    progress: &dyn Progress,
-) -> Result<(Vec<CalibrationMember>, String)> {
-    let k = params.k;
-    let n = id_rows.len();
-    let scored = scored_members(params, id_rows);
-    let m = scored.len();
-    // Every training part must keep at least k + 1 rows.
-    let min_folds = n.div_ceil(n - k - 1);
-    let folds = params.folds.max(min_folds).min(m);
-    let mut fold_of = vec![usize::MAX; n];
-    for (pos, &r) in scored.iter().enumerate() {
-        fold_of[r] = pos % folds;
-    }
-    let blank = CalibrationMember {
-        index: 0,
-        knn: 0.0,
-        residual: 0.0,
-    };
-    let mut members = vec![blank; m];
-    progress.start("cross-fitting calibration", m as u64);
-    let fold_pca = project::FoldPca::new(values, p, n, params.seed);
-    for f in 0..folds {
-        let train: Vec<usize> = (0..n).filter(|&r| fold_of[r] != f).collect();
-        let fold: Vec<usize> = (0..m).filter(|&pos| pos % folds == f).collect();
-        let st = Standardiser::fit(values, p, train.iter().copied());
-        let pca = fold_pca.fit(&train, st.mean(), st.scale(), c)?;
-        let cf = pca.n_loadings.clamp(1, c);
-        let projector = Projector::new(st, take_columns(&pca.loadings, p, pca.n_loadings, cf), cf);
-        let dims = knn_c.min(cf);
-        let index = ExactIndex::new(
-            leading(&embed_rows(&projector, values, &train), cf, dims),
-            dims,
-        );
-        let scores: Vec<CalibrationMember> = fold
-            .par_chunks(PROGRESS_EVERY)
-            .flat_map_iter(|chunk| {
-                progress.advance(chunk.len() as u64);
-                chunk
-                    .iter()
-                    .map(|&pos| score_member(params, &projector, &index, values, scored[pos], None))
-            })
-            .collect();
-        for (&pos, s) in fold.iter().zip(scores) {
-            members[pos] = s;
-        }
-    }
-    progress.finish();
-    let method = format!("{folds}-fold cross-fit on {m} of {n} members");
-    Ok((members, method))
-}
-
-/// Fraction of exact k nearest neighbours the graph finds, over a seeded sample
-/// of reference members (as queries, themselves excluded) and synthetic far-out
-/// probes.
-/// recall@k of the graph against exact search on seeded in- and
-/// out-of-distribution probes, and its re-check rate on calibration members.
-fn check_index(
-    graph: &HnswIndex,
-    exact: &ExactIndex,
-    calibration: &Calibration,
-    embeddings: &[f32],
-    c: usize,
-    params: &Params,
-) -> IndexCheck {
-    let dim = exact.dim();
-    let k = params.k;
-    let probes = INDEX_CHECK_PROBES.min(exact.len());
-    let (inside, outside) = check::probes(exact, k, probes, params.seed);
-    // Re-checks: calibration members searched in the graph (themselves left
-    // out), scored with their own residual against the pooled calibration.
-    let cal = &calibration.members;
-    let step = (cal.len() / probes.max(1)).max(1);
-    let sampled: Vec<&CalibrationMember> = cal.iter().step_by(step).take(probes).collect();
-    let rechecks: usize = sampled
-        .par_iter()
-        .filter(|m| {
-            let i = m.index as usize;
-            let q = &embeddings[i * c..i * c + dim];
-            let nb: Vec<_> = graph
-                .search(q, k + 1)
-                .into_iter()
-                .filter(|x| x.index != m.index)
-                .take(k)
-                .collect();
-            if nb.len() < k {
-                return true;
-            }
-            let stat = knn_statistic(&nb, params.knn_statistic);
-            let novelty = calibration.scorer.novelty(stat, m.residual);
-            let p = calibration.pooled.novelty.p_value(novelty);
-            Verdict::from_p_value(p, params.alpha, params.warn_alpha) != Verdict::Supported
-        })
-        .count();
-    IndexCheck {
-        recall_in: check::recall(exact, graph, &inside, k),
-        recall_out: check::recall(exact, graph, &outside, k),
-        recheck_rate: rechecks as f64 / sampled.len().max(1) as f64,
-        probes: probes as u32,
-    }
-}
+/// Most training members each fold model scores (among the others) to fit
+/// its tail transforms: the first in the seeded id order.
+pub const TUNE_MAX: usize = 5000;

@@ -36,7 +36,10 @@ use crate::index::{ExactIndex, IndexKind, TreeLayout};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
+/// The oldest format version this build reads: earlier models were
+/// calibrated without the guarantee of docs/method.md §7 and must be refitted.
+pub const OLDEST_READABLE_VERSION: u32 = 5;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 24;
 
@@ -191,6 +194,14 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     if version == 0 {
         return Err(Error::format(path, "invalid model format version 0"));
     }
+    if version < OLDEST_READABLE_VERSION {
+        return Err(Error::format(
+            path,
+            format!(
+                "model format version {version} was written by an earlier nof1 whose calibration has no proven guarantee (it scored calibration members and patients with different models); this nof1 reads format version {OLDEST_READABLE_VERSION} and later: refit the model with `nof1 fit`"
+            ),
+        ));
+    }
     let mut len8 = [0u8; 8];
     len8.copy_from_slice(&bytes[12..20]);
     let len = u64::from_le_bytes(len8);
@@ -224,22 +235,13 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         ));
     }
     let corrupt = |e: bincode::Error| Error::format(path, format!("corrupt model payload: {e}"));
-    let (data, rest) = if version == 1 {
-        let v1: ModelDataV1 = codec(len).deserialize(payload).map_err(corrupt)?;
-        (v1.into(), &[][..])
-    } else {
-        // The model section ends where bincode stops reading.
-        let mut rest = payload;
-        let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
-        (data, rest)
-    };
+    // The model section ends where bincode stops reading.
+    let mut rest = payload;
+    let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
     let mut data = data;
-    let mut rest = rest;
-    if version >= 4 {
-        data.variants = codec(rest.len() as u64)
-            .deserialize_from(&mut rest)
-            .map_err(|e| Error::format(path, format!("corrupt variant section: {e}")))?;
-    }
+    data.variants = codec(rest.len() as u64)
+        .deserialize_from(&mut rest)
+        .map_err(|e| Error::format(path, format!("corrupt variant section: {e}")))?;
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let tree: Option<TreeLayout> = if version >= 3 {
         codec(rest.len() as u64)
@@ -311,8 +313,51 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     {
         return Err("group codes do not match the group names".into());
     }
-    if d.calibration.pooled.knn.is_empty() || d.calibration.pooled.residual.is_empty() {
+    let cal = &d.calibration;
+    if cal.pooled.n_members == 0
+        || cal.folds.is_empty()
+        || cal.pooled.novelty.len() != cal.folds.len()
+    {
         return Err("no calibration scores".into());
+    }
+    let channels = cal.folds[0].state.channels().len();
+    for f in &cal.folds {
+        let dims = f.search_dims;
+        let fc = f.projector.n_components;
+        if f.projector.n_features() != p
+            || Some(f.projector.loadings.len()) != p.checked_mul(fc)
+            || dims == 0
+            || dims > fc
+            || !f.points.len().is_multiple_of(dims)
+            || f.state.channels().len() != channels
+            || f.scorer.transforms.len() != channels
+            || f.scorer.weights.len() != channels
+        {
+            return Err("a fold model does not match the features".into());
+        }
+        if cal.scheme == crate::calibrate::Scheme::CrossConformal && f.points.len() < dims {
+            return Err("a fold model has no training member".into());
+        }
+        if f.points.iter().any(|v| !v.is_finite()) {
+            return Err("non-finite fold embedding".into());
+        }
+    }
+    if cal.scheme == crate::calibrate::Scheme::Split && cal.folds.len() != 1 {
+        return Err("split conformal with more than one fold model".into());
+    }
+    if cal.members.iter().any(|m| {
+        m.fold as usize >= cal.folds.len() || m.scores.len() != channels || !m.novelty.is_finite()
+    }) {
+        return Err("calibration members do not match the fold models".into());
+    }
+    if Some(cal.masked.raw.len()) != cal.masked.members.len().checked_mul(p)
+        || cal
+            .masked
+            .members
+            .iter()
+            .any(|&m| m as usize >= cal.members.len())
+    {
+        return Err("masked calibration members do not match".into());
     }
     if let Some(bg) = &d.calibration.by_group
         && bg.len() != d.reference.group_names.len()
@@ -413,49 +458,6 @@ impl Model {
     }
 }
 
-/// The model data as version 1 laid it out: the same fields, except that
-/// an HNSW model recorded a single recall figure (`hnsw_recall`) where
-/// version 2 records an [`super::IndexCheck`].
-#[derive(serde::Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
-struct ModelDataV1 {
-    crate_version: String,
-    created: u64,
-    params: super::Params,
-    features: Vec<String>,
-    dropped_features: Vec<String>,
-    projector: crate::project::Projector,
-    components: super::ComponentChoice,
-    reference: super::ReferenceSet,
-    calibration: super::Calibration,
-    index_kind: IndexKind,
-    #[allow(dead_code)]
-    hnsw_recall: Option<f64>,
-    warnings: Vec<String>,
-}
-
-impl From<ModelDataV1> for ModelData {
-    /// The version-1 recall was measured on other probes: it is not carried
-    /// over (`inspect` reports the check as not measured).
-    fn from(v: ModelDataV1) -> Self {
-        ModelData {
-            crate_version: v.crate_version,
-            created: v.created,
-            params: v.params,
-            features: v.features,
-            dropped_features: v.dropped_features,
-            projector: v.projector,
-            components: v.components,
-            reference: v.reference,
-            calibration: v.calibration,
-            index_kind: v.index_kind,
-            index_check: None,
-            variants: None,
-            warnings: v.warnings,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,35 +507,6 @@ mod tests {
             let bytes = model.to_bytes().expect("encode");
             (model, bytes)
         })
-    }
-
-    /// The version-1 container of the same model: CRC over the payload only,
-    /// no graph section.
-    fn version_1(data: &ModelData) -> Vec<u8> {
-        // Version 1 had `hnsw_recall: Option<f64>` where `index_check` is.
-        let data = data.clone();
-        let v1 = ModelDataV1 {
-            crate_version: data.crate_version,
-            created: data.created,
-            params: data.params,
-            features: data.features,
-            dropped_features: data.dropped_features,
-            projector: data.projector,
-            components: data.components,
-            reference: data.reference,
-            calibration: data.calibration,
-            index_kind: data.index_kind,
-            hnsw_recall: data.index_check.map(|c| c.recall_in),
-            warnings: data.warnings,
-        };
-        let payload = codec(u64::MAX).serialize(&v1).expect("encode");
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
     }
 
     /// Replaces the payload of a version-2 container, fixing length and CRC.
@@ -609,10 +582,10 @@ mod tests {
     fn exact_models_store_their_search_tree_and_restore_it() {
         let (model, bytes) = fitted(IndexChoice::Exact);
         assert!(model.exact.tree_layout().is_some());
-        // Version 1 stored neither a tree nor a graph (nor variants: one byte for `None`).
+        // A bare encoding stores no tree (one byte) and no variants (one byte).
         assert_eq!(
             bytes.len(),
-            version_1(model.data()).len() + 1 + tree_len(model)
+            encode(model.data()).expect("encode").len() + tree_len(model) - 1
         );
         let c = decode_container(bytes, Path::new(PATH)).expect("decode");
         assert_eq!(c.graph_len(), None);
@@ -667,68 +640,19 @@ mod tests {
         assert!(err.to_string().contains("search tree section"), "{err}");
     }
 
-    /// Version-1 files as nof1 0.1.0 wrote them (stored fixtures, not
-    /// rebuilt from today's types): read; an HNSW graph is rebuilt, the same
-    /// graph fit builds from the stored data; saving writes the current
-    /// version, which reads back to the same data.
+    /// Files of format versions 1–4 (calibrated without a proven guarantee)
+    /// are refused with a message naming the version.
     #[test]
-    fn stored_version_1_files_are_read_and_their_graph_rebuilt() {
-        for name in ["exact-v1.nof1", "hnsw-v1.nof1"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/versions")
-                .join(name);
-            let old = std::fs::read(&path).expect("fixture");
-            let c = decode_container(&old, &path).expect("decode v1");
-            assert_eq!((c.version, c.graph_len()), (1, None), "{name}");
-            let loaded = Model::from_bytes(&old, &path).expect("load v1");
-            assert!(loaded.data().index_check.is_none(), "{name}");
-            assert_eq!(loaded.reference().len(), 60, "{name}");
-            let upgraded = loaded.to_bytes().expect("encode");
-            let c = decode_container(&upgraded, &path).expect("decode");
-            assert_eq!(c.version, FORMAT_VERSION);
-            let again = Model::from_bytes(&upgraded, &path).expect("reload");
-            assert_eq!(again.data(), loaded.data(), "{name}");
-            if loaded.index_kind() == IndexKind::Hnsw {
-                // Rebuilt deterministically: the graph of the stored data.
-                let rebuilt = Model::from_bytes(&encode(loaded.data()).expect("encode"), &path)
-                    .expect("rebuild");
-                assert_same_graph_searches(&rebuilt, &loaded);
-                assert!(
-                    c.graph_len().is_some(),
-                    "{name}: the upgrade stores the graph"
-                );
-            }
-        }
-    }
-
-    /// The version-1 layout as this crate decodes it, built from today's
-    /// types (the stored files above are the real thing): everything but
-    /// the index check survives, and an exact model upgrades to the same
-    /// bytes.
-    #[test]
-    fn version_1_layout_built_from_todays_types_round_trips() {
-        for index in [IndexChoice::Exact, IndexChoice::Hnsw] {
-            let (model, bytes) = fitted(index);
-            let old = version_1(model.data());
-            let c = decode_container(&old, Path::new(PATH)).expect("decode v1");
-            assert_eq!((c.version, c.graph_len()), (1, None));
-            let loaded = Model::from_bytes(&old, Path::new(PATH)).expect("load v1");
-            // Everything but the index check (version 1 measured recall differently).
-            let mut want = model.data().clone();
-            want.index_check = None;
-            assert_eq!(loaded.data(), &want);
-            if index == IndexChoice::Hnsw {
-                // Rebuilt deterministically: the same graph as the fitted one.
-                assert_same_graph_searches(model, &loaded);
-            }
-            // Saving upgrades to the current version (an exact model to the
-            // same bytes; an HNSW one without the version-1 recall).
-            let upgraded = loaded.to_bytes().expect("encode");
-            let c = decode_container(&upgraded, Path::new(PATH)).expect("decode");
-            assert_eq!(c.version, FORMAT_VERSION);
-            if index == IndexChoice::Exact {
-                assert_eq!(&upgraded, bytes);
-            }
+    fn versions_before_5_are_refused_naming_the_version() {
+        let (_, bytes) = fitted(IndexChoice::Exact);
+        for v in 1u32..OLDEST_READABLE_VERSION {
+            let mut old = bytes.clone();
+            old[8..12].copy_from_slice(&v.to_le_bytes());
+            let payload = old[HEADER_LEN..].to_vec();
+            let err = Model::from_bytes(&repack(&old, &payload), Path::new(PATH)).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("model format version {v}")), "{msg}");
+            assert!(msg.contains("refit"), "{msg}");
         }
     }
 
@@ -828,37 +752,6 @@ mod tests {
                 .collect()
         };
         assert_eq!(verdicts(&loaded), verdicts(exact));
-    }
-
-    /// The version-2 container of the same HNSW model: its graph section holds
-    /// hnsw_rs's neighbour records.
-    fn version_2(model: &Model) -> Vec<u8> {
-        let graph = model.hnsw.as_ref().expect("graph");
-        let mut out = encode_parts(model.data(), |out| {
-            crate::index::hnsw::write_section_v2(graph, out);
-            Ok(())
-        })
-        .expect("encode");
-        out[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let payload = out[HEADER_LEN..].to_vec();
-        repack(&out, &payload)
-    }
-
-    #[test]
-    fn version_2_files_are_read_and_assess_identically() {
-        let (model, bytes) = fitted(IndexChoice::Hnsw);
-        let old = version_2(model);
-        let c = decode_container(&old, Path::new(PATH)).expect("decode v2");
-        assert_eq!(c.version, 2);
-        assert!(c.graph_len().is_some_and(|l| l > graph_len(model)));
-        let loaded = Model::from_bytes(&old, Path::new(PATH)).expect("load v2");
-        assert_eq!(loaded.data(), model.data());
-        assert_same_graph_searches(model, &loaded);
-        let patients = patients();
-        assert_eq!(outputs(&loaded, &patients), outputs(model, &patients));
-        // Saving upgrades it to the current version, byte for byte the model
-        // fitted now.
-        assert_eq!(&loaded.to_bytes().expect("encode"), bytes);
     }
 
     /// A graph section truncated or edited behind a recomputed checksum is a

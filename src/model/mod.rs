@@ -17,7 +17,10 @@ pub use summary::{ExactSearch, ModelSummary};
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::{ChannelScores, TailTransform};
+pub use crate::calibrate::{
+    Calibration, CalibrationMember, CalibrationSet, Channel, ChannelState, FoldModel, Scheme,
+    Scorer,
+};
 use crate::index::hnsw::{GraphLoadError, StoredGraph};
 use crate::index::{ExactIndex, HnswIndex, IndexKind};
 use crate::project::{ComponentRule, Projector};
@@ -34,7 +37,8 @@ use crate::project::{ComponentRule, Projector};
 pub trait Progress: Sync {
     /// A new step starts with `total` units of work.
     fn start(&self, _step: &str, _total: u64) {}
-    /// `n` more units are done.
+    /// `n` more units are done (`advance(0)`: no unit is, but the work is
+    /// at a point where it can stop).
     fn advance(&self, _n: u64) {}
     /// The step is over.
     fn finish(&self) {}
@@ -67,99 +71,6 @@ pub struct ComponentChoice {
     pub null_eigenvalues: Vec<f64>,
     /// Fraction of variance explained by the projection's components.
     pub explained: f64,
-}
-
-/// Weights of the kNN and residual channels in the combined score (a weighted
-/// Bonferroni split of the tail probability: they sum to 1).
-pub const CHANNEL_WEIGHTS: [f64; 2] = [0.75, 0.25];
-
-/// One cross-fitted calibration member and its two channel scores.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationMember {
-    /// Reference row.
-    pub index: u32,
-    /// kNN distance statistic against the other folds.
-    pub knn: f64,
-    /// Residual under the projection fitted on the other folds.
-    pub residual: f64,
-}
-
-/// Maps the two channel scores to the combined `novelty` score.
-///
-/// `novelty = max(0, max_j (ln w_j − ln p̃_j(s_j)) / ln 10)`: minus log10 of
-/// the smallest weighted smoothed tail probability (see
-/// [`TailTransform`]). It is continuous and non-decreasing in each channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scorer {
-    /// Tail transform of the kNN channel.
-    pub knn: TailTransform,
-    /// Tail transform of the residual channel.
-    pub residual: TailTransform,
-    /// Channel weights ([`CHANNEL_WEIGHTS`]).
-    pub weights: [f64; 2],
-}
-
-impl Scorer {
-    /// The combined novelty of a pair of channel scores.
-    pub fn novelty(&self, knn: f64, residual: f64) -> f64 {
-        let a = self.weights[0].ln() - self.knn.log_p(knn);
-        let b = self.weights[1].ln() - self.residual.log_p(residual);
-        (a.max(b) / std::f64::consts::LN_10).max(0.0)
-    }
-
-    /// The kNN statistic above which the kNN channel alone pushes novelty above `novelty`.
-    pub fn knn_threshold(&self, novelty: f64) -> f64 {
-        self.knn
-            .score_at(self.weights[0].ln() - novelty * std::f64::consts::LN_10)
-    }
-}
-
-/// Calibration scores of one set of members (all, or one group's).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationSet {
-    /// kNN channel scores.
-    pub knn: ChannelScores,
-    /// Residual channel scores.
-    pub residual: ChannelScores,
-    /// Combined novelty scores: the conformal p-value is taken against these.
-    pub novelty: ChannelScores,
-    /// The support radius: a kNN statistic above it makes a patient invisible.
-    pub support_radius: f64,
-}
-
-impl CalibrationSet {
-    /// Builds the set from members' scores.
-    pub fn new(scorer: &Scorer, members: &[CalibrationMember], alpha: f64) -> Self {
-        let novelty = ChannelScores::new(
-            members
-                .iter()
-                .map(|m| scorer.novelty(m.knn, m.residual))
-                .collect(),
-        );
-        let r = novelty.radius(alpha);
-        CalibrationSet {
-            knn: ChannelScores::new(members.iter().map(|m| m.knn).collect()),
-            residual: ChannelScores::new(members.iter().map(|m| m.residual).collect()),
-            support_radius: scorer.knn_threshold(r),
-            novelty,
-        }
-    }
-}
-
-/// Calibration: pooled scores, and per-group scores under Mondrian calibration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    /// Cross-fitted members with their paired channel scores, in calibration order.
-    pub members: Vec<CalibrationMember>,
-    /// The combined score, fitted on all members.
-    pub scorer: Scorer,
-    /// All members.
-    pub pooled: CalibrationSet,
-    /// Per reference group (same order as [`ReferenceSet::group_names`]); `None`
-    /// for a group too small to calibrate (falls back to pooled).
-    pub by_group: Option<Vec<Option<CalibrationSet>>>,
-    /// How the calibration scores were produced (e.g. "10-fold cross-fit").
-    pub method: String,
 }
 
 /// The reference cohort as the model keeps it.
@@ -221,8 +132,15 @@ pub struct ModelData {
     pub components: ComponentChoice,
     /// The reference.
     pub reference: ReferenceSet,
-    /// Calibration scores.
+    /// Calibration: fold models and members' scores.
     pub calibration: Calibration,
+    /// The kNN statistic (in the model's own embedding) above which the kNN
+    /// channel alone makes a patient `invisible` under the pooled
+    /// calibration (docs/method.md §8); per group in `group_support_radius`.
+    pub support_radius: f64,
+    /// Per-group support radii under Mondrian calibration (pooled where the
+    /// group falls back).
+    pub group_support_radius: Option<Vec<f64>>,
     /// The index kind.
     pub index_kind: IndexKind,
     /// Agreement of the HNSW graph with exact search, measured at fit (HNSW only).
@@ -264,6 +182,21 @@ pub struct Model {
     /// Index over the density sample of a model fitted by an earlier version,
     /// when that sample is not the whole reference.
     density: Option<ExactIndex>,
+    /// Under cross-conformal calibration, each fold model's index over its
+    /// training members (empty under split conformal: `exact` serves).
+    folds: Vec<ExactIndex>,
+}
+
+/// The indexes of a calibration's fold models (none under split conformal).
+pub(crate) fn fold_indexes(cal: &Calibration) -> Vec<ExactIndex> {
+    match cal.scheme {
+        Scheme::Split => Vec::new(),
+        Scheme::CrossConformal => cal
+            .folds
+            .iter()
+            .map(|f| ExactIndex::new(f.points.clone(), f.search_dims.max(1)))
+            .collect(),
+    }
 }
 
 /// An index over the density sample, when the sample is not the whole reference.
@@ -314,11 +247,13 @@ impl Model {
         progress.finish();
         let g = g?;
         let density = density_index(&exact, &data.reference.density_members);
+        let folds = fold_indexes(&data.calibration);
         Ok(Model {
             data,
             exact,
             hnsw: Some(g),
             density,
+            folds,
         })
     }
 
@@ -347,11 +282,13 @@ impl Model {
             }
         };
         let density = density_index(&exact, &data.reference.density_members);
+        let folds = fold_indexes(&data.calibration);
         Model {
             data,
             exact,
             hnsw,
             density,
+            folds,
         }
     }
 
@@ -433,7 +370,7 @@ impl Model {
 
     /// Radius of the kNN channel at the `invisible` level (pooled calibration).
     pub fn support_radius(&self) -> f64 {
-        self.data.calibration.pooled.support_radius
+        self.data.support_radius
     }
 
     /// Leading components used for the neighbour search.

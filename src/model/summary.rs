@@ -84,6 +84,10 @@ pub struct ModelSummary {
     pub calibration_size: usize,
     /// How the calibration scores were obtained.
     pub calibration_method: String,
+    /// Conformal scheme: split or cross-conformal (docs/method.md §4).
+    pub calibration_scheme: crate::calibrate::Scheme,
+    /// Fold models patients are scored by (1 under split conformal).
+    pub folds: usize,
     /// Whether calibration is kept per reference group.
     pub mondrian: bool,
     /// The pooled support radius.
@@ -166,10 +170,12 @@ impl ModelSummary {
             dropped_features: data.dropped_features.clone(),
             components: data.components.clone(),
             params: data.params.clone(),
-            calibration_size: cal.pooled.knn.len(),
+            calibration_size: cal.pooled.n_members,
             calibration_method: cal.method.clone(),
+            calibration_scheme: cal.scheme,
+            folds: cal.n_folds(),
             mondrian: cal.by_group.is_some(),
-            support_radius: cal.pooled.support_radius,
+            support_radius: data.support_radius,
             index_kind: data.index_kind,
             index_check: data.index_check,
             exact_search,
@@ -207,6 +213,8 @@ impl ModelSummary {
             "seed": p.seed,
             "calibration_size": self.calibration_size,
             "calibration_method": self.calibration_method,
+            "calibration_scheme": self.calibration_scheme.to_string(),
+            "folds": self.folds,
             "mondrian": self.mondrian,
             "index": self.index_kind.to_string(),
             "index_check": self.index_check,
@@ -309,12 +317,12 @@ impl ModelSummary {
         writeln!(out, "min coverage     {}", p.min_coverage)?;
         writeln!(
             out,
-            "calibration      {} scores; {}",
-            self.calibration_size, self.calibration_method
+            "calibration      {} scores; {} ({}, {} fold model(s))",
+            self.calibration_size, self.calibration_method, self.calibration_scheme, self.folds
         )?;
         writeln!(
             out,
-            "support radius   {:.4} (kNN statistic above which a patient is invisible)",
+            "support radius   {:.4} (kNN statistic above which the kNN channel alone gives p ≤ alpha)",
             self.support_radius
         )?;
         writeln!(

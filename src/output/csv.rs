@@ -41,17 +41,19 @@ pub enum Value<'a> {
 
 const fn kind_of(name: &str) -> ColumnKind {
     match name.as_bytes() {
-        b"id" | b"verdict" | b"nearest_id" => ColumnKind::Text,
+        b"id" | b"verdict" | b"nearest_id" | b"reason" => ColumnKind::Text,
         b"support" => ColumnKind::Count,
         _ => ColumnKind::Float,
     }
 }
 
 /// The CSV columns for `model`'s assessments, in output order:
-/// [`CSV_COLUMNS`], then `nearest_group` when the model has groups, then `note`.
+/// [`CSV_COLUMNS`], then `nearest_group` when the model has groups, `reason`,
+/// `q_value` when `with_q` (a batch adjusted by [`crate::verdict::apply_fdr`]),
+/// then `note`.
 ///
 /// [`record`] gives one value per column, in the same order.
-pub fn columns(model: &Model) -> Vec<Column> {
+pub fn columns(model: &Model, with_q: bool) -> Vec<Column> {
     let mut cols: Vec<Column> = CSV_COLUMNS
         .iter()
         .map(|&name| Column {
@@ -66,14 +68,25 @@ pub fn columns(model: &Model) -> Vec<Column> {
         });
     }
     cols.push(Column {
+        name: "reason",
+        kind: ColumnKind::Text,
+    });
+    if with_q {
+        cols.push(Column {
+            name: "q_value",
+            kind: ColumnKind::Float,
+        });
+    }
+    cols.push(Column {
         name: "note",
         kind: ColumnKind::Text,
     });
     cols
 }
 
-/// The values of one assessment, one per column of [`columns`], in order.
-pub fn record<'a>(model: &'a Model, a: &'a Assessment) -> Vec<Value<'a>> {
+/// The values of one assessment, one per column of [`columns`] (with the
+/// same `with_q`), in order.
+pub fn record<'a>(model: &'a Model, a: &'a Assessment, with_q: bool) -> Vec<Value<'a>> {
     let nearest = a.neighbours.first();
     let reference = model.reference();
     let nearest_id = nearest
@@ -105,6 +118,10 @@ pub fn record<'a>(model: &'a Model, a: &'a Assessment) -> Vec<Value<'a>> {
             .unwrap_or("");
         row.push(Value::Text(Cow::Borrowed(g)));
     }
+    row.push(Value::Text(Cow::Borrowed(&a.reason)));
+    if with_q {
+        row.push(Value::Float(a.q_value));
+    }
     row.push(Value::Text(Cow::Borrowed(&a.note)));
     row
 }
@@ -120,8 +137,13 @@ fn field(s: &str, sep: u8) -> Cow<'_, str> {
     }
 }
 
-pub(super) fn write_header(w: &mut dyn Write, sep: u8, model: &Model) -> io::Result<()> {
-    let names: Vec<&str> = columns(model).iter().map(|c| c.name).collect();
+pub(super) fn write_header(
+    w: &mut dyn Write,
+    sep: u8,
+    model: &Model,
+    with_q: bool,
+) -> io::Result<()> {
+    let names: Vec<&str> = columns(model, with_q).iter().map(|c| c.name).collect();
     let sep = (sep as char).to_string();
     writeln!(w, "{}", names.join(&sep))
 }
@@ -131,9 +153,10 @@ pub(super) fn write_rows(
     sep: u8,
     model: &Model,
     rows: &[Assessment],
+    with_q: bool,
 ) -> io::Result<()> {
     for a in rows {
-        for (j, value) in record(model, a).iter().enumerate() {
+        for (j, value) in record(model, a, with_q).iter().enumerate() {
             if j > 0 {
                 w.write_all(&[sep])?;
             }
@@ -174,23 +197,27 @@ mod tests {
             vec![0.1, 0.9, 3.0, f64::NAN, f64::NAN, f64::NAN],
         )
         .expect("table");
-        let cols = columns(&model);
-        assert_eq!(
-            cols[..12].iter().map(|c| c.name).collect::<Vec<_>>(),
-            CSV_COLUMNS
-        );
-        assert_eq!(cols[12].name, "nearest_group");
-        assert_eq!(cols.last().map(|c| c.name), Some("note"));
-        for a in model.assess(&patients).expect("assess") {
-            let row = record(&model, &a);
-            assert_eq!(row.len(), cols.len());
-            for (c, v) in cols.iter().zip(&row) {
-                let kind = match v {
-                    Value::Text(_) => ColumnKind::Text,
-                    Value::Float(_) => ColumnKind::Float,
-                    Value::Count(_) => ColumnKind::Count,
-                };
-                assert_eq!(kind, c.kind, "column {}", c.name);
+        for with_q in [false, true] {
+            let cols = columns(&model, with_q);
+            assert_eq!(
+                cols[..12].iter().map(|c| c.name).collect::<Vec<_>>(),
+                CSV_COLUMNS
+            );
+            assert_eq!(cols[12].name, "nearest_group");
+            assert_eq!(cols[13].name, "reason");
+            assert_eq!(cols[14].name == "q_value", with_q);
+            assert_eq!(cols.last().map(|c| c.name), Some("note"));
+            for a in model.assess(&patients).expect("assess") {
+                let row = record(&model, &a, with_q);
+                assert_eq!(row.len(), cols.len());
+                for (c, v) in cols.iter().zip(&row) {
+                    let kind = match v {
+                        Value::Text(_) => ColumnKind::Text,
+                        Value::Float(_) => ColumnKind::Float,
+                        Value::Count(_) => ColumnKind::Count,
+                    };
+                    assert_eq!(kind, c.kind, "column {}", c.name);
+                }
             }
         }
     }

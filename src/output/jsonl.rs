@@ -47,28 +47,37 @@ struct Row<'a> {
     neighbours: Vec<NeighbourOut<'a>>,
     top_features: Vec<FeatureOut<'a>>,
     pooled_fallback: bool,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    q_value: Option<Option<f64>>,
     note: &'a str,
 }
 
 /// One assessment as its JSON Lines object (one line, no line break), with
 /// the fields in the fixed order of the JSONL output: neighbours, top
-/// features and everything else the CSV leaves out.
+/// features and everything else the CSV leaves out. `q_value` is present
+/// when `with_q` (a batch adjusted by [`crate::verdict::apply_fdr`]).
 ///
 /// # Errors
 /// Never in practice (the fields are plain values); a serialisation error is passed on.
-pub fn json_record(model: &Model, a: &Assessment) -> serde_json::Result<String> {
-    serde_json::to_string(&row(model, a))
+pub fn json_record(model: &Model, a: &Assessment, with_q: bool) -> serde_json::Result<String> {
+    serde_json::to_string(&row(model, a, with_q))
 }
 
-pub(super) fn write_rows(w: &mut dyn Write, model: &Model, rows: &[Assessment]) -> io::Result<()> {
+pub(super) fn write_rows(
+    w: &mut dyn Write,
+    model: &Model,
+    rows: &[Assessment],
+    with_q: bool,
+) -> io::Result<()> {
     for a in rows {
-        serde_json::to_writer(&mut *w, &row(model, a)).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *w, &row(model, a, with_q)).map_err(io::Error::other)?;
         w.write_all(b"\n")?;
     }
     Ok(())
 }
 
-fn row<'a>(model: &'a Model, a: &'a Assessment) -> Row<'a> {
+fn row<'a>(model: &'a Model, a: &'a Assessment, with_q: bool) -> Row<'a> {
     let reference = model.reference();
     let neighbours: Vec<NeighbourOut> = a
         .neighbours
@@ -113,6 +122,8 @@ fn row<'a>(model: &'a Model, a: &'a Assessment) -> Row<'a> {
             .collect(),
         neighbours,
         pooled_fallback: a.pooled_fallback,
+        reason: &a.reason,
+        q_value: with_q.then(|| num(a.q_value)),
         note: &a.note,
     }
 }

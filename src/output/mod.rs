@@ -20,7 +20,8 @@ use crate::model::Model;
 use crate::verdict::Assessment;
 
 /// The first CSV columns, in order; [`columns`] gives all of them for a model
-/// (`nearest_group` after `nearest_distance` when the model has groups, then `note`).
+/// (`nearest_group` after `nearest_distance` when the model has groups, then
+/// `reason`, `q_value` with [`AssessmentWriter::with_q_values`], and `note`).
 pub const CSV_COLUMNS: [&str; 12] = [
     "id",
     "verdict",
@@ -85,6 +86,7 @@ pub struct AssessmentWriter {
     format: OutputFormat,
     path: PathBuf,
     header_written: bool,
+    with_q: bool,
 }
 
 impl std::fmt::Debug for AssessmentWriter {
@@ -116,7 +118,15 @@ impl AssessmentWriter {
             format,
             path: path.to_path_buf(),
             header_written: false,
+            with_q: false,
         })
+    }
+
+    /// Also writes each row's `q_value` (Benjamini–Hochberg over the batch,
+    /// see [`crate::verdict::apply_fdr`]): a CSV column before `note`, a JSONL field.
+    pub fn with_q_values(mut self, yes: bool) -> Self {
+        self.with_q = yes;
+        self
     }
 
     /// Writes a batch of assessments (in order).
@@ -125,6 +135,7 @@ impl AssessmentWriter {
     /// [`crate::ErrorKind::Io`] on a write failure.
     pub fn write(&mut self, model: &Model, rows: &[Assessment]) -> Result<()> {
         let format = self.format;
+        let with_q = self.with_q;
         let write_header = !self.header_written;
         self.header_written = true;
         let Some(sink) = self.sink.as_mut() else {
@@ -139,13 +150,13 @@ impl AssessmentWriter {
                     b','
                 };
                 if write_header {
-                    csv::write_header(w, sep, model)
+                    csv::write_header(w, sep, model, with_q)
                 } else {
                     Ok(())
                 }
-                .and_then(|_| csv::write_rows(w, sep, model, rows))
+                .and_then(|_| csv::write_rows(w, sep, model, rows, with_q))
             }
-            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows),
+            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, with_q),
         };
         result.map_err(|e| Error::io(&self.path, e))
     }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::stats::{CONFIDENCE, clopper_pearson, entropy_bits, median};
+use super::stats::{CONFIDENCE, beta_binomial_interval, clopper_pearson, entropy_bits, median};
 use crate::model::Model;
 use crate::verdict::{Assessment, Verdict, VerdictCounts};
 
@@ -156,10 +156,14 @@ pub struct GroupAudit {
 
 /// Does the empirical invisible rate agree with `alpha`?
 ///
-/// Under exchangeability with the reference, a patient is `invisible` with
-/// probability at most `alpha` (up to the cross-fitting approximation, see
-/// `docs/method.md`). The check is meaningful only when the patients are expected
-/// to come from the reference's population.
+/// Under exchangeability with the reference, the patients share one
+/// calibration set, so their invisible count is not binomial: given the set,
+/// the false-alarm rate is Beta(l, m + 1 − l), and the count is
+/// Beta-Binomial (exact for split conformal; the cross-conformal rate is
+/// checked against the same law, see `docs/method.md` §7). The check warns
+/// when the count falls outside its central 95% range, so on exchangeable
+/// patients it fires about 5% of the time. It is meaningful only when the
+/// patients are expected to come from the reference's population.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CalibrationCheck {
     /// Patients with a p-value (all but `insufficient_data`).
@@ -168,7 +172,16 @@ pub struct CalibrationCheck {
     pub invisible: Rate,
     /// The model's `alpha`.
     pub alpha: f64,
-    /// Whether `alpha` lies outside `[invisible.lo, invisible.hi]`.
+    /// Calibration members `m` of the model (pooled).
+    pub n_calibration: usize,
+    /// Central 95% range of the invisible count for exchangeable patients:
+    /// Beta-Binomial(`n_scored`, `l`, `m + 1 − l`), `l = ⌊α(m + 1)⌋`, the law
+    /// given one calibration set (docs/method.md §7).
+    pub expected_lo: usize,
+    /// Upper end of that range.
+    pub expected_hi: usize,
+    /// Whether the invisible count lies outside `[expected_lo, expected_hi]`
+    /// (the name is kept from earlier audits).
     pub alpha_outside_interval: bool,
     /// A plain-language warning when `alpha_outside_interval`.
     pub warning: Option<String>,
@@ -258,29 +271,41 @@ fn audit_group(model: &Model, group: &str, members: &[&Assessment]) -> GroupAudi
     }
 }
 
-fn calibration_check(alpha: f64, counts: [usize; 4]) -> CalibrationCheck {
+fn calibration_check(alpha: f64, m: usize, counts: [usize; 4]) -> CalibrationCheck {
     let n_scored = counts[0] + counts[1] + counts[2];
     let invisible = Rate::new(counts[2], n_scored);
-    let alpha_outside_interval = n_scored > 0 && (alpha < invisible.lo || alpha > invisible.hi);
+    // The law of the invisible count given one calibration set of m members.
+    let l = (alpha * (m + 1) as f64 + 1e-9).floor();
+    let (lo, hi) = if l < 1.0 || n_scored == 0 {
+        (0, 0)
+    } else {
+        beta_binomial_interval(n_scored, l, (m + 1) as f64 - l, CONFIDENCE)
+    };
+    let expected_lo = lo;
+    let expected_hi = hi;
+    let alpha_outside_interval = n_scored > 0 && (counts[2] < lo || counts[2] > hi);
     let warning = if !alpha_outside_interval {
         None
-    } else if alpha < invisible.lo {
+    } else if counts[2] > hi {
         Some(format!(
-            "invisible rate {:.3} (95% CI {:.3}–{:.3}, {} of {}) is above alpha = {}: \
+            "{} of {} patients invisible ({:.3}), above the 95% range {lo}–{hi} expected for exchangeable patients with {m} calibration members at alpha = {alpha}: \
              the patients are not exchangeable with the reference (or the calibration is off)",
-            invisible.rate, invisible.lo, invisible.hi, invisible.count, n_scored, alpha
+            counts[2], n_scored, invisible.rate
         ))
     } else {
         Some(format!(
-            "invisible rate {:.3} (95% CI {:.3}–{:.3}, {} of {}) is below alpha = {}: \
-             the test is conservative for these patients (cross-fitted calibration errs on the safe side)",
-            invisible.rate, invisible.lo, invisible.hi, invisible.count, n_scored, alpha
+            "{} of {} patients invisible ({:.3}), below the 95% range {lo}–{hi} expected for exchangeable patients with {m} calibration members at alpha = {alpha}: \
+             the test is conservative for these patients",
+            counts[2], n_scored, invisible.rate
         ))
     };
     CalibrationCheck {
         n_scored,
         invisible,
         alpha,
+        n_calibration: m,
+        expected_lo,
+        expected_hi,
         alpha_outside_interval,
         warning,
     }
@@ -338,7 +363,7 @@ pub fn audit(model: &Model, assessments: &[Assessment]) -> Audit {
         median_novelty: median(assessments.iter().map(|a| a.novelty)),
         median_residual: median(assessments.iter().map(|a| a.residual)),
         pooled_fallback: assessments.iter().filter(|a| a.pooled_fallback).count(),
-        calibration: calibration_check(alpha, counts),
+        calibration: calibration_check(alpha, model.data().calibration.pooled.n_members, counts),
         groups,
     }
 }

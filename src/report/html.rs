@@ -123,8 +123,17 @@ fn neighbour_groups(model: &Model, a: &Assessment) -> Option<String> {
 /// contributors; a pooled-calibration fallback; the input note. For
 /// `insufficient_data`, the observed coverage. The text is plain (not escaped).
 pub fn explain(model: &Model, a: &Assessment) -> String {
+    let text = explain_scores(model, a);
+    if a.reason.is_empty() {
+        text
+    } else {
+        format!("reason {}: {text}", a.reason)
+    }
+}
+
+fn explain_scores(model: &Model, a: &Assessment) -> String {
     let n_features = model.features().len();
-    if a.verdict == Verdict::InsufficientData {
+    if a.verdict == Verdict::InsufficientData && a.reason != "non_finite" {
         let observed = (a.coverage * n_features as f64).round() as usize;
         let mut s = format!(
             "only {observed} of {n_features} features observed ({}, minimum {}); not assessed",

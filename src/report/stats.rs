@@ -34,6 +34,42 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
 }
 
+/// The central `confidence` interval `[lo, hi]` of the number of successes
+/// out of `n` under a Beta-Binomial(`n`, `a`, `b`) law: the smallest `lo` and
+/// largest `hi` with `P(X < lo) ≤ (1 − confidence)/2` and
+/// `P(X > hi) ≤ (1 − confidence)/2`.
+///
+/// With `a = l`, `b = m + 1 − l` and `l = ⌊α (m + 1)⌋` it is the law of the
+/// number of exchangeable patients a split-conformal test with `m`
+/// calibration members calls `invisible` at level `α`: given the calibration
+/// set, the false-alarm rate is Beta(l, m + 1 − l) (Vovk 2012; Angelopoulos &
+/// Bates 2021, §3.2), and the patients are independent given it.
+pub fn beta_binomial_interval(n: usize, a: f64, b: f64, confidence: f64) -> (usize, usize) {
+    let tail = (1.0 - confidence) / 2.0;
+    let ln_beta = |x: f64, y: f64| ln_gamma(x) + ln_gamma(y) - ln_gamma(x + y);
+    let ln_choose = |n: usize, k: usize| {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
+    };
+    let pmf: Vec<f64> = (0..=n)
+        .map(|k| {
+            (ln_choose(n, k) + ln_beta(k as f64 + a, (n - k) as f64 + b) - ln_beta(a, b)).exp()
+        })
+        .collect();
+    let mut lo = 0;
+    let mut below = 0.0;
+    while lo < n && below + pmf[lo] <= tail {
+        below += pmf[lo];
+        lo += 1;
+    }
+    let mut hi = n;
+    let mut above = 0.0;
+    while hi > 0 && above + pmf[hi] <= tail {
+        above += pmf[hi];
+        hi -= 1;
+    }
+    (lo, hi.max(lo))
+}
+
 /// Continued fraction of the incomplete beta function (modified Lentz).
 fn beta_continued_fraction(a: f64, b: f64, x: f64) -> f64 {
     const TINY: f64 = 1e-300;

@@ -146,6 +146,11 @@ pub struct AssessArgs {
     /// Also write a self-contained HTML report.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Control the false discovery rate of the batch at Q: add a `q_value`
+    /// column (Benjamini–Hochberg over the batch's p-values, per group for a
+    /// Mondrian model) and call `invisible` the patients with q_value <= Q.
+    #[arg(long, value_name = "Q")]
+    pub fdr: Option<f64>,
 }
 
 /// Output format on the command line.
@@ -167,6 +172,10 @@ pub struct CheckArgs {
     /// Also fail (exit 1) on low_support patients.
     #[arg(long)]
     pub strict: bool,
+    /// Control the false discovery rate of the batch at Q (as `assess --fdr`):
+    /// exit 1 when a patient has q_value <= Q.
+    #[arg(long, value_name = "Q")]
+    pub fdr: Option<f64>,
 }
 
 /// `nof1 inspect`.
@@ -222,6 +231,11 @@ pub enum EvalWhat {
         /// Seeds (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
         seeds: Vec<u64>,
+        /// Hide each feature of each assessed row with this probability
+        /// (missing completely at random, seeded): measures the
+        /// false-invisible rate of patients with missing features.
+        #[arg(long, default_value_t = 0.0)]
+        missing: f64,
     },
     /// 1000 Genomes panel: leave-one-super-population-out and the GWAS-mix demo.
     Genomes {

@@ -267,19 +267,32 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         Some(FormatArg::Jsonl) => OutputFormat::Jsonl,
         None => OutputFormat::from_path(&a.out),
     };
+    let fdr = check_fdr(a.fdr)?;
     let mut writer = AssessmentWriter::create(&a.out, format, &model)
-        .with_context(|| format!("creating the output {}", a.out.display()))?;
-    let keep = a.report.is_some();
+        .with_context(|| format!("creating the output {}", a.out.display()))?
+        .with_q_values(fdr.is_some());
+    let keep = a.report.is_some() || fdr.is_some();
     let mut kept: Vec<Assessment> = Vec::new();
-    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
-        writer
-            .write(&model, rows)
-            .with_context(|| format!("writing {}", a.out.display()))?;
+    let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
+        if fdr.is_none() {
+            writer
+                .write(&model, rows)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+        }
         if keep {
             kept.extend_from_slice(rows);
         }
         Ok(())
     })?;
+    if let Some(q) = fdr {
+        // Benjamini–Hochberg needs the whole batch: rows are written at the end.
+        nof1::verdict::apply_fdr(&mut kept, q, model.data().calibration.by_group.is_some());
+        summary = Default::default();
+        summary.add(&kept);
+        writer
+            .write(&model, &kept)
+            .with_context(|| format!("writing {}", a.out.display()))?;
+    }
     if let Some(path) = &a.report {
         write_report(&model, &kept, None, path)?;
     }
@@ -307,49 +320,88 @@ fn write_report(
         .with_context(|| format!("writing the report {}", path.display()))
 }
 
+/// Checks an `--fdr` level.
+fn check_fdr(q: Option<f64>) -> Result<Option<f64>> {
+    match q {
+        Some(q) if !(q > 0.0 && q < 1.0) => bail!("--fdr must be in (0, 1), got {q}"),
+        q => Ok(q),
+    }
+}
+
 fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     let model = load_model(&a.patients.model, quiet)?;
-    let mut failing = 0usize;
+    let fdr = check_fdr(a.fdr)?;
     let strict = a.strict;
     // A reader that stops early (`| head`) closes the pipe; the remaining
     // patients are still assessed, because the exit code is the verdict.
-    let mut stdout_closed = false;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let summary = stream_patients(&model, &a.patients, quiet, |rows| {
-        for r in rows {
-            if r.verdict == Verdict::Supported {
-                continue;
-            }
-            if r.verdict == Verdict::Invisible || (strict && r.verdict == Verdict::LowSupport) {
-                failing += 1;
-            }
-            if stdout_closed {
-                continue;
-            }
-            let explanation = nof1::report::explain(&model, r);
-            let written = writeln!(
-                out,
-                "{}\t{}\t{}\t{}",
-                r.id,
-                r.verdict,
-                fmt_p(r.p_value),
-                explanation
-            );
-            stdout_closed = closed_pipe(written).context("writing to standard output")?;
+    let mut lines = CheckLines {
+        out: std::io::BufWriter::new(std::io::stdout().lock()),
+        stdout_closed: false,
+        failing: 0,
+        strict,
+    };
+    // With `--fdr` the verdicts depend on the whole batch: keep it, adjust, then report.
+    let mut kept: Vec<Assessment> = Vec::new();
+    let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
+        if fdr.is_some() {
+            kept.extend_from_slice(rows);
+            return Ok(());
         }
-        Ok(())
+        lines.write(&model, rows)
     })?;
-    if !stdout_closed {
-        closed_pipe(out.flush()).context("writing to standard output")?;
+    if let Some(q) = fdr {
+        nof1::verdict::apply_fdr(&mut kept, q, model.data().calibration.by_group.is_some());
+        summary = VerdictCounts::default();
+        summary.add(&kept);
+        lines.write(&model, &kept)?;
+    }
+    if !lines.stdout_closed {
+        closed_pipe(lines.out.flush()).context("writing to standard output")?;
     }
     note(
         quiet,
         format!("checked {} patient(s): {summary}", summary.total()),
     );
-    if failing > 0 {
+    if lines.failing > 0 {
         Ok(ExitCode::from(1))
     } else {
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `check`'s output: one line per patient who is not `supported`, and the
+/// count of those that fail the check.
+struct CheckLines<W: Write> {
+    out: W,
+    stdout_closed: bool,
+    failing: usize,
+    strict: bool,
+}
+
+impl<W: Write> CheckLines<W> {
+    fn write(&mut self, model: &Model, rows: &[Assessment]) -> Result<()> {
+        for r in rows {
+            if r.verdict == Verdict::Supported {
+                continue;
+            }
+            if r.verdict == Verdict::Invisible || (self.strict && r.verdict == Verdict::LowSupport)
+            {
+                self.failing += 1;
+            }
+            if self.stdout_closed {
+                continue;
+            }
+            let written = writeln!(
+                self.out,
+                "{}\t{}\t{}\t{}",
+                r.id,
+                r.verdict,
+                fmt_p(r.p_value),
+                nof1::report::explain(model, r)
+            );
+            self.stdout_closed = closed_pipe(written).context("writing to standard output")?;
+        }
+        Ok(())
     }
 }
 
@@ -524,7 +576,14 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
 fn eval(a: EvalArgs) -> Result<ExitCode> {
     let params = Params::default();
     match a.what {
-        EvalWhat::Adbench { dir, seeds } => {
+        EvalWhat::Adbench {
+            dir,
+            seeds,
+            missing,
+        } => {
+            if !(0.0..1.0).contains(&missing) {
+                bail!("--missing must be in [0, 1), got {missing}");
+            }
             let files = crate::eval::csv_files(&dir)
                 .with_context(|| format!("listing {}", dir.display()))?;
             if files.is_empty() {
@@ -545,7 +604,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             for f in &files {
                 let mut per = Vec::new();
                 for &s in &seeds {
-                    per.push(crate::eval::adbench_table(f, &params, s)?);
+                    per.push(crate::eval::adbench_table_masked(f, &params, s, missing)?);
                 }
                 let m = |g: &dyn Fn(&crate::eval::RunQuality) -> f64| {
                     per.iter().map(g).sum::<f64>() / per.len() as f64

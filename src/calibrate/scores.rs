@@ -1,4 +1,4 @@
-//! Conformal calibration: from calibration scores to p-values and radii.
+//! Sorted calibration scores, conformal counts and smoothed tail transforms.
 //!
 //! Fifth step of the pipeline. The model keeps, for each channel, the sorted
 //! scores of cross-fitted reference members (see [`crate::model`] for how they

@@ -1,0 +1,119 @@
+//! Fold models: the fitted functions that score calibration members and patients.
+//!
+//! A [`FoldModel`] is a projection, the search coordinates of its training
+//! members (indexed when the model is loaded), the channels' fitted state and
+//! the [`Scorer`] that combines the channels. Under split conformal there is
+//! one, the model's own projection and index; under cross-conformal there is
+//! one per fold, trained without that fold (docs/method.md §4).
+
+use serde::{Deserialize, Serialize};
+
+use super::channel::{ChannelState, PointView, Scorer};
+use crate::index::{ExactIndex, Neighbour};
+use crate::project::Projector;
+use crate::score::KnnStatistic;
+
+/// One fitted scoring function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldModel {
+    /// Standardise + project, fitted on the fold's training rows.
+    pub projector: Projector,
+    /// Leading components used for the neighbour search.
+    pub search_dims: usize,
+    /// Training members' search coordinates, row-major `n_train × search_dims`
+    /// (empty under split conformal: the model's own index is used).
+    pub points: Vec<f32>,
+    /// The channels' fitted state.
+    pub state: ChannelState,
+    /// The combination of the channels: tail transforms fitted on the fold's
+    /// training members, each scored among the others (a symmetric function
+    /// of the training rows, never of the members the fold scores).
+    pub scorer: Scorer,
+}
+
+/// One point's scores under one fold model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointScore {
+    /// Channel scores, in the fold's channel order.
+    pub scores: Vec<f64>,
+    /// Combined novelty (`NaN` when a channel score is not a number).
+    pub novelty: f64,
+    /// Features observed.
+    pub n_obs: usize,
+}
+
+/// A fold model with its index, ready to score points.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldScorer<'a> {
+    /// The fold model.
+    pub model: &'a FoldModel,
+    /// Its index over the training members' search coordinates.
+    pub index: &'a ExactIndex,
+    /// Number of neighbours.
+    pub k: usize,
+    /// kNN statistic.
+    pub statistic: KnnStatistic,
+}
+
+impl FoldScorer<'_> {
+    /// Scores a raw row (model feature order, `NaN` = missing): projects it,
+    /// searches the fold's training members and scores every channel.
+    pub fn score(&self, raw: &[f64]) -> PointScore {
+        self.score_skipping(raw, None)
+    }
+
+    /// As [`FoldScorer::score`], leaving index entry `skip` out of the search
+    /// (a training member scored among the others, to fit the tail transforms).
+    pub fn score_skipping(&self, raw: &[f64], skip: Option<u32>) -> PointScore {
+        let projector = &self.model.projector;
+        let mut z = vec![0.0; raw.len()];
+        let mut y = vec![0.0; projector.n_components];
+        let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
+        let dims = self.index.dim();
+        let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
+        let nb = if n_obs == 0 || q.iter().any(|v| !v.is_finite()) {
+            Vec::new()
+        } else {
+            self.index.search(&q, self.k, skip, None).neighbours
+        };
+        self.score_projected(raw, &z, &y, residual, n_obs, &nb)
+    }
+
+    /// Scores a point already projected by this fold's projection and searched
+    /// in its index.
+    pub fn score_projected(
+        &self,
+        raw: &[f64],
+        z: &[f64],
+        y: &[f64],
+        residual: f64,
+        n_obs: usize,
+        neighbours: &[Neighbour],
+    ) -> PointScore {
+        let view = PointView {
+            raw,
+            z,
+            y,
+            residual,
+            n_obs,
+            neighbours,
+            statistic: self.statistic,
+            projector: &self.model.projector,
+        };
+        let scores = if n_obs == 0 {
+            vec![f64::NAN; self.model.state.channels().len()]
+        } else {
+            self.model.state.score(&view)
+        };
+        let novelty = if scores.iter().any(|s| !s.is_finite()) {
+            f64::NAN
+        } else {
+            self.model.scorer.novelty(&scores)
+        };
+        PointScore {
+            scores,
+            novelty,
+            n_obs,
+        }
+    }
+}
