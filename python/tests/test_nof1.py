@@ -276,8 +276,8 @@ def test_progress_reports_every_step_and_its_exception_stops_the_fit(small):
         nof1.fit(reference, id_col="id", k=5, progress=stop)
 
 
-# A fit of 400,000 × 32 searching 16 components exactly runs for about 25
-# minutes (70 s for its calibration alone, on a loaded 2-core machine); the
+# A fit of 400,000 × 32 searching 16 components exactly runs for many
+# minutes (75 s for its calibration alone, on a loaded 2-core machine); the
 # child prints a line from the progress callback once the fit is running (in
 # Rust, GIL released), and says how it ended.
 CTRL_C_CHILD = """
