@@ -31,7 +31,7 @@ export RUSTFLAGS="${RUSTFLAGS:-} -Cpasses=sancov-module -Cllvm-args=-sanitizer-c
 # macros (which run on the host and are not linked with libFuzzer).
 target=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release --bins --target "$target"
-bin="target/$target/release"
+bin="${CARGO_TARGET_DIR:-target}/$target/release"
 mkdir -p logs
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"

@@ -65,7 +65,7 @@ def test_verdicts_and_p_values_equal_the_cli(small, cli, tmp_path):
         cli("assess", "--model", tmp_path / "m.nof1", "--input", SMALL / "patients.csv")
     )
     assert_same_as_cli(ours, theirs)
-    assert list(ours.columns) == list(nof1.CSV_COLUMNS) + ["note"]
+    assert list(ours.columns) == list(nof1.CSV_COLUMNS) + ["reason", "note"]
     assert (ours.verdict.iloc[15:] == "invisible").all()
 
 
@@ -188,7 +188,7 @@ def test_calibrate_by_group(small):
     model = nof1.fit(ref, id_col="id", group_col="site", calibrate_by="site", k=5, alpha=0.1)
     assert model.summary()["mondrian"] == "per group"
     out = model.assess(patients.assign(site="a"), id_col="id", group_col="site")
-    assert list(out.columns)[-2:] == ["nearest_group", "note"]
+    assert list(out.columns)[-3:] == ["nearest_group", "reason", "note"]
     with pytest.raises(nof1.ParameterError, match="calibrate_by='site' needs the same column"):
         nof1.fit(ref, id_col="id", calibrate_by="site")
 
