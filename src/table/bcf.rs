@@ -45,7 +45,7 @@ pub fn read_bcf_from(
     options: &GenotypeOptions,
 ) -> Result<Genotypes> {
     let head = raw.fill_buf().map_err(|e| Error::io(path, e))?;
-    let input: Box<dyn BufRead + Send> = match sniff(head) {
+    let mut input: Box<dyn BufRead + Send> = match sniff(head) {
         Compression::None => raw,
         Compression::Bgzf => Box::new(noodles_bgzf::io::MultithreadedReader::with_worker_count(
             std::num::NonZero::new(rayon::current_num_threads().clamp(1, 8))
@@ -56,6 +56,9 @@ pub fn read_bcf_from(
             flate2::bufread::MultiGzDecoder::new(raw),
         )),
     };
+    // The header is read here first, checked, and replayed to noodles.
+    let head = read_raw_header(&mut input, path)?;
+    let input: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(head).chain(input));
     let mut reader = noodles_bcf::io::Reader::from(input);
     let header = reader.read_header().map_err(|e| {
         Error::parse(
@@ -193,7 +196,8 @@ impl Block {
                 ));
             }
             let start = self.bytes.len();
-            self.bytes.reserve(total);
+            // No reservation by the stated length: a corrupt length must not
+            // allocate before the bytes are there (the buffer grows as read).
             match (&mut *input)
                 .take(total as u64)
                 .read_to_end(&mut self.bytes)
@@ -257,6 +261,66 @@ fn read_failure(e: &std::io::Error) -> String {
     } else {
         format!("cannot be read: {e}")
     }
+}
+
+/// Bytes of the magic (`BCF`), the version (2 bytes) and the header length.
+const HEADER_PREFIX: usize = 9;
+
+/// Reads the magic, version, header length and header text, and refuses a
+/// header whose dictionary indices (`IDX=`) exceed its own length in bytes:
+/// noodles sizes its dictionaries by the largest index, so a corrupt
+/// `IDX=102531392` in a 600-byte file would take 2.4 GB. A valid header has
+/// at most one entry per line, so its indices stay far below that bound.
+/// Returns the bytes read, to be replayed to the header parser (which checks
+/// everything else: the magic, the version, the text).
+fn read_raw_header(input: &mut dyn Read, path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut input = input;
+    (&mut input)
+        .take(HEADER_PREFIX as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() < HEADER_PREFIX || &bytes[..3] != b"BCF" {
+        return Ok(bytes);
+    }
+    let l_text = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+    input
+        .take(u64::from(l_text))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    let text = &bytes[HEADER_PREFIX..];
+    for (no, line) in text.split(|&b| b == b'\n').enumerate() {
+        if let Some(idx) = largest_idx(line)
+            && idx > text.len() as u64
+        {
+            return Err(Error::parse(
+                Position::file(path),
+                format!(
+                    "not a valid BCF header: line {} has IDX={idx}, beyond the {} bytes of the header (corrupt file?)",
+                    no + 1,
+                    text.len()
+                ),
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The largest value of an `IDX=` field (after `<` or `,`) in a header line.
+fn largest_idx(line: &[u8]) -> Option<u64> {
+    let mut best = None;
+    for (at, w) in line.windows(5).enumerate() {
+        if (w[0] == b',' || w[0] == b'<') && &w[1..] == b"IDX=" {
+            let v = line[at + 5..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0u64, |v, &d| {
+                    v.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+            best = best.max(Some(v));
+        }
+    }
+    best
 }
 
 fn rec_err(path: &Path, no: u64, message: String) -> Error {
@@ -777,6 +841,66 @@ mod tests {
         let e = read(whole[..whole.len() - 2000].to_vec())
             .unwrap_err()
             .to_string();
+        assert!(e.contains("truncated"), "{e}");
+    }
+
+    /// plink2's BCF of a 1000 Genomes slice (6 samples, 12 variants), plain
+    /// and BGZF (the fuzz seeds; the first byte is the target's flags).
+    #[test]
+    fn plink2_bcf_files_are_read() {
+        for name in ["seed-1kg-slice-plain", "seed-1kg-slice-bgzf"] {
+            let bytes = std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("fuzz/regressions/bcf_reader")
+                    .join(name),
+            )
+            .unwrap();
+            let raw: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(bytes[1..].to_vec()));
+            let g = read_bcf_from(raw, Path::new("x.bcf"), &GenotypeOptions::default()).unwrap();
+            assert_eq!((g.n_samples(), g.n_variants()), (6, 12), "{name}");
+            assert_eq!(g.samples()[0], "HG00096", "{name}");
+            assert_eq!(g.variants()[0].id.as_deref(), Some("rs647325"), "{name}");
+        }
+    }
+
+    /// Found by fuzzing (`bcf_reader`, kept as
+    /// `fuzz/regressions/bcf_reader/oom-header-idx-102531392`): a header line
+    /// with `IDX=102531392` in a 600-byte file made noodles allocate a
+    /// dictionary of 102 million entries (2.4 GB).
+    #[test]
+    fn a_header_index_beyond_the_header_is_refused_before_parsing() {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/bcf_reader/oom-header-idx-102531392"),
+        )
+        .unwrap();
+        let raw: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(bytes[1..].to_vec()));
+        let e = read_bcf_from(raw, Path::new("x.bcf"), &GenotypeOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.bcf: not a valid BCF header: line "), "{e}");
+        assert!(e.contains("IDX=102531392"), "{e}");
+        assert_eq!(largest_idx(b"##contig=<ID=1,IDX=7>"), Some(7));
+        assert_eq!(
+            largest_idx(b"##INFO=<IDX=3,ID=A,Description=\"IDX=9\">"),
+            Some(3)
+        );
+        assert_eq!(largest_idx(b"##fileformat=VCFv4.2"), None);
+    }
+
+    #[test]
+    fn the_fuzzed_file_is_a_truncated_record_error() {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/bcf_reader/timeout-record-claims-2gib"),
+        )
+        .unwrap();
+        // The first byte is the fuzz target's flags.
+        let raw: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(bytes[1..].to_vec()));
+        let e = read_bcf_from(raw, Path::new("x.bcf"), &GenotypeOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.bcf: record "), "{e}");
         assert!(e.contains("truncated"), "{e}");
     }
 }
