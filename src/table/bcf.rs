@@ -273,13 +273,21 @@ const HEADER_PREFIX: usize = 9;
 /// at most one entry per line, so its indices stay far below that bound.
 /// Returns the bytes read, to be replayed to the header parser (which checks
 /// everything else: the magic, the version, the text).
+/// A failure while reading the header: a cut file says so.
+fn header_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::parse(
+        Position::file(path),
+        format!("not a valid BCF header: {}", read_failure(e)),
+    )
+}
+
 fn read_raw_header(input: &mut dyn Read, path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut input = input;
     (&mut input)
         .take(HEADER_PREFIX as u64)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| header_error(path, &e))?;
     if bytes.len() < HEADER_PREFIX || &bytes[..3] != b"BCF" {
         return Ok(bytes);
     }
@@ -287,7 +295,7 @@ fn read_raw_header(input: &mut dyn Read, path: &Path) -> Result<Vec<u8>> {
     input
         .take(u64::from(l_text))
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| header_error(path, &e))?;
     let text = &bytes[HEADER_PREFIX..];
     for (no, line) in text.split(|&b| b == b'\n').enumerate() {
         if let Some(idx) = largest_idx(line)
