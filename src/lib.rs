@@ -42,6 +42,7 @@
 pub mod calibrate;
 pub mod error;
 pub mod index;
+pub mod marginal;
 pub mod model;
 pub mod output;
 pub mod project;

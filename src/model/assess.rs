@@ -406,7 +406,7 @@ impl Model {
         };
         out.support = support;
         if verdict != Verdict::Supported {
-            out.reason = self.reason(&raw, &scores);
+            out.reason = self.reason(&raw, &scores, &set);
         }
         if verdict != Verdict::Supported
             && let Some(nn) = neighbours.first()
@@ -444,7 +444,7 @@ impl Model {
 
     /// The channel that drove a patient's novelty: the largest term of the
     /// combination summed over the fold models, described by the channel.
-    fn reason(&self, raw: &[f64], scores: &[PointScore]) -> String {
+    fn reason(&self, raw: &[f64], scores: &[PointScore], set: &CalibrationSet) -> String {
         let cal = &self.data.calibration;
         let Some(first) = cal.folds.first() else {
             return String::new();
@@ -484,8 +484,14 @@ impl Model {
             neighbours: &[],
             statistic: self.data.params.knn_statistic,
             projector,
+            own: false,
         };
-        channels[best].describe(&view, &scorer.model.state)
+        let per_fold: Vec<f64> = scores
+            .iter()
+            .map(|s| s.scores.get(best).copied().unwrap_or(f64::NAN))
+            .collect();
+        let p = set.channel_p_value(best, &per_fold);
+        channels[best].describe(&view, &scorer.model.state, &self.data.features, p)
     }
 }
 

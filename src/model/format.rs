@@ -11,7 +11,10 @@
 //! | 24 | n | payload |
 //!
 //! The payload is the *model section*, [`ModelData`] encoded with bincode 1
-//! (fixed-width integers), followed for an HNSW model by the *graph section*
+//! (fixed-width integers), then (format version 5 and later) the *channel
+//! section*, each fold model's optional channel state ([`ChannelExtra`]: the
+//! value channel's supports, the blocks) as a bincode list, then the
+//! search-tree section, then for an HNSW model the *graph section*
 //! (see [`crate::index::hnsw`]): the graph's levels, entry point and
 //! per-layer adjacency arrays, so that loading reads the graph instead of
 //! rebuilding it. An exact-index model has no graph section. Version 2 files
@@ -30,6 +33,7 @@ use std::path::Path;
 use bincode::Options;
 
 use super::{Model, ModelData, NoProgress, Progress};
+use crate::calibrate::{Channel, ChannelExtra};
 use crate::error::{Error, Result};
 use crate::index::hnsw::{GraphLoadError, StoredGraph};
 use crate::index::{ExactIndex, IndexKind, TreeLayout};
@@ -37,7 +41,7 @@ use crate::index::{ExactIndex, IndexKind, TreeLayout};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format version this build reads: earlier models were
 /// calibrated without the guarantee of docs/method.md §7 and must be refitted.
 pub const OLDEST_READABLE_VERSION: u32 = 4;
@@ -82,8 +86,22 @@ fn write_tree_section(
         .map_err(|e| e.to_string())
 }
 
-/// Encodes the model section, then lets `sections` append the sections that
-/// follow it (search tree, graph).
+/// Appends the channel section (format version 5): each fold model's
+/// [`ChannelExtra`] (value channel supports, blocks), in fold order.
+fn write_channel_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Result<(), String> {
+    let extras: Vec<&ChannelExtra> = data
+        .calibration
+        .folds
+        .iter()
+        .map(|f| &f.state.extra)
+        .collect();
+    codec(u64::MAX)
+        .serialize_into(out, &extras)
+        .map_err(|e| e.to_string())
+}
+
+/// Encodes the model section and the channel section, then lets `sections`
+/// append the sections that follow them (search tree, graph).
 fn encode_parts(
     data: &ModelData,
     sections: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), String>,
@@ -99,6 +117,7 @@ fn encode_parts(
     codec(u64::MAX)
         .serialize_into(&mut out, data)
         .map_err(|e| fail(e.to_string()))?;
+    write_channel_section(&mut out, data).map_err(fail)?;
     sections(&mut out).map_err(fail)?;
     let payload_len = (out.len() - HEADER_LEN) as u64;
     out[12..20].copy_from_slice(&payload_len.to_le_bytes());
@@ -225,7 +244,25 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     let corrupt = |e: bincode::Error| Error::format(path, format!("corrupt model payload: {e}"));
     // The model section ends where bincode stops reading.
     let mut rest = payload;
-    let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
+    let mut data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
+    if version >= 5 {
+        let extras: Vec<ChannelExtra> = codec(rest.len() as u64)
+            .deserialize_from(&mut rest)
+            .map_err(|e| Error::format(path, format!("corrupt channel section: {e}")))?;
+        if extras.len() != data.calibration.folds.len() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "corrupt channel section: {} entries for {} fold models",
+                    extras.len(),
+                    data.calibration.folds.len()
+                ),
+            ));
+        }
+        for (f, e) in data.calibration.folds.iter_mut().zip(extras) {
+            f.state.extra = e;
+        }
+    }
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let tree: Option<TreeLayout> = if version >= 3 {
         codec(rest.len() as u64)
@@ -256,6 +293,27 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         data,
         tree,
         graph,
+    })
+}
+
+/// Whether the optional channels' state matches the channels listed (`p`
+/// features, `c` components).
+fn channel_state_fits(state: &crate::calibrate::ChannelState, p: usize, c: usize) -> bool {
+    let extra = &state.extra;
+    state.channels().iter().all(|ch| match ch {
+        Channel::Knn | Channel::Residual => true,
+        Channel::Value => extra.value.as_ref().is_some_and(|m| m.len() == p),
+        Channel::Block(b) => extra.blocks.as_ref().is_some_and(|bs| {
+            (*b as usize) < bs.len()
+                && bs.blocks.of_feature.len() == p
+                && bs
+                    .blocks
+                    .of_feature
+                    .iter()
+                    .all(|&x| (x as usize) < bs.len())
+                && bs.grams.len() == bs.len()
+                && bs.grams.iter().all(|g| g.len() == c * c)
+        }),
     })
 }
 
@@ -312,6 +370,9 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
             || f.scorer.weights.len() != channels
         {
             return Err("a fold model does not match the features".into());
+        }
+        if !channel_state_fits(&f.state, p, fc) {
+            return Err("a fold model's channel state does not match its channels".into());
         }
         if cal.scheme == crate::calibrate::Scheme::CrossConformal && f.points.len() < dims {
             return Err("a fold model has no training member".into());

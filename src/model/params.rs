@@ -58,6 +58,18 @@ pub struct Params {
     pub(crate) seed: u64,
     pub(crate) knn_statistic: KnnStatistic,
     pub(crate) calibrate_by_group: bool,
+    /// Feature blocks (multi-omic layers). Not stored: the model keeps the
+    /// resolved blocks in its channels' state (see [`crate::table::blocks`]).
+    #[serde(skip)]
+    pub(crate) blocks: Option<crate::table::blocks::BlockSpec>,
+    /// Whether to score the value channel. Not stored: a model has the
+    /// channel or not ([`crate::calibrate::ChannelState::channels`]).
+    #[serde(skip, default = "yes")]
+    pub(crate) value_channel: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Params {
@@ -77,6 +89,8 @@ impl Default for Params {
             seed: DEFAULT_SEED,
             knn_statistic: KnnStatistic::MeanDistance,
             calibrate_by_group: false,
+            blocks: None,
+            value_channel: true,
         }
     }
 }
@@ -147,6 +161,16 @@ impl Params {
     setter!(
         /// Keep calibration scores per reference group (Mondrian calibration).
         calibrate_by_group: bool
+    );
+    setter!(
+        /// Feature blocks (multi-omic layers, [`crate::table::blocks`]): MFA
+        /// block weights and one residual channel per block (default none).
+        blocks: Option<crate::table::blocks::BlockSpec>
+    );
+    setter!(
+        /// Score the value channel: each value against what the reference
+        /// showed for its feature ([`crate::marginal`]; default true).
+        value_channel: bool
     );
 
     /// Number of neighbours.

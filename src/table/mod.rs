@@ -5,6 +5,7 @@
 //! per-cell strings; [`schema`] matches a table's feature columns to a fitted
 //! model's features by name.
 
+pub mod blocks;
 pub mod read;
 pub mod schema;
 
