@@ -117,16 +117,10 @@ impl Channel {
 
     /// A short explanation of a channel score for the `reason` column:
     /// `knn`, `residual`, `value: rs_private=1 never seen in 400 reference
-    /// members (all 0)` (the rarest value, `features` naming the model's
-    /// features) or `block:metabolome: residual p = 0.0004` (`p_value`: the
-    /// channel's own conformal p-value).
-    pub fn describe(
-        self,
-        view: &PointView<'_>,
-        state: &ChannelState,
-        features: &[String],
-        p_value: f64,
-    ) -> String {
+    /// members (all 0)` (the rarest value under this fold model, described
+    /// by what the whole reference showed) or `block:metabolome: residual p
+    /// = 0.0004` (the channel's own conformal p-value).
+    pub fn describe(self, view: &PointView<'_>, state: &ChannelState, cx: &Describe<'_>) -> String {
         match self {
             Channel::Knn | Channel::Residual => self.name().to_string(),
             Channel::Value => {
@@ -135,17 +129,30 @@ impl Channel {
                 };
                 match m.score(view.raw, false).feature {
                     Some(j) => {
-                        let name = features.get(j).map_or("?", |s| s.as_str());
-                        format!("value: {}", m.explain(name, j, view.raw[j]))
+                        let name = cx.features.get(j).map_or("?", |s| s.as_str());
+                        let shown = cx.support.unwrap_or(m);
+                        format!("value: {}", shown.explain(name, j, view.raw[j]))
                     }
                     None => self.name().to_string(),
                 }
             }
             Channel::Block(_) => {
-                format!("{}: residual p = {}", self.label(state), fmt_p(p_value))
+                format!("{}: residual p = {}", self.label(state), fmt_p(cx.p_value))
             }
         }
     }
+}
+
+/// What [`Channel::describe`] needs beyond the point and the fold.
+#[derive(Debug, Clone, Copy)]
+pub struct Describe<'a> {
+    /// The model's feature names.
+    pub features: &'a [String],
+    /// What the whole reference showed for each feature (the fold's own
+    /// support when `None`).
+    pub support: Option<&'a Marginals>,
+    /// The channel's own conformal p-value.
+    pub p_value: f64,
 }
 
 /// A p-value with four significant digits.

@@ -15,7 +15,7 @@ pub mod fold;
 pub mod scores;
 
 pub use block::BlockState;
-pub use channel::{Channel, ChannelExtra, ChannelSpec, ChannelState, PointView, Scorer};
+pub use channel::{Channel, ChannelExtra, ChannelSpec, ChannelState, Describe, PointView, Scorer};
 pub use conformal::{
     Calibration, CalibrationMember, CalibrationSet, MASK_MEMBERS, MaskedCalibration, MaskedMembers,
     Scheme, benjamini_hochberg,

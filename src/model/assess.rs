@@ -491,7 +491,12 @@ impl Model {
             .map(|s| s.scores.get(best).copied().unwrap_or(f64::NAN))
             .collect();
         let p = set.channel_p_value(best, &per_fold);
-        channels[best].describe(&view, &scorer.model.state, &self.data.features, p)
+        let cx = crate::calibrate::Describe {
+            features: &self.data.features,
+            support: self.data.support.as_ref(),
+            p_value: p,
+        };
+        channels[best].describe(&view, &scorer.model.state, &cx)
     }
 }
 

@@ -130,6 +130,9 @@ impl Params {
             index_kind: built.kind,
             index_check: built.check,
             warnings,
+            support: self
+                .value_channel
+                .then(|| crate::marginal::Marginals::fit(&input.values, input.p, &plan.train)),
         };
         let folds = super::fold_indexes(&data.calibration);
         Ok(Model {

@@ -87,7 +87,8 @@ fn write_tree_section(
 }
 
 /// Appends the channel section (format version 5): each fold model's
-/// [`ChannelExtra`] (value channel supports, blocks), in fold order.
+/// [`ChannelExtra`] (value channel supports, blocks), in fold order, then
+/// the model's observed support ([`ModelData::support`]).
 fn write_channel_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Result<(), String> {
     let extras: Vec<&ChannelExtra> = data
         .calibration
@@ -96,7 +97,7 @@ fn write_channel_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Re
         .map(|f| &f.state.extra)
         .collect();
     codec(u64::MAX)
-        .serialize_into(out, &extras)
+        .serialize_into(out, &(extras, &data.support))
         .map_err(|e| e.to_string())
 }
 
@@ -246,9 +247,10 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     let mut rest = payload;
     let mut data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
     if version >= 5 {
-        let extras: Vec<ChannelExtra> = codec(rest.len() as u64)
-            .deserialize_from(&mut rest)
-            .map_err(|e| Error::format(path, format!("corrupt channel section: {e}")))?;
+        let (extras, support): (Vec<ChannelExtra>, Option<crate::marginal::Marginals>) =
+            codec(rest.len() as u64)
+                .deserialize_from(&mut rest)
+                .map_err(|e| Error::format(path, format!("corrupt channel section: {e}")))?;
         if extras.len() != data.calibration.folds.len() {
             return Err(Error::format(
                 path,
@@ -262,6 +264,16 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         for (f, e) in data.calibration.folds.iter_mut().zip(extras) {
             f.state.extra = e;
         }
+        if support
+            .as_ref()
+            .is_some_and(|m| m.len() != data.features.len())
+        {
+            return Err(Error::format(
+                path,
+                "corrupt channel section: the observed support does not match the features",
+            ));
+        }
+        data.support = support;
     }
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let tree: Option<TreeLayout> = if version >= 3 {
