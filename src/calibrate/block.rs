@@ -3,7 +3,8 @@
 //!
 //! With feature blocks ([`crate::table::blocks`]) every fold model keeps,
 //! for each block `b`, the Gram matrix `W_bᵀ W_b` of its loadings restricted
-//! to the block's features. A point's block coordinates are the least-squares
+//! to the block's features and to the projection's leading components above
+//! the noise floor (the fold's parallel-analysis count). A point's block coordinates are the least-squares
 //! fit on the block's features only, `y_b = (W_bᵀ W_b + λI)⁻¹ W_bᵀ z_b`, so
 //! noise in other blocks does not leak in, and its block residual is
 //! `Σ_{j ∈ b} (z_j − w_j · y_b)²` (docs/method.md §3b).
@@ -25,23 +26,36 @@ pub struct BlockState {
     /// First eigenvalue of each block's standardised correlation matrix on
     /// the fold's training rows (the MFA weight is `1 / sqrt` of it).
     pub first_eigenvalue: Vec<f64>,
-    /// Each block's Gram matrix `W_bᵀ W_b`, row-major `c × c`.
+    /// Leading components of the projection that block coordinates use
+    /// (the fold's parallel-analysis count: components above the noise
+    /// floor; more would fit a narrow block's noise and its departures).
+    pub n_components: usize,
+    /// Each block's Gram matrix `W_bᵀ W_b` over those components, row-major
+    /// `n_components × n_components`.
     pub grams: Vec<Vec<f64>>,
 }
 
 impl BlockState {
-    /// The state of `blocks` under a fold's projection.
-    pub fn new(blocks: Blocks, first_eigenvalue: Vec<f64>, projector: &Projector) -> BlockState {
+    /// The state of `blocks` under a fold's projection, block coordinates on
+    /// its leading `n_components` components (clamped to `1..=c`).
+    pub fn new(
+        blocks: Blocks,
+        first_eigenvalue: Vec<f64>,
+        projector: &Projector,
+        n_components: usize,
+    ) -> BlockState {
         let c = projector.n_components;
-        let mut grams = vec![vec![0.0; c * c]; blocks.len()];
+        let cb = n_components.clamp(1, c.max(1));
+        let mut grams = vec![vec![0.0; cb * cb]; blocks.len()];
         for (j, &b) in blocks.of_feature.iter().enumerate() {
             if let Some(g) = grams.get_mut(b as usize) {
-                add_outer(g, &projector.loadings[j * c..(j + 1) * c]);
+                add_outer(g, &projector.loadings[j * c..j * c + cb]);
             }
         }
         BlockState {
             blocks,
             first_eigenvalue,
+            n_components: cb,
             grams,
         }
     }
@@ -67,8 +81,10 @@ impl BlockState {
     /// `q_b / q_b,observed` over the block's projected features; 0 for a
     /// block with no observed projected feature.
     pub fn residuals(&self, z: &[f64], projector: &Projector) -> Vec<f64> {
-        let c = projector.n_components;
+        let pc = projector.n_components;
+        let c = self.n_components.min(pc);
         let w = &projector.loadings;
+        let row = |j: usize| &w[j * pc..j * pc + c];
         let st = &projector.standardiser;
         let nb = self.blocks.len();
         let of = &self.blocks.of_feature;
@@ -85,7 +101,7 @@ impl BlockState {
                 continue;
             }
             obs[b] += 1;
-            for (r, wr) in rhs[b].iter_mut().zip(&w[j * c..(j + 1) * c]) {
+            for (r, wr) in rhs[b].iter_mut().zip(row(j)) {
                 *r += wr * zj;
             }
         }
@@ -97,7 +113,7 @@ impl BlockState {
                         let mut g = vec![0.0; c * c];
                         for (j, (&zj, &bj)) in z.iter().zip(of).enumerate() {
                             if bj as usize == b && !zj.is_nan() && st.is_active(j) {
-                                add_outer(&mut g, &w[j * c..(j + 1) * c]);
+                                add_outer(&mut g, row(j));
                             }
                         }
                         g
@@ -117,11 +133,7 @@ impl BlockState {
             if b >= nb || zj.is_nan() || !st.is_active(j) {
                 continue;
             }
-            let fit: f64 = w[j * c..(j + 1) * c]
-                .iter()
-                .zip(&coords[b])
-                .map(|(a, y)| a * y)
-                .sum();
+            let fit: f64 = row(j).iter().zip(&coords[b]).map(|(a, y)| a * y).sum();
             sum[b] += (zj - fit) * (zj - fit);
         }
         (0..nb)
@@ -201,7 +213,7 @@ mod tests {
         };
         // p = 3, c = 1, loading along the first feature.
         let pr = projector(&[1.0, 0.0, 0.0]);
-        let st = BlockState::new(blocks.clone(), vec![1.0; 2], &pr);
+        let st = BlockState::new(blocks.clone(), vec![1.0; 2], &pr, 1);
         let r = st.residuals(&[1.0, 2.0, 3.0], &pr);
         assert!(r[0] < 1e-9 && (r[1] - 13.0).abs() < 1e-9, "{r:?}");
         let missing = st.residuals(&[1.0, f64::NAN, 3.0], &pr);
@@ -209,7 +221,7 @@ mod tests {
         // Each block is fitted on its own features: a row along the loading
         // within block b has no residual there, whatever block a holds.
         let pr2 = projector(&[0.0, 0.6, 0.8]);
-        let st2 = BlockState::new(blocks, vec![1.0; 2], &pr2);
+        let st2 = BlockState::new(blocks, vec![1.0; 2], &pr2, 1);
         let r = st2.residuals(&[5.0, 1.2, 1.6], &pr2);
         assert!(r[1] < 1e-9 && (r[0] - 25.0).abs() < 1e-9, "{r:?}");
     }

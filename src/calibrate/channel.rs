@@ -232,7 +232,8 @@ impl ChannelState {
     /// kNN and residual always; the value channel (each feature's support
     /// on `train`) and one residual channel per block as `spec` asks
     /// (`block_eigenvalues`: each block's first eigenvalue on `train`, kept
-    /// for `inspect`). Nothing is learnt from rows outside `train`.
+    /// for `inspect`; `block_components`: the leading components block
+    /// coordinates use). Nothing is learnt from rows outside `train`.
     pub fn fit(
         spec: &ChannelSpec,
         values: &[f64],
@@ -240,6 +241,7 @@ impl ChannelState {
         train: &[usize],
         projector: &Projector,
         block_eigenvalues: &[f64],
+        block_components: usize,
     ) -> Self {
         let mut channels = vec![Channel::Knn, Channel::Residual];
         let mut extra = ChannelExtra::default();
@@ -253,6 +255,7 @@ impl ChannelState {
                 b.clone(),
                 block_eigenvalues.to_vec(),
                 projector,
+                block_components,
             ));
         }
         ChannelState { channels, extra }

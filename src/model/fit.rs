@@ -76,7 +76,7 @@ impl Params {
         let groups = Groups::of(reference);
         let mut warnings = input.warnings.clone();
         let calibration = CalibrationParams::from(self)
-            .with_channels(input.channel_spec(self))
+            .with_channels(input.channel_spec(self), input.projected_blocks())
             .fit(
                 &input,
                 &plan,
@@ -634,10 +634,12 @@ impl From<&Params> for CalibrationParams {
 }
 
 impl CalibrationParams {
-    /// The same parameters scoring the optional channels of `spec` (and,
-    /// with blocks, weighting every fold's projection by them).
-    pub fn with_channels(mut self, spec: ChannelSpec) -> Self {
+    /// The same parameters scoring the optional channels of `spec`, every
+    /// fold's projection weighted by `projected_blocks` (the blocks of the
+    /// projected features) when given.
+    pub fn with_channels(mut self, spec: ChannelSpec, projected_blocks: Option<Blocks>) -> Self {
         self.channels = spec;
+        self.projection.blocks = projected_blocks;
         self
     }
 
@@ -709,6 +711,7 @@ impl CalibrationParams {
                     &plan.train,
                     &projection.projector,
                     &projection.block_eigenvalues,
+                    block_components(&projection.choice),
                 );
                 let mut fold = FoldModel {
                     projector: projection.projector.clone(),
@@ -775,6 +778,7 @@ impl CalibrationParams {
                         &train,
                         &proj.projector,
                         &proj.block_eigenvalues,
+                        block_components(&proj.choice),
                     );
                     let mut fold = FoldModel {
                         projector: proj.projector,
@@ -886,6 +890,16 @@ impl CalibrationParams {
             masked: MaskedMembers { members: kept, raw },
             method,
         })
+    }
+}
+
+/// Leading components block coordinates use: the parallel-analysis count
+/// (components above the noise floor) when the rule computed it, else all.
+fn block_components(choice: &ComponentChoice) -> usize {
+    if choice.n_parallel > 0 {
+        choice.n_parallel.min(choice.n_components)
+    } else {
+        choice.n_components
     }
 }
 
