@@ -48,3 +48,90 @@ fn blocks_find_the_patients_off_the_metabolite_manifold_and_name_the_block() {
         with.auroc
     );
 }
+
+mod harness;
+
+#[test]
+fn fit_reads_blocks_and_assess_names_the_block() {
+    let s = harness::Scratch::new();
+    let files = nof1_cli::omics::write_omics(
+        &OmicsParams {
+            n: 120,
+            n_in: 10,
+            n_out: 10,
+            widths: [10, 30, 8, 8],
+            shift: 0.5,
+            ..OmicsParams::default()
+        },
+        s.dir(),
+    )
+    .unwrap();
+    s.run(&[
+        "fit",
+        "--reference",
+        files.reference.to_str().unwrap(),
+        "--blocks",
+        files.blocks.to_str().unwrap(),
+        "--out",
+        "m.nof1",
+    ])
+    .ok();
+    s.run(&[
+        "assess",
+        "--model",
+        "m.nof1",
+        "--input",
+        files.patients.to_str().unwrap(),
+        "--exclude",
+        "truth",
+        "--out",
+        "out.csv",
+    ])
+    .ok();
+    let out = harness::OutCsv::read(&s.path("out.csv"));
+    let reasons = out.column("reason");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("block:metabolome: residual p = ")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn bad_blocks_files_name_the_file_and_line() {
+    let s = harness::Scratch::new();
+    let reference = harness::small_reference();
+    let cases = [
+        ("feature,block\nnope,x\n", "b.csv:2:nope: feature \"nope\""),
+        (
+            "feature,block\nf1,x\nf1,y\n",
+            "b.csv:3:f1: feature \"f1\" is listed under two blocks",
+        ),
+        (
+            "feature,block\nf1,x\nf1,x\n",
+            "b.csv:3:f1: feature \"f1\" is listed again",
+        ),
+        (
+            "feature,block\nf1,\n",
+            "b.csv:2:f1: feature \"f1\" has an empty block name",
+        ),
+        (
+            "feat,blk\nf1,x\n",
+            "b.csv:1: expected the header feature,block",
+        ),
+    ];
+    for (text, expected) in cases {
+        let b = s.write("b.csv", text);
+        let run = s.run(&[
+            "fit",
+            "--reference",
+            reference.to_str().unwrap(),
+            "--blocks",
+            b.to_str().unwrap(),
+            "--out",
+            "m.nof1",
+        ]);
+        run.error(&[expected]);
+    }
+}

@@ -324,7 +324,11 @@ fn channel_state_fits(state: &crate::calibrate::ChannelState, p: usize, c: usize
                     .iter()
                     .all(|&x| (x as usize) < bs.len())
                 && bs.grams.len() == bs.len()
-                && bs.grams.iter().all(|g| g.len() == c * c)
+                && (1..=c).contains(&bs.n_components)
+                && bs
+                    .grams
+                    .iter()
+                    .all(|g| g.len() == bs.n_components * bs.n_components)
         }),
     })
 }

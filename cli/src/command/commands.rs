@@ -96,10 +96,10 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         .value_channel(!a.no_value_channel);
     params.check()?;
     let params = match &a.blocks {
-        Some(path) => params.blocks(Some(
-            nof1::table::blocks::read_blocks(path)
-                .with_context(|| format!("reading the blocks {}", path.display()))?,
-        )),
+        Some(path) => params
+            .blocks(Some(nof1::table::blocks::read_blocks(path).with_context(
+                || format!("reading the blocks {}", path.display()),
+            )?)),
         None => params,
     };
     check_output_dir(&a.out, &[&a.reference])?;
