@@ -600,6 +600,51 @@ mod tests {
         })
     }
 
+    /// A version-4 file (no channel section) of a model without the value
+    /// channel loads and assesses exactly like the same model saved now.
+    #[test]
+    fn version_4_files_load_and_assess_as_before() {
+        let t = reference();
+        let small = t.select_rows(&(0..300).collect::<Vec<_>>());
+        let model = Params::default()
+            .k(5)
+            .value_channel(false)
+            .fit(&small)
+            .expect("fit");
+        assert!(
+            model.data().calibration.folds[0]
+                .state
+                .channels()
+                .iter()
+                .all(|c| matches!(c, Channel::Knn | Channel::Residual))
+        );
+        // Version 4: header, model section, search-tree section (no channel section).
+        let mut v4 = Vec::new();
+        v4.extend_from_slice(MAGIC);
+        v4.extend_from_slice(&4u32.to_le_bytes());
+        v4.extend_from_slice(&[0; 12]);
+        codec(u64::MAX)
+            .serialize_into(&mut v4, model.data())
+            .expect("encode");
+        write_tree_section(&mut v4, model.exact.tree_layout().as_ref()).expect("tree");
+        let v4 = repack(&v4[..HEADER_LEN], &v4[HEADER_LEN..].to_vec());
+        let c = decode_container(&v4, Path::new(PATH)).expect("decode v4");
+        assert_eq!(c.version, 4);
+        let old = Model::from_bytes(&v4, Path::new(PATH)).expect("load v4");
+        let patients = t.select_rows(&(300..400).collect::<Vec<_>>());
+        let a = model.assess(&patients).expect("assess");
+        let b = old.assess(&patients).expect("assess");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.verdict, y.verdict);
+            assert_eq!(x.p_value.to_bits(), y.p_value.to_bits());
+            assert_eq!(x.reason, y.reason);
+        }
+        // Saved again, it is a current-version file.
+        let again =
+            decode_container(&old.to_bytes().expect("encode"), Path::new(PATH)).expect("decode");
+        assert_eq!(again.version, FORMAT_VERSION);
+    }
+
     /// Replaces the payload of a version-2 container, fixing length and CRC.
     fn repack(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
         let mut out = bytes[..HEADER_LEN].to_vec();
