@@ -627,7 +627,7 @@ mod tests {
             .serialize_into(&mut v4, model.data())
             .expect("encode");
         write_tree_section(&mut v4, model.exact.tree_layout().as_ref()).expect("tree");
-        let v4 = repack(&v4[..HEADER_LEN], &v4[HEADER_LEN..].to_vec());
+        let v4 = repack(&v4[..HEADER_LEN], &v4[HEADER_LEN..]);
         let c = decode_container(&v4, Path::new(PATH)).expect("decode v4");
         assert_eq!(c.version, 4);
         let old = Model::from_bytes(&v4, Path::new(PATH)).expect("load v4");
