@@ -67,8 +67,10 @@ impl fmt::Display for Position {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}", path = .path.display())]
+    /// Reading or writing a file failed. `Display` names the file; the
+    /// reason is the [`std::error::Error::source`] (print the chain, e.g.
+    /// `{:#}` with anyhow, to see both once).
+    #[error("{path}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -10,6 +10,10 @@
 //! conformal p-values) → [verdict] (`supported`, `low_support`,
 //! `invisible`, `insufficient_data`) → [output].
 //!
+//! Large patient files stream in bounded memory ([`Model::patient_stream`],
+//! [`Model::assess_stream`]); [`Model::summary`] tells what a model holds.
+//! The module layout is described in `docs/architecture.md`.
+//!
 //! ```
 //! use nof1::{Params, Table, Verdict};
 //!
@@ -39,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod calibrate;
 pub mod error;
 pub mod index;
@@ -54,8 +59,8 @@ pub mod table;
 pub mod verdict;
 
 pub use error::{Error, ErrorKind, Position, Result};
-pub use model::{IndexChoice, Model, Params, Progress};
+pub use model::{IndexChoice, Model, ModelSummary, Params, Progress};
 pub use project::ComponentRule;
 pub use score::KnnStatistic;
 pub use table::{Role, Table, TableOptions};
-pub use verdict::{Assessment, Verdict};
+pub use verdict::{Assessment, Verdict, VerdictCounts};

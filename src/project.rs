@@ -110,6 +110,21 @@ pub struct Pca {
     pub n_loadings: usize,
 }
 
+/// Rows of a row-major table and the standardisation applied to them.
+#[derive(Debug, Clone, Copy)]
+pub struct StandardisedRows<'a> {
+    /// Row-major values, `p` per row (`NaN` = missing, standardised to 0).
+    pub values: &'a [f64],
+    /// Number of columns.
+    pub p: usize,
+    /// The rows used, in this order.
+    pub rows: &'a [usize],
+    /// Column means.
+    pub mean: &'a [f64],
+    /// Column scales.
+    pub scale: &'a [f64],
+}
+
 /// Standardises the rows `rows` of `values` (row-major, `p` columns) with
 /// `mean`/`scale`, missing as 0, into a dense `faer` matrix.
 fn standardised_block(
@@ -139,6 +154,18 @@ pub fn covariance(
     mean: &[f64],
     scale: &[f64],
 ) -> Mat<f64> {
+    if p >= WIDE_MIN_FEATURES {
+        // Wide: each row block's product is itself parallel (column blocks),
+        // blocks are summed in order; one block in memory at a time.
+        let mut cov = Mat::<f64>::zeros(p, p);
+        for chunk in rows.chunks(BLOCK_ROWS) {
+            let z = standardised_block(values, p, chunk, mean, scale);
+            cov += gram_sym(z.as_ref(), 1.0);
+        }
+        let denom = (rows.len().max(2) - 1) as f64;
+        cov *= faer::Scale(1.0 / denom);
+        return cov;
+    }
     let partials: Vec<Mat<f64>> = rows
         .par_chunks(BLOCK_ROWS)
         .map(|chunk| {
@@ -244,6 +271,17 @@ pub fn fit_pca(
     let r = n_keep.min(n).min(p);
     let mut eigenvalues = g.eigenvalues.clone();
     eigenvalues.resize(p, 0.0);
+    // Zᵀ U as one product (columns of U scaled afterwards).
+    let u = Mat::<f64>::from_fn(n, r, |i, k| g.loadings[i * g.n_loadings + k]);
+    let mut zu = Mat::<f64>::zeros(p, r);
+    faer::linalg::matmul::matmul(
+        zu.as_mut(),
+        Accum::Replace,
+        z.transpose(),
+        u.as_ref(),
+        1.0,
+        Par::Seq,
+    );
     let mut loadings = vec![0.0; p * r];
     for k in 0..r {
         let lambda = g.eigenvalues[k];
@@ -252,11 +290,7 @@ pub fn fit_pca(
         }
         let norm = 1.0 / (denom * lambda).sqrt();
         for j in 0..p {
-            let mut v = 0.0;
-            for i in 0..n {
-                v += z[(i, j)] * g.loadings[i * g.n_loadings + k];
-            }
-            loadings[j * r + k] = v * norm;
+            loadings[j * r + k] = zu[(j, k)] * norm;
         }
         fix_sign(&mut loadings, p, r, k);
     }
@@ -265,6 +299,289 @@ pub fn fit_pca(
         loadings,
         n_loadings: r,
     })
+}
+
+/// Features from which [`FoldPca`] downdates the whole reference's
+/// cross-products and [`fit_pca`] multiplies in parallel column blocks (below,
+/// the row-block path is kept: outputs there are unchanged).
+pub const WIDE_MIN_FEATURES: usize = 512;
+
+/// Most features for which [`FoldPca`] keeps the `p × p` cross-products
+/// (`8 p²` bytes: 128 MiB at 4,096).
+pub const WIDE_MAX_FEATURES: usize = 4096;
+
+/// Columns per block of [`gram_sym`].
+const GRAM_BLOCK_COLS: usize = 128;
+
+/// `ZᵀZ · scale` for a column-major `m × p` matrix, in parallel column blocks
+/// (each block's lower part `Z[:, j0..]ᵀ Z[:, j0..j1]` is one sequential
+/// product, mirrored to the upper triangle): half the work of a full product,
+/// and the same bits for any number of threads.
+pub fn gram_sym(z: MatRef<'_, f64>, scale: f64) -> Mat<f64> {
+    let p = z.ncols();
+    let starts: Vec<usize> = (0..p).step_by(GRAM_BLOCK_COLS).collect();
+    let blocks: Vec<Mat<f64>> = starts
+        .par_iter()
+        .map(|&j0| {
+            let j1 = (j0 + GRAM_BLOCK_COLS).min(p);
+            let mut b = Mat::<f64>::zeros(p - j0, j1 - j0);
+            faer::linalg::matmul::matmul(
+                b.as_mut(),
+                Accum::Replace,
+                z.subcols(j0, p - j0).transpose(),
+                z.subcols(j0, j1 - j0),
+                scale,
+                Par::Seq,
+            );
+            b
+        })
+        .collect();
+    let mut c = Mat::<f64>::zeros(p, p);
+    for (&j0, b) in starts.iter().zip(&blocks) {
+        for jj in 0..b.ncols() {
+            let j = j0 + jj;
+            for ii in jj..b.nrows() {
+                let i = j0 + ii;
+                let v = b[(ii, jj)];
+                c[(i, j)] = v;
+                c[(j, i)] = v;
+            }
+        }
+    }
+    c
+}
+
+/// Oversampling of the block in [`truncated_eigen`].
+pub const SUBSPACE_OVERSAMPLE: usize = 16;
+/// Most iterations of [`truncated_eigen`].
+pub const SUBSPACE_MAX_ITERATIONS: usize = 200;
+/// [`truncated_eigen`] stops when every kept Ritz pair's residual
+/// `‖C v − λ v‖` is at most this fraction of the largest eigenvalue.
+pub const SUBSPACE_TOLERANCE: f64 = 1e-9;
+
+/// The leading `n_keep` eigenpairs of a symmetric positive semi-definite
+/// matrix by subspace iteration with Rayleigh–Ritz (seeded Gaussian start),
+/// for when a full eigendecomposition costs too much (`p` in the thousands).
+///
+/// Returns a [`Pca`] whose `eigenvalues` hold only the `n_keep` leading ones
+/// (non-increasing), with sign-fixed loadings, and the largest residual
+/// `max_k ‖C v_k − λ_k v_k‖ / λ_1` reached: at most [`SUBSPACE_TOLERANCE`]
+/// unless [`SUBSPACE_MAX_ITERATIONS`] ran out (eigenvalues whose gap to the
+/// rest of the spectrum is tiny converge slowly; their span is then only as
+/// precise as the residual says).
+///
+/// # Errors
+/// [`ErrorKind::Numerical`] if an eigendecomposition of the small projected
+/// matrix fails.
+pub fn truncated_eigen(cov: MatRef<'_, f64>, n_keep: usize, seed: u64) -> Result<(Pca, f64)> {
+    let p = cov.nrows();
+    let r = n_keep.min(p).max(1);
+    let l = (r + SUBSPACE_OVERSAMPLE).min(p);
+    if l >= p / 2 {
+        // Not worth it: the full decomposition.
+        let pca = eigen_desc(cov, r)?;
+        let mut pca = pca;
+        pca.eigenvalues.truncate(r);
+        return Ok((pca, 0.0));
+    }
+    let mut rng = SplitMix64::new(seed ^ 0x5355_4253);
+    let start = Mat::<f64>::from_fn(p, l, |_, _| rng.normal());
+    let mut q = start.qr().compute_thin_Q();
+    let mut y = Mat::<f64>::zeros(p, l);
+    let mut best = f64::INFINITY;
+    let mut out: Option<(Mat<f64>, Vec<f64>)> = None;
+    for _ in 0..SUBSPACE_MAX_ITERATIONS {
+        faer::linalg::matmul::matmul(y.as_mut(), Accum::Replace, cov, q.as_ref(), 1.0, Par::Seq);
+        let mut t = Mat::<f64>::zeros(l, l);
+        faer::linalg::matmul::matmul(
+            t.as_mut(),
+            Accum::Replace,
+            q.transpose(),
+            y.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        // Symmetrise the small matrix against rounding.
+        let t = Mat::<f64>::from_fn(l, l, |i, j| 0.5 * (t[(i, j)] + t[(j, i)]));
+        let evd = t
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|e| ErrorKind::Numerical(format!("eigendecomposition failed: {e:?}")))?;
+        let theta: Vec<f64> = (0..l).rev().map(|k| evd.S().column_vector()[k]).collect();
+        let w = Mat::<f64>::from_fn(l, r, |i, k| evd.U()[(i, l - 1 - k)]);
+        let mut x = Mat::<f64>::zeros(p, r);
+        faer::linalg::matmul::matmul(
+            x.as_mut(),
+            Accum::Replace,
+            q.as_ref(),
+            w.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        let mut yw = Mat::<f64>::zeros(p, r);
+        faer::linalg::matmul::matmul(
+            yw.as_mut(),
+            Accum::Replace,
+            y.as_ref(),
+            w.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        let top = theta[0].abs().max(1e-300);
+        let residual = (0..r)
+            .map(|k| {
+                (0..p)
+                    .map(|i| (yw[(i, k)] - theta[k] * x[(i, k)]).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    / top
+            })
+            .fold(0.0f64, f64::max);
+        if residual < best || out.is_none() {
+            best = residual;
+            out = Some((x, theta[..r].to_vec()));
+        }
+        if residual <= SUBSPACE_TOLERANCE {
+            break;
+        }
+        q = y.qr().compute_thin_Q();
+    }
+    let (x, theta) = out.ok_or_else(|| ErrorKind::Numerical("no iteration ran".into()))?;
+    let mut loadings = vec![0.0; p * r];
+    for k in 0..r {
+        for j in 0..p {
+            loadings[j * r + k] = x[(j, k)];
+        }
+        fix_sign(&mut loadings, p, r, k);
+    }
+    Ok((
+        Pca {
+            eigenvalues: theta.iter().map(|v| v.max(0.0)).collect(),
+            loadings,
+            n_loadings: r,
+        },
+        best,
+    ))
+}
+
+/// Principal components of the training parts of a cross-fit (every row but
+/// a fold's), at the cost of a downdate for wide references.
+///
+/// For `p` in [`WIDE_MIN_FEATURES`]`..=`[`WIDE_MAX_FEATURES`] with `p < n` and
+/// no missing value, the cross-products `Σ (x − m₀)(x − m₀)ᵀ` of all rows are
+/// formed once; a training part's standardised covariance is then that minus
+/// its held-out rows' cross-products, recentred on the part's own mean and
+/// scaled by its own standard deviations (exact up to rounding: no value may
+/// reach the standardisation clamp, which is checked), and its leading
+/// components come from [`truncated_eigen`]. Otherwise [`FoldPca::fit`] is
+/// [`fit_pca`] on the training rows (the same bits as before).
+#[derive(Debug)]
+pub struct FoldPca<'a> {
+    values: &'a [f64],
+    p: usize,
+    n_rows: usize,
+    seed: u64,
+    wide: Option<Downdate>,
+}
+
+#[derive(Debug)]
+struct Downdate {
+    /// Centre of the cross-products (mean over all rows).
+    centre: Vec<f64>,
+    /// `Σ (x − centre)(x − centre)ᵀ` over all rows.
+    gram: Mat<f64>,
+    /// `max |x − centre|` per feature.
+    max_dev: Vec<f64>,
+}
+
+/// The rows `rows` of `values` minus `centre`, as a dense matrix.
+fn centred_block(values: &[f64], p: usize, rows: &[usize], centre: &[f64]) -> Mat<f64> {
+    Mat::from_fn(rows.len(), p, |i, j| values[rows[i] * p + j] - centre[j])
+}
+
+impl<'a> FoldPca<'a> {
+    /// Prepares the fold PCAs of a reference of `n_rows` rows (row-major
+    /// `values`, `p` columns); `seed` drives the truncated solver's start.
+    pub fn new(values: &'a [f64], p: usize, n_rows: usize, seed: u64) -> Self {
+        let wide = (WIDE_MIN_FEATURES..=WIDE_MAX_FEATURES).contains(&p)
+            && p < n_rows
+            && !values[..n_rows * p].iter().any(|v| v.is_nan());
+        let wide = wide.then(|| {
+            let mut centre = vec![0.0; p];
+            for row in values[..n_rows * p].chunks_exact(p) {
+                for (c, v) in centre.iter_mut().zip(row) {
+                    *c += v;
+                }
+            }
+            centre.iter_mut().for_each(|c| *c /= n_rows as f64);
+            let mut max_dev = vec![0.0f64; p];
+            for row in values[..n_rows * p].chunks_exact(p) {
+                for ((m, v), c) in max_dev.iter_mut().zip(row).zip(&centre) {
+                    *m = m.max((v - c).abs());
+                }
+            }
+            let all: Vec<usize> = (0..n_rows).collect();
+            let gram = gram_sym(centred_block(values, p, &all, &centre).as_ref(), 1.0);
+            Downdate {
+                centre,
+                gram,
+                max_dev,
+            }
+        });
+        FoldPca {
+            values,
+            p,
+            n_rows,
+            seed,
+            wide,
+        }
+    }
+
+    /// Whether training parts are downdated (else each is a full [`fit_pca`]).
+    pub fn is_downdated(&self) -> bool {
+        self.wide.is_some()
+    }
+
+    /// The first `n_keep` components of the rows `train`, standardised with
+    /// `mean`/`scale` (the training part's own standardisation). Downdated,
+    /// `eigenvalues` holds only the leading `n_keep`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Numerical`] if an eigendecomposition fails.
+    pub fn fit(&self, train: &[usize], mean: &[f64], scale: &[f64], n_keep: usize) -> Result<Pca> {
+        let p = self.p;
+        let Some(d) = &self.wide else {
+            return fit_pca(self.values, p, train, mean, scale, n_keep);
+        };
+        let n_t = train.len();
+        let shift: Vec<f64> = mean.iter().zip(&d.centre).map(|(m, c)| m - c).collect();
+        let clamps = (0..p).any(|j| {
+            scale[j].is_nan()
+                || scale[j] <= 0.0
+                || (d.max_dev[j] + shift[j].abs()) / scale[j] > 0.5 * crate::standardise::Z_CLAMP
+        });
+        if clamps || n_t < 2 {
+            return fit_pca(self.values, p, train, mean, scale, n_keep);
+        }
+        let mut in_train = vec![false; self.n_rows];
+        for &r in train {
+            in_train[r] = true;
+        }
+        let held: Vec<usize> = (0..self.n_rows).filter(|&r| !in_train[r]).collect();
+        let mut cov = d.gram.clone();
+        if !held.is_empty() {
+            let h = gram_sym(
+                centred_block(self.values, p, &held, &d.centre).as_ref(),
+                1.0,
+            );
+            cov -= &h;
+        }
+        let denom = (n_t - 1) as f64;
+        let nt = n_t as f64;
+        let cov = Mat::<f64>::from_fn(p, p, |i, j| {
+            (cov[(i, j)] - nt * shift[i] * shift[j]) / (denom * scale[i] * scale[j])
+        });
+        Ok(truncated_eigen(cov.as_ref(), n_keep, self.seed)?.0)
+    }
 }
 
 /// Eigenvalues (non-increasing, length `p`) of `ZᵀZ/(m − 1)` for a dense `m × p`
@@ -371,22 +688,25 @@ pub const RESIDUAL_NULL_PERMUTATIONS: usize = 5;
 /// standardised data instead (classical parallel analysis) gives a flat null
 /// even when the noise variance differs from feature to feature.
 ///
-/// `loadings` is row-major `p × r` with `c ≤ r`. Returns 0 when `c ≥ p`.
+/// `c` counts the leading loadings of `pca` projected off (`c ≤ pca.n_loadings`).
+/// Returns 0 when `c ≥ p`.
 ///
 /// # Errors
 /// [`ErrorKind::Numerical`] if an eigendecomposition fails.
-#[allow(clippy::too_many_arguments)]
 pub fn residual_null_flatness(
-    values: &[f64],
-    p: usize,
-    rows: &[usize],
-    mean: &[f64],
-    scale: &[f64],
-    loadings: &[f64],
-    r: usize,
+    sample: StandardisedRows<'_>,
+    pca: &Pca,
     c: usize,
     seed: u64,
 ) -> Result<f64> {
+    let StandardisedRows {
+        values,
+        p,
+        rows,
+        mean,
+        scale,
+    } = sample;
+    let (loadings, r) = (pca.loadings.as_slice(), pca.n_loadings);
     if c >= p || c > r {
         return Ok(0.0);
     }
@@ -484,6 +804,68 @@ mod tests {
             assert!(big > 0.0);
         }
         assert!(pca.eigenvalues.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    /// A wide low-rank table: `rank` factors plus noise, `n × p`.
+    fn wide_table(n: usize, p: usize, rank: usize, seed: u64) -> Vec<f64> {
+        let mut rng = SplitMix64::new(seed);
+        let load: Vec<f64> = (0..rank * p).map(|_| rng.normal()).collect();
+        let mut values = vec![0.0; n * p];
+        for i in 0..n {
+            let f: Vec<f64> = (0..rank)
+                .map(|a| rng.normal() * (rank - a) as f64)
+                .collect();
+            for j in 0..p {
+                let s: f64 = (0..rank).map(|a| f[a] * load[a * p + j]).sum();
+                values[i * p + j] = 5.0 + s + rng.normal();
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn truncated_eigen_matches_the_full_decomposition() {
+        let (n, p, rank) = (300, 120, 4);
+        let values = wide_table(n, p, rank, 11);
+        let rows: Vec<usize> = (0..n).collect();
+        let st = crate::standardise::Standardiser::fit(&values, p, 0..n);
+        let cov = covariance(&values, p, &rows, st.mean(), st.scale());
+        let full = eigen_desc(cov.as_ref(), rank).unwrap();
+        let (trunc, residual) = truncated_eigen(cov.as_ref(), rank, 3).unwrap();
+        assert!(residual <= SUBSPACE_TOLERANCE, "residual {residual}");
+        for k in 0..rank {
+            let rel = (full.eigenvalues[k] - trunc.eigenvalues[k]).abs() / full.eigenvalues[0];
+            assert!(rel < 1e-9, "eigenvalue {k}: {rel}");
+            for j in 0..p {
+                let d = (full.loadings[j * rank + k] - trunc.loadings[j * rank + k]).abs();
+                assert!(d < 1e-6, "loading {j},{k}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn downdated_fold_pca_matches_a_refit_on_the_training_rows() {
+        let (n, p, rank) = (600, WIDE_MIN_FEATURES + 8, 3);
+        let values = wide_table(n, p, rank, 12);
+        let folds = FoldPca::new(&values, p, n, 1);
+        assert!(folds.is_downdated());
+        let train: Vec<usize> = (0..n).filter(|r| r % 10 != 3).collect();
+        let st = crate::standardise::Standardiser::fit(&values, p, train.iter().copied());
+        let down = folds.fit(&train, st.mean(), st.scale(), rank).unwrap();
+        let refit = fit_pca(&values, p, &train, st.mean(), st.scale(), rank).unwrap();
+        assert_eq!(down.n_loadings, rank);
+        for k in 0..rank {
+            let rel = (down.eigenvalues[k] - refit.eigenvalues[k]).abs() / refit.eigenvalues[0];
+            assert!(rel < 1e-9, "eigenvalue {k}: {rel}");
+            for j in 0..p {
+                let d = (down.loadings[j * rank + k] - refit.loadings[j * rank + k]).abs();
+                assert!(d < 1e-6, "loading {j},{k}: {d}");
+            }
+        }
+        // A missing value: every training part is refitted (same bits).
+        let mut holey = values.clone();
+        holey[5] = f64::NAN;
+        assert!(!FoldPca::new(&holey, p, n, 1).is_downdated());
     }
 
     #[test]

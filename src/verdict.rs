@@ -161,3 +161,82 @@ pub fn apply_fdr(rows: &mut [Assessment], level: f64, by_group: bool) {
         }
     }
 }
+
+/// How many patients got each verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictCounts {
+    /// `supported`.
+    pub supported: usize,
+    /// `low_support`.
+    pub low_support: usize,
+    /// `invisible`.
+    pub invisible: usize,
+    /// `insufficient_data`.
+    pub insufficient_data: usize,
+}
+
+impl VerdictCounts {
+    /// Counts the verdicts of `assessments`.
+    pub fn of(assessments: &[Assessment]) -> Self {
+        let mut c = VerdictCounts::default();
+        c.add(assessments);
+        c
+    }
+
+    /// Adds the verdicts of `assessments`.
+    pub fn add(&mut self, assessments: &[Assessment]) {
+        for a in assessments {
+            self.push(a.verdict);
+        }
+    }
+
+    /// Counts one more patient with verdict `v`.
+    pub fn push(&mut self, v: Verdict) {
+        *self.slot(v) += 1;
+    }
+
+    fn slot(&mut self, v: Verdict) -> &mut usize {
+        match v {
+            Verdict::Supported => &mut self.supported,
+            Verdict::LowSupport => &mut self.low_support,
+            Verdict::Invisible => &mut self.invisible,
+            Verdict::InsufficientData => &mut self.insufficient_data,
+        }
+    }
+
+    /// The number of patients with verdict `v`.
+    pub fn get(&self, v: Verdict) -> usize {
+        match v {
+            Verdict::Supported => self.supported,
+            Verdict::LowSupport => self.low_support,
+            Verdict::Invisible => self.invisible,
+            Verdict::InsufficientData => self.insufficient_data,
+        }
+    }
+
+    /// The counts in the order of [`Verdict::ALL`].
+    pub fn to_array(&self) -> [usize; 4] {
+        Verdict::ALL.map(|v| self.get(v))
+    }
+
+    /// Number of patients counted.
+    pub fn total(&self) -> usize {
+        self.to_array().iter().sum()
+    }
+}
+
+/// `supported 8 (80.0%), low_support 1 (10.0%), invisible 1 (10.0%),
+/// insufficient_data 0 (0.0%)`: each verdict in report order, with its share.
+impl std::fmt::Display for VerdictCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.total().max(1) as f64;
+        for (i, v) in Verdict::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            let c = self.get(*v);
+            write!(f, "{v} {c} ({:.1}%)", 100.0 * c as f64 / n)?;
+        }
+        Ok(())
+    }
+}

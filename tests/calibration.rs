@@ -7,16 +7,16 @@
 //! marginal over the reference draw, so pooling references is what the
 //! guarantee speaks about). The p-value distribution test widens the bound by
 //! the variance that comes from drawing each calibration set (see
-//! `common::conformal_bound`). The in-sample control shows that the
+//! `cohorts::conformal_bound`). The in-sample control shows that the
 //! exchangeable test has teeth: the same check fails when the calibration
 //! scores are computed on members that shaped the projection.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
+mod cohorts;
 
 use std::sync::OnceLock;
 
-use common::{LowRank, binomial_bound, conformal_bound, rate, table};
+use cohorts::{LowRank, binomial_bound, conformal_bound, rate, table};
 use nof1::calibrate::ChannelScores;
 use nof1::index::ExactIndex;
 use nof1::rng::SplitMix64;
@@ -157,7 +157,7 @@ fn check_false_invisible(setup: &Setup, draws: &[Draw]) -> f64 {
         out.len()
     );
     assert!(out.iter().all(|a| a.verdict != Verdict::InsufficientData));
-    let alpha = draws[0].params.get_alpha();
+    let alpha = draws[0].params.alpha;
     let got = fraction(&out, |a| a.verdict == Verdict::Invisible);
     let bound = binomial_bound(alpha, out.len());
     let components: Vec<usize> = draws.iter().map(|d| d.n_components).collect();
@@ -200,7 +200,7 @@ fn exchangeable_patients_are_rarely_invisible_with_a_weak_spectrum() {
 /// p-value of each patient.
 fn in_sample_p_values(d: &Draw) -> Vec<f64> {
     let model = d.params.fit(&d.reference).expect("fit");
-    let k = d.params.get_k();
+    let k = d.params.k;
     let n = model.reference().len();
     let c = model.reference().embeddings.len() / n;
     let dims = model.data().components.knn_components.clamp(1, c);
@@ -259,7 +259,7 @@ fn close(a: f64, b: f64) -> bool {
 fn wide_case_holds_with_cross_fitting_and_fails_in_sample() {
     let draws = draws(&WIDE_VARIANCE);
     let cross_fitted = check_false_invisible(&WIDE_VARIANCE, &draws);
-    let alpha = draws[0].params.get_alpha();
+    let alpha = draws[0].params.alpha;
     let mut n = 0usize;
     let mut invisible = 0usize;
     for d in &draws {
@@ -357,7 +357,7 @@ fn mondrian_calibration_holds_per_group_where_pooled_does_not() {
         );
         mondrian_out.extend(out);
     }
-    let alpha = Params::default().get_alpha();
+    let alpha = Params::default().alpha;
     let in_group = |out: &[Assessment], g: &str| -> Vec<Assessment> {
         out.iter()
             .filter(|a| a.group.as_deref() == Some(g))

@@ -1,18 +1,18 @@
 //! Properties of the public library API (proptest).
 //!
-//! Data come from seeded generators ([`common::LowRank`] over
+//! Data come from seeded generators ([`cohorts::LowRank`] over
 //! `nof1::rng::SplitMix64`); proptest draws the seeds and the shapes. The
 //! proptest runner itself is seeded too (override with `PROPTEST_RNG_SEED`),
 //! so a run is reproducible; fitting is the expensive step, so the fitting
 //! properties run few cases on small cohorts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
+mod cohorts;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::{LowRank, names, same_assessments, table};
+use cohorts::{LowRank, names, same_assessments, table};
 use nof1::index::HnswParams;
 use nof1::rng::SplitMix64;
 use nof1::score::KnnStatistic;
@@ -104,7 +104,7 @@ proptest! {
         let mut patients = c.patients(30, 15, 4.0);
         let mut rng = SplitMix64::new(seed ^ 1);
         let p_all = patients.n_features();
-        knock_out(&mut patients.values[35 * p_all..], 0.5, &mut rng);
+        knock_out(&mut patients.values_mut()[35 * p_all..], 0.5, &mut rng);
         let out = model.assess(&patients).expect("assess");
         prop_assert_eq!(out.len(), patients.n_rows());
         let m = model.data().calibration.pooled.n_members;
@@ -284,7 +284,7 @@ proptest! {
         let model = Params::default().k(5).fit(&c.reference).expect("fit");
         let mut patients = c.patients(25, 10, 3.0);
         let mut rng = SplitMix64::new(seed ^ 3);
-        knock_out(&mut patients.values, missing, &mut rng);
+        knock_out(patients.values_mut(), missing, &mut rng);
         // Add an unknown column, then permute every column by name.
         let rows = patients.n_rows();
         let mut wide_values = Vec::with_capacity(rows * (p + 1));
@@ -294,11 +294,11 @@ proptest! {
         }
         let mut wide_names = names(p);
         wide_names.push("unknown".into());
-        let wide = Table::from_rows(patients.ids.clone(), wide_names.clone(), wide_values).expect("table");
+        let wide = Table::from_rows(patients.ids().to_vec(), wide_names.clone(), wide_values).expect("table");
         let mut order = wide_names.clone();
         rng.shuffle(&mut order);
         let permuted = wide.select_features(&order);
-        prop_assert_eq!(&permuted.feature_names, &order);
+        prop_assert_eq!(permuted.feature_names(), &order[..]);
         let a = model.assess(&patients).expect("assess");
         let b = model.assess(&permuted).expect("assess");
         if let Err(e) = same_assessments(&a, &b) {
@@ -321,7 +321,7 @@ proptest! {
         let factors: Vec<f64> = (0..p).map(|j| 2f64.powi(exponents[j])).collect();
         let rescale = |t: &Table| -> Table {
             let mut t = t.clone();
-            for (i, v) in t.values.iter_mut().enumerate() {
+            for (i, v) in t.values_mut().iter_mut().enumerate() {
                 *v *= factors[i % p];
             }
             t
@@ -348,7 +348,7 @@ proptest! {
         let factors: Vec<f64> = (0..p).map(|j| log_factors[j].exp()).collect();
         let rescale = |t: &Table| -> Table {
             let mut t = t.clone();
-            for (i, v) in t.values.iter_mut().enumerate() {
+            for (i, v) in t.values_mut().iter_mut().enumerate() {
                 *v *= factors[i % p];
             }
             t
@@ -496,7 +496,7 @@ proptest! {
         }
         let mut rng = SplitMix64::new(seed ^ 5);
         let p_all = patients.n_features();
-        knock_out(&mut patients.values[30 * p_all..], 0.3, &mut rng);
+        knock_out(&mut patients.values_mut()[30 * p_all..], 0.3, &mut rng);
         let model = params.fit(&reference).expect("fit");
         let bytes = model.to_bytes().expect("encode");
         let loaded = Model::from_bytes(&bytes, Path::new("mem.nof1")).expect("decode");
@@ -574,13 +574,11 @@ fn hnsw_and_exact(
 ) -> (Vec<nof1::Assessment>, Vec<nof1::Assessment>, usize) {
     let mut c = cohort(seed, n, p, rank);
     let mut patients = c.patients(60, 20, edge_spread);
-    let far = c.patients(0, 20, 8.0);
-    patients.values.extend_from_slice(&far.values);
-    patients
-        .ids
-        .extend(far.ids.iter().map(|i| format!("far-{i}")));
-    patients.lines.extend(far.lines);
-    patients.notes.extend(far.notes);
+    let mut far = c.patients(0, 20, 8.0);
+    for id in far.ids_mut() {
+        *id = format!("far-{id}");
+    }
+    patients.append(far).expect("same columns");
     let exact = Params::default()
         .index(IndexChoice::Exact)
         .fit(&c.reference)
@@ -665,10 +663,10 @@ fn any_options() -> impl Strategy<Value = (TableOptions, Role)> {
 /// Checks a parsed table's shape invariants.
 fn check_table(t: &Table) -> Result<(), TestCaseError> {
     let n = t.n_rows();
-    prop_assert_eq!(t.values.len(), n * t.n_features());
-    prop_assert_eq!(t.lines.len(), n);
-    prop_assert_eq!(t.notes.len(), n);
-    if let Some(g) = &t.groups {
+    prop_assert_eq!(t.values().len(), n * t.n_features());
+    prop_assert_eq!(t.lines().len(), n);
+    prop_assert_eq!(t.notes().len(), n);
+    if let Some(g) = t.groups() {
         prop_assert_eq!(g.len(), n);
     }
     Ok(())
@@ -954,11 +952,14 @@ proptest! {
         let model = Params::default().k(5).min_coverage(min_coverage).fit(&c.reference).expect("fit");
         let mut patients = c.patients(rows / 2, rows - rows / 2, 3.0);
         let mut rng = SplitMix64::new(seed ^ 6);
-        knock_out(&mut patients.values, missing, &mut rng);
+        knock_out(patients.values_mut(), missing, &mut rng);
         for i in 0..rows {
             match rng.below(4) {
-                0 => patients.ids[i] = String::new(),
-                1 if i > 0 => patients.ids[i] = patients.ids[i - 1].clone(),
+                0 => patients.ids_mut()[i] = String::new(),
+                1 if i > 0 => {
+                    let previous = patients.ids()[i - 1].clone();
+                    patients.ids_mut()[i] = previous;
+                }
                 _ => {}
             }
         }
@@ -973,7 +974,7 @@ proptest! {
         prop_assert_eq!(out.len(), rows);
         let mut counts = [0usize; 4];
         for (i, a) in out.iter().enumerate() {
-            prop_assert_eq!(&a.id, &patients.ids[i]);
+            prop_assert_eq!(&a.id, &patients.ids()[i]);
             prop_assert_eq!(a.group.as_deref(), Some(groups[i].as_str()));
             let observed = patients.row(i).iter().filter(|v| !v.is_nan()).count();
             prop_assert_eq!(a.coverage, observed as f64 / p as f64);
@@ -988,5 +989,85 @@ proptest! {
             counts[slot] += 1;
         }
         prop_assert_eq!(counts.iter().sum::<usize>(), rows);
+    }
+}
+
+// ------------------------------------------- Gram path, HNSW at scale
+
+proptest! {
+    #![proptest_config(config(12))]
+
+    /// For a table wider than tall (p > n), `fit_pca` goes through the n × n
+    /// Gram matrix; the p × p covariance path must give the same non-zero
+    /// eigenvalues and, for well-separated ones, the same sign-fixed
+    /// loadings.
+    #[test]
+    fn gram_path_equals_covariance_path(seed in any::<u64>(), n in 6usize..20, extra in 1usize..30) {
+        let p = n + extra;
+        let mut rng = SplitMix64::new(seed);
+        let values: Vec<f64> = (0..n * p).map(|_| rng.normal()).collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let mean: Vec<f64> = (0..p)
+            .map(|j| (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64)
+            .collect();
+        let scale = vec![1.0; p];
+        let keep = n - 1;
+        let gram = nof1::project::fit_pca(&values, p, &rows, &mean, &scale, keep).expect("gram");
+        let cov = nof1::project::covariance(&values, p, &rows, &mean, &scale);
+        let full = nof1::project::eigen_desc(cov.as_ref(), keep).expect("covariance");
+        prop_assert_eq!(gram.eigenvalues.len(), p);
+        let top = full.eigenvalues[0];
+        for k in 0..p {
+            prop_assert!(
+                (gram.eigenvalues[k] - full.eigenvalues[k]).abs() <= 1e-9 * top,
+                "eigenvalue {}: gram {} vs covariance {}", k, gram.eigenvalues[k], full.eigenvalues[k]
+            );
+        }
+        prop_assert_eq!(gram.n_loadings, keep);
+        for k in 0..keep {
+            let gap = |a: usize, b: usize| (full.eigenvalues[a] - full.eigenvalues[b]).abs() / top;
+            let separated = full.eigenvalues[k] > 1e-6 * top
+                && gap(k, k + 1) > 1e-3
+                && (k == 0 || gap(k - 1, k) > 1e-3);
+            if !separated {
+                continue;
+            }
+            for j in 0..p {
+                let (a, b) = (gram.loadings[j * keep + k], full.loadings[j * keep + k]);
+                prop_assert!((a - b).abs() <= 1e-6, "component {} feature {}: {} vs {}", k, j, a, b);
+            }
+        }
+    }
+}
+
+/// Above 2,000 members (where the HNSW graph has several layers and the
+/// exact side a stored k-d tree), the graph still never changes a verdict
+/// and gives the exact p-values, with the default graph and with a poor one.
+#[test]
+fn hnsw_verdicts_equal_exact_verdicts_above_2000_members() {
+    for (seed, n) in [(11u64, 2_500usize), (12, 4_000)] {
+        let (exact, graph, patients) = hnsw_and_exact(seed, n, 6, 3, 2.0, HnswParams::default());
+        assert_eq!(exact.len(), patients);
+        for (x, y) in exact.iter().zip(&graph) {
+            assert_eq!(
+                x.verdict, y.verdict,
+                "{}: p {} vs {}",
+                x.id, x.p_value, y.p_value
+            );
+            assert_eq!(x.p_value.to_bits(), y.p_value.to_bits(), "{}", x.id);
+        }
+        let mut verdicts: Vec<Verdict> = exact.iter().map(|a| a.verdict).collect();
+        verdicts.dedup();
+        assert!(verdicts.len() > 1, "only {verdicts:?}");
+        let poor = HnswParams {
+            max_connections: 2,
+            ef_construction: 2,
+            ef_search: 1,
+            max_layers: 2,
+        };
+        let (exact, graph, _) = hnsw_and_exact(seed, n, 6, 3, 2.0, poor);
+        for (x, y) in exact.iter().zip(&graph) {
+            assert_eq!(x.verdict, y.verdict, "{} (poor graph)", x.id);
+        }
     }
 }

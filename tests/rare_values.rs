@@ -10,7 +10,8 @@
 //!   `invisible` at a rate within binomial bounds of alpha.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
+mod cohorts;
+use cohorts as common;
 
 use std::path::Path;
 
@@ -32,14 +33,14 @@ fn europeans(seed: u64) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/1000genomes-aisnp/seldin_128_dosage.csv");
     let panel = read_table(&path, &opts, Role::Reference).unwrap();
-    let groups = panel.groups.clone().unwrap();
+    let groups = panel.groups().unwrap().to_vec();
     let mut rows: Vec<usize> = (0..panel.n_rows())
         .filter(|&i| groups[i] == "EUR")
         .collect();
     SplitMix64::new(seed).shuffle(&mut rows);
-    let mut names = panel.feature_names.clone();
+    let mut names = panel.feature_names().to_vec();
     names.push("rs_private".into());
-    let ids = rows.iter().map(|&i| panel.ids[i].clone()).collect();
+    let ids = rows.iter().map(|&i| panel.ids()[i].clone()).collect();
     let values = rows.iter().map(|&i| panel.row(i).to_vec()).collect();
     (ids, names, values)
 }
@@ -102,7 +103,7 @@ fn private_variant_carriers_are_invisible_with_the_feature_named() {
     // names a never-seen value.
     let mut once = build(&ids[..400], &names, &rows[..400], 0.0);
     let p = once.n_features();
-    once.values[p - 1] = 1.0;
+    once.values_mut()[p - 1] = 1.0;
     let model_once = Params::default().alpha(ALPHA).fit(&once).unwrap();
     let out = model_once.assess(&carriers).unwrap();
     assert!(out.iter().all(|a| !a.reason.contains("never seen")));
@@ -164,7 +165,7 @@ fn exchangeable_carriers_of_never_seen_rare_variants_stay_within_alpha() {
             // A variant no reference member carries.
             let unseen = (10..row.len()).any(|j| {
                 row[j] == 1.0 && {
-                    let name = &batch.feature_names[j];
+                    let name = &batch.feature_names()[j];
                     let col = features.iter().position(|f| f == name).unwrap();
                     (0..n).all(|r| reference.row(r)[col] == 0.0)
                 }

@@ -35,7 +35,7 @@ use nof1::error::{Error, Result};
 use nof1::index::{ExactIndex, HnswIndex, HnswParams, IndexKind, Neighbour, check};
 use nof1::model::{Model, Params, Progress};
 use nof1::table::{Role, TableOptions, read_table};
-use nof1::verdict::{Assessment, Verdict};
+use nof1::verdict::{Assessment, Verdict, VerdictCounts};
 
 /// Default number of recall queries of each kind.
 pub const DEFAULT_RECALL_QUERIES: usize = 1000;
@@ -81,35 +81,6 @@ pub struct Stage {
     pub rss_after: Option<u64>,
     /// Nesting level: 0 for a stage, 1 for a step inside fit or load.
     pub depth: usize,
-}
-
-/// Counts of each verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct VerdictCounts {
-    /// `supported`.
-    pub supported: usize,
-    /// `low_support`.
-    pub low_support: usize,
-    /// `invisible`.
-    pub invisible: usize,
-    /// `insufficient_data`.
-    pub insufficient_data: usize,
-}
-
-impl VerdictCounts {
-    /// Counts the verdicts of `assessments`.
-    pub fn of(assessments: &[Assessment]) -> Self {
-        let mut c = VerdictCounts::default();
-        for a in assessments {
-            match a.verdict {
-                Verdict::Supported => c.supported += 1,
-                Verdict::LowSupport => c.low_support += 1,
-                Verdict::Invisible => c.invisible += 1,
-                Verdict::InsufficientData => c.insufficient_data += 1,
-            }
-        }
-        c
-    }
 }
 
 /// Verdicts against a `truth` column (`in`/`out`), when the patient file has one.
@@ -576,7 +547,7 @@ fn bench_inner(
         n_features: model.features().len(),
         n_components: model.n_components(),
         n_patients,
-        k: model.params().get_k(),
+        k: model.params().k,
         index_kind: model.index_kind(),
         stages,
         model_bytes,
@@ -687,14 +658,14 @@ fn compare_indexes(
     // The space the model searches: its leading `knn_components` components.
     let c = model.n_components().max(1);
     let dims = model.knn_components().clamp(1, c);
-    let k = model.params().get_k();
-    let hnsw_params = data.params.get_hnsw();
+    let k = model.params().k;
+    let hnsw_params = data.params.hnsw;
     let exact = ExactIndex::new(model.search_points().to_vec(), dims);
     let t0 = Instant::now();
     let graph = HnswIndex::build(exact.points(), dims, hnsw_params, |_| {});
     let build_seconds = t0.elapsed().as_secs_f64();
 
-    let (inside, outside) = check::probes(&exact, k, n_queries, data.params.get_seed());
+    let (inside, outside) = check::probes(&exact, k, n_queries, data.params.seed);
     let (jittered, exact_qps, hnsw_qps) = recall_over(&exact, &graph, &inside, k);
     let (pushed, _, _) = recall_over(&exact, &graph, &outside, k);
     let mut pat_in = Vec::new();

@@ -76,15 +76,18 @@ pub struct DemoRun {
 /// If fitting fails.
 pub fn run(params: &Params) -> Result<DemoRun> {
     let panel = panel()?;
-    let seed = params.get_seed();
+    let seed = params.seed;
     let (ref_rows, held_rows) =
         eval::gwas_split(&panel, "EUR", DEMO_EUR_FRACTION, DEMO_PER_MINOR, seed);
     let reference = panel.select_rows(&ref_rows);
     let heldout = panel.select_rows(&held_rows);
     let model = params.fit(&reference)?;
     let assessments = model.assess(&heldout)?;
-    let ref_groups = reference.groups.clone().unwrap_or_default();
-    let held_groups = heldout.groups.clone().unwrap_or_default();
+    let ref_groups = reference
+        .groups()
+        .map(<[String]>::to_vec)
+        .unwrap_or_default();
+    let held_groups = heldout.groups().map(<[String]>::to_vec).unwrap_or_default();
     let mut names = held_groups.clone();
     names.sort();
     names.dedup();

@@ -74,7 +74,7 @@ pub struct RunQuality {
 /// ```
 /// // 36 held-out rows at alpha 0.05: a rate above 0.10 (4 or more) has
 /// // probability about 0.10.
-/// let t = crate::eval::binomial_rate_above(36, 0.05, 0.10);
+/// let t = nof1_cli::eval::binomial_rate_above(36, 0.05, 0.10);
 /// assert!((t - 0.104).abs() < 0.001);
 /// ```
 pub fn binomial_rate_above(n: usize, p: f64, threshold: f64) -> f64 {
@@ -161,7 +161,7 @@ pub fn adbench_table_masked(
         ..TableOptions::default()
     };
     let table = read_table(path, &opts, Role::Reference)?;
-    let groups = table.groups.clone().unwrap_or_default();
+    let groups = table.groups().map(<[String]>::to_vec).unwrap_or_default();
     let is_anomaly: Vec<bool> = groups.iter().map(|g| g.trim() == "1").collect();
     let mut normal: Vec<usize> = (0..table.n_rows()).filter(|&i| !is_anomaly[i]).collect();
     let mut rng = SplitMix64::new(seed);
@@ -172,13 +172,11 @@ pub fn adbench_table_masked(
     let mut test_rows: Vec<usize> = normal[n_fit..].to_vec();
     test_rows.extend((0..table.n_rows()).filter(|&i| is_anomaly[i]));
     test_rows.sort_unstable();
-    let mut reference = table.select_rows(&fit_rows);
-    reference.groups = None;
-    let mut test = table.select_rows(&test_rows);
-    test.groups = None;
+    let reference = table.select_rows(&fit_rows).without_groups();
+    let mut test = table.select_rows(&test_rows).without_groups();
     if missing > 0.0 {
         let mut rng = SplitMix64::new(seed ^ 0x6d61_736b);
-        for v in test.values.iter_mut() {
+        for v in test.values_mut().iter_mut() {
             if rng.next_f64() < missing {
                 *v = f64::NAN;
             }
@@ -234,7 +232,7 @@ pub fn read_panel(path: &Path) -> Result<Table> {
 /// # Errors
 /// When fitting fails.
 pub fn loso(panel: &Table, params: &Params, seed: u64) -> Result<Vec<RunQuality>> {
-    let groups = panel.groups.clone().unwrap_or_default();
+    let groups = panel.groups().map(<[String]>::to_vec).unwrap_or_default();
     let mut names = groups.clone();
     names.sort();
     names.dedup();
@@ -277,7 +275,7 @@ pub fn gwas_split(
     per_minor: usize,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let groups = panel.groups.clone().unwrap_or_default();
+    let groups = panel.groups().map(<[String]>::to_vec).unwrap_or_default();
     let mut names = groups.clone();
     names.sort();
     names.dedup();

@@ -1,7 +1,13 @@
 //! The `nof1` command-line tool: a thin layer over the library.
 //!
-//! Exit codes: 0 success; 1 `nof1 check` found an invisible patient (with
-//! `--strict`, also low_support); 2 any error.
+//! Exit codes:
+//! - 0: success (`check`: no invisible patient);
+//! - 1: `nof1 check` found an invisible patient (with `--strict`, also a
+//!   low_support one), even when the reader of its stdout stopped early;
+//! - 2: any error, including output lost to a closed pipe (`assess --out -
+//!   | head` exits 2, never 0);
+//! - 130 / 143 / 129: interrupted by SIGINT / SIGTERM / SIGHUP; incomplete
+//!   output files are removed first (`command::cleanup`).
 
 use nof1_cli::command as cli;
 
@@ -11,35 +17,9 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(err) => {
-            if is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("nof1: error: {}", error_chain(&err));
+            // A closed pipe is an error like any other: output was lost.
+            eprintln!("nof1: error: {err:#}");
             ExitCode::from(2)
         }
     }
-}
-
-/// The error and its causes joined by `: `, skipping a cause whose text the
-/// message already ends with (library errors print their source themselves).
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.ends_with(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

@@ -298,7 +298,7 @@ fn write_table(path: &Path, t: &Table, truth: Option<&[bool]>) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
     let mut w = std::io::BufWriter::new(file);
     let mut line = String::from("id");
-    for n in &t.feature_names {
+    for n in t.feature_names() {
         line.push(',');
         line.push_str(n);
     }
@@ -308,7 +308,7 @@ fn write_table(path: &Path, t: &Table, truth: Option<&[bool]>) -> Result<()> {
     writeln!(w, "{line}").map_err(|e| Error::io(path, e))?;
     for i in 0..t.n_rows() {
         line.clear();
-        line.push_str(&t.ids[i]);
+        line.push_str(&t.ids()[i]);
         for &v in t.row(i) {
             if v.fract() == 0.0 && v.abs() < 1e15 {
                 let _ = write!(line, ",{}", v as i64);
@@ -439,12 +439,12 @@ mod tests {
         };
         let a = generate(&params).unwrap();
         let b = generate(&params).unwrap();
-        assert_eq!(a.reference.values, b.reference.values);
+        assert_eq!(a.reference.values(), b.reference.values());
         assert_eq!(a.reference.n_features(), 39);
         assert_eq!(a.truth.iter().filter(|&&t| t).count(), 5);
         assert_eq!(a.blocks[38], ("met7".to_string(), "metabolome".to_string()));
         assert!(
-            a.reference.values[..6]
+            a.reference.values()[..6]
                 .iter()
                 .all(|v| [0.0, 1.0, 2.0].contains(v))
         );

@@ -30,7 +30,7 @@
 //! Values are written with [`DECIMALS`] decimals.
 //!
 //! ```
-//! use crate::synth::{SynthParams, write_synth};
+//! use nof1_cli::synth::{SynthParams, write_synth};
 //! let dir = std::env::temp_dir().join(format!("nof1-synth-doc-{}", std::process::id()));
 //! let params = SynthParams { n: 300, features: 12, patients: 100, ..SynthParams::default() };
 //! let summary = write_synth(&params, &dir)?;
@@ -99,6 +99,57 @@ pub struct SynthParams {
     pub clusters: usize,
     /// Fraction of patients off the clusters, in `[0, 1]` (default 0.03).
     pub outlier_fraction: f64,
+    /// Exponent `a` of the cluster weights `1 / (j + 1)^a` (default
+    /// [`CLUSTER_ZIPF_EXPONENT`]); smaller is less unequal.
+    pub cluster_exponent: f64,
+    /// Latent axis `a` is scaled by `1 / (1 + a)^decay` (default 0: all axes
+    /// alike), so that the principal components decay as in real cohorts.
+    pub latent_decay: f64,
+    /// Multiplies every feature's noise standard deviation (default 1).
+    pub noise: f64,
+}
+
+/// Ready-made cohort shapes for `nof1 bench synth --profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthProfile {
+    /// The default [`SynthParams`]: 8 latent dimensions, 12 clusters, Zipf
+    /// weights with exponent 1.5 (the easiest shape: the rule keeps 8
+    /// components).
+    LowRank,
+    /// A biobank-like cohort: 40 clusters of Pareto-unequal sizes (exponent
+    /// 1.1) near a 24-dimensional subspace whose axes decay like `1/√(1+a)`,
+    /// plus noise at 1.5 times the default.
+    Biobank,
+    /// An omics-shaped wide reference: 3,000 members × 2,500 features, 24
+    /// latent dimensions decaying like `1/√(1+a)`, 8 clusters, 300 patients.
+    Omics,
+}
+
+impl SynthProfile {
+    /// The profile's parameters (`seed` and sizes may then be overridden).
+    pub fn params(self) -> SynthParams {
+        let base = SynthParams::default();
+        match self {
+            SynthProfile::LowRank => base,
+            SynthProfile::Biobank => SynthParams {
+                rank: 24,
+                clusters: 40,
+                cluster_exponent: 1.1,
+                latent_decay: 0.5,
+                noise: 1.5,
+                ..base
+            },
+            SynthProfile::Omics => SynthParams {
+                n: 3000,
+                features: 2500,
+                patients: 300,
+                rank: 24,
+                clusters: 8,
+                latent_decay: 0.5,
+                ..base
+            },
+        }
+    }
 }
 
 impl Default for SynthParams {
@@ -111,6 +162,9 @@ impl Default for SynthParams {
             rank: DEFAULT_RANK,
             clusters: DEFAULT_CLUSTERS,
             outlier_fraction: DEFAULT_OUTLIER_FRACTION,
+            cluster_exponent: CLUSTER_ZIPF_EXPONENT,
+            latent_decay: 0.0,
+            noise: 1.0,
         }
     }
 }
@@ -140,6 +194,24 @@ impl SynthParams {
         }
         if self.clusters == 0 {
             return Err(Error::param("clusters", "must be at least 1"));
+        }
+        if !(self.cluster_exponent >= 0.0 && self.cluster_exponent.is_finite()) {
+            return Err(Error::param(
+                "cluster_exponent",
+                format!("must be finite and >= 0, got {}", self.cluster_exponent),
+            ));
+        }
+        if !(self.latent_decay >= 0.0 && self.latent_decay.is_finite()) {
+            return Err(Error::param(
+                "latent_decay",
+                format!("must be finite and >= 0, got {}", self.latent_decay),
+            ));
+        }
+        if !(self.noise >= 0.0 && self.noise.is_finite()) {
+            return Err(Error::param(
+                "noise",
+                format!("must be finite and >= 0, got {}", self.noise),
+            ));
         }
         if !(0.0..=1.0).contains(&self.outlier_fraction) {
             return Err(Error::param(
@@ -333,10 +405,17 @@ impl Structure {
     fn new(params: &SynthParams) -> Structure {
         let (r, p, k) = (params.rank, params.features, params.clusters);
         let mut rng = SplitMix64::new(params.seed ^ STREAM_STRUCTURE);
-        let centres: Vec<f64> = (0..k * r).map(|_| CENTRE_SPREAD * rng.normal()).collect();
-        let spreads: Vec<f64> = (0..k * r).map(|_| 0.4 + 0.8 * rng.next_f64()).collect();
+        // Axis a of the latent space scaled by 1/(1+a)^decay (exactly 1 at
+        // decay 0, so the default cohort is unchanged).
+        let axis = |i: usize| 1.0 / ((1 + i % r) as f64).powf(params.latent_decay);
+        let centres: Vec<f64> = (0..k * r)
+            .map(|i| CENTRE_SPREAD * rng.normal() * axis(i))
+            .collect();
+        let spreads: Vec<f64> = (0..k * r)
+            .map(|i| (0.4 + 0.8 * rng.next_f64()) * axis(i))
+            .collect();
         let weights: Vec<f64> = (0..k)
-            .map(|j| 1.0 / ((j + 1) as f64).powf(CLUSTER_ZIPF_EXPONENT))
+            .map(|j| 1.0 / ((j + 1) as f64).powf(params.cluster_exponent))
             .collect();
         let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
@@ -352,7 +431,9 @@ impl Structure {
         }
         let inv = 1.0 / (r as f64).sqrt();
         let loadings: Vec<f64> = (0..r * p).map(|_| inv * rng.normal()).collect();
-        let noise_sd: Vec<f64> = (0..p).map(|_| 0.5 + 0.5 * rng.next_f64()).collect();
+        let noise_sd: Vec<f64> = (0..p)
+            .map(|_| (0.5 + 0.5 * rng.next_f64()) * params.noise)
+            .collect();
         let location: Vec<f64> = (0..p).map(|_| 10.0 * rng.normal()).collect();
         let scale: Vec<f64> = (0..p).map(|_| (0.7 * rng.normal()).exp()).collect();
         Structure {
@@ -599,6 +680,7 @@ mod tests {
             rank: 4,
             clusters: 6,
             outlier_fraction: 0.03,
+            ..SynthParams::default()
         }
     }
 

@@ -4,8 +4,9 @@
 //! turns the recoverable defects into errors. Also: the table parser never
 //! panics on arbitrary bytes.
 //!
-//! Cases are bounded for the test suite; for a longer run set
-//! `PROPTEST_CASES=2000 cargo test --release --test never_lose`.
+//! Cases are bounded for the test suite and drawn from a fixed seed; for a
+//! longer run set `PROPTEST_CASES=2000 cargo test --release -p nof1-cli
+//! --test never_lose`, and `PROPTEST_RNG_SEED=N` for other cases.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 mod harness;
@@ -239,8 +240,54 @@ fn run_assess(s: &Scratch, m: &Path, input: &Path, out: &str, strict: bool) -> h
     s.run(&args)
 }
 
+/// 48 cases (`PROPTEST_CASES` overrides) from a fixed runner seed unless
+/// `PROPTEST_RNG_SEED` is set, so a run is reproducible; failures are kept
+/// in `never_lose.proptest-regressions` beside this file and replayed first.
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(48);
+    if let Some(n) = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.cases = n;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6e6f_6632);
+    }
+    c
+}
+
+/// An error from reading `bytes` as `fuzz.csv` must name that file, and any
+/// line it names must exist (1-based; `\r` counted as a line break too, so
+/// this is an upper bound), and it must be a parse, schema or I/O error:
+/// never a numerical or internal one.
+fn check_error(err: &nof1::Error, bytes: &[u8]) -> Result<(), TestCaseError> {
+    let breaks = bytes.iter().filter(|&&b| b == b'\n' || b == b'\r').count() as u64;
+    let msg = err.to_string();
+    prop_assert!(msg.starts_with("fuzz.csv"), "{}", msg);
+    match err.kind() {
+        nof1::ErrorKind::Parse { position, .. } | nof1::ErrorKind::Schema { position, .. } => {
+            prop_assert_eq!(position.path.as_path(), Path::new("fuzz.csv"));
+            if let Some(line) = position.line {
+                prop_assert!(
+                    (1..=breaks + 1).contains(&line),
+                    "line {} of a file with {} line break(s): {}",
+                    line,
+                    breaks,
+                    msg
+                );
+            }
+        }
+        nof1::ErrorKind::Io { path, .. } => {
+            prop_assert_eq!(path.as_path(), Path::new("fuzz.csv"));
+        }
+        other => prop_assert!(false, "unexpected error kind {:?}", other),
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn every_patient_gets_exactly_one_row_in_order(f in file()) {
@@ -300,17 +347,151 @@ proptest! {
         for role in [nof1::Role::Reference, nof1::Role::Patients] {
             let opts = nof1::TableOptions { strict, ..Default::default() };
             let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.clone()));
-            if let Ok(mut reader) =
-                nof1::table::TableReader::from_reader(input, Path::new("fuzz.csv"), &opts, role)
-            {
-                let mut rows = 0usize;
-                while let Ok(Some(chunk)) = reader.next_chunk(7) {
-                    prop_assert_eq!(chunk.values.len(), chunk.n_rows() * chunk.n_features());
-                    prop_assert_eq!(chunk.notes.len(), chunk.n_rows());
-                    rows += chunk.n_rows();
+            match nof1::table::TableReader::from_reader(input, Path::new("fuzz.csv"), &opts, role) {
+                Err(e) => check_error(&e, &bytes)?,
+                Ok(mut reader) => {
+                    let mut rows = 0usize;
+                    loop {
+                        match reader.next_chunk(7) {
+                            Ok(Some(chunk)) => {
+                                prop_assert_eq!(chunk.values().len(), chunk.n_rows() * chunk.n_features());
+                                prop_assert_eq!(chunk.notes().len(), chunk.n_rows());
+                                rows += chunk.n_rows();
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                check_error(&e, &bytes)?;
+                                break;
+                            }
+                        }
+                    }
+                    prop_assert!(rows <= bytes.len());
                 }
-                prop_assert!(rows <= bytes.len());
             }
         }
     }
+}
+
+/// The table options a fuzz input's first byte selects (as in
+/// `fuzz/fuzz_targets/table_reader.rs`).
+fn fuzz_options(flags: u8) -> (nof1::TableOptions, nof1::Role) {
+    let role = if flags & 1 == 0 {
+        nof1::Role::Reference
+    } else {
+        nof1::Role::Patients
+    };
+    let options = nof1::TableOptions {
+        strict: flags & 2 != 0,
+        delimiter: match (flags >> 2) & 3 {
+            0 => None,
+            1 => Some(b'\t'),
+            2 => Some(b';'),
+            _ => Some(b','),
+        },
+        group_col: (flags & 16 != 0).then(|| "g".to_string()),
+        ..nof1::TableOptions::default()
+    };
+    (options, role)
+}
+
+/// A version-3 container around `payload` (as in
+/// `fuzz/fuzz_targets/model_payload.rs`).
+fn fuzz_container(payload: &[u8]) -> Vec<u8> {
+    use nof1::model::format::{FORMAT_VERSION, MAGIC};
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&out[..20]);
+    h.update(payload);
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every input kept in `fuzz/regressions/` (crashes the fuzzers found, once
+/// fixed, and the seeds) goes through the checks of its fuzz target.
+#[test]
+fn fuzz_regressions_replay() {
+    let mut n = 0;
+    for (name, data) in fuzz_inputs("table_reader") {
+        let Some((&flags, bytes)) = data.split_first() else {
+            continue;
+        };
+        let (opts, role) = fuzz_options(flags);
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.to_vec()));
+        let result = match nof1::table::TableReader::from_reader(
+            input,
+            Path::new("fuzz.csv"),
+            &opts,
+            role,
+        ) {
+            Err(e) => check_error(&e, bytes),
+            Ok(mut reader) => loop {
+                match reader.next_chunk(5) {
+                    Ok(Some(chunk)) => {
+                        assert_eq!(
+                            chunk.values().len(),
+                            chunk.n_rows() * chunk.n_features(),
+                            "{name}"
+                        );
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break check_error(&e, bytes),
+                }
+            },
+        };
+        assert!(result.is_ok(), "{name}: {result:?}");
+        n += 1;
+    }
+    for (name, data) in fuzz_inputs("model_bytes") {
+        match nof1::Model::from_bytes(&data, Path::new("fuzz.nof1")) {
+            Err(e) => assert!(e.to_string().starts_with("fuzz.nof1"), "{name}: {e}"),
+            Ok(model) => assert!(!model.features().is_empty(), "{name}"),
+        }
+        n += 1;
+    }
+    for (name, data) in fuzz_inputs("model_payload") {
+        match nof1::Model::from_bytes(&fuzz_container(&data), Path::new("fuzz.nof1")) {
+            Err(e) => assert!(e.to_string().starts_with("fuzz.nof1"), "{name}: {e}"),
+            Ok(model) => {
+                let p = model.features().len();
+                let header: Vec<String> = model.features().to_vec();
+                let mut text = format!("id,{}\n", header.join(","));
+                for v in ["0", "1", "-3.5", "1e6"] {
+                    text.push_str(&format!("p{v}{}\n", format!(",{v}").repeat(p)));
+                }
+                let opts = nof1::TableOptions::default();
+                if let Ok(t) = nof1::table::read_table_str(
+                    &text,
+                    Path::new("p.csv"),
+                    &opts,
+                    nof1::Role::Patients,
+                ) {
+                    let _ = model.assess(&t);
+                }
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 9, "only {n} regression inputs");
 }

@@ -3,8 +3,8 @@
 //! shared model, and `gather.sh` concatenates the outputs. The result must be
 //! byte for byte the output of a single run on the whole file.
 //!
-//! These tests run the real scripts with `bash`, and are skipped (with a
-//! message) only where no `bash` can be started.
+//! These tests run the real scripts with `bash`; where no `bash` can be
+//! started they fail with a message saying so (never pass in silence).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 mod harness;
@@ -22,18 +22,18 @@ fn workflows() -> PathBuf {
         .join("workflows")
 }
 
-/// Whether `bash` can be run here; prints why the test is skipped if not.
-fn have_bash() -> bool {
+/// Fails the test with a message when `bash` cannot be run here: the
+/// workflow scripts need it, and a test that returned early would pass
+/// without checking anything.
+#[track_caller]
+fn require_bash() {
     match Command::new("bash")
         .args(["-c", "exit 0"])
         .stdin(Stdio::null())
         .status()
     {
-        Ok(status) if status.success() => true,
-        other => {
-            eprintln!("skipping: cannot run bash ({other:?})");
-            false
-        }
+        Ok(status) if status.success() => {}
+        other => panic!("the workflow tests need bash, which cannot be run here ({other:?})"),
     }
 }
 
@@ -208,9 +208,7 @@ fn small_header() -> String {
 
 #[test]
 fn balanced_shards_gather_to_the_single_run() {
-    if !have_bash() {
-        return;
-    }
+    require_bash();
     let s = Scratch::new();
     let model = s.small_model();
     let sc = scatter(&s, &model, &small_patients(), &["-n", "3"], &[], "csv", &[]);
@@ -223,9 +221,7 @@ fn balanced_shards_gather_to_the_single_run() {
 
 #[test]
 fn real_genotypes_tsv_in_shards_of_400_rows_with_an_uneven_last_one() {
-    if !have_bash() {
-        return;
-    }
+    require_bash();
     let s = Scratch::new();
     // 1000 Genomes panel as TSV: every fourth person is the reference, and
     // all 2,504 are assessed, in shards of 400 (the last one holds 104).
@@ -250,9 +246,7 @@ fn real_genotypes_tsv_in_shards_of_400_rows_with_an_uneven_last_one() {
 
 #[test]
 fn crlf_input_with_bom_blank_lines_and_no_final_newline() {
-    if !have_bash() {
-        return;
-    }
+    require_bash();
     let s = Scratch::new();
     let model = s.small_model();
     let text = std::fs::read_to_string(small_patients()).expect("read the small patients");
@@ -304,9 +298,7 @@ fn crlf_input_with_bom_blank_lines_and_no_final_newline() {
 
 #[test]
 fn more_shards_than_rows_and_json_lines() {
-    if !have_bash() {
-        return;
-    }
+    require_bash();
     let s = Scratch::new();
     let model = s.small_model();
     // 20 rows into 25 shards: the last 5 are header-only, and their JSONL
@@ -329,9 +321,7 @@ fn more_shards_than_rows_and_json_lines() {
 
 #[test]
 fn a_wrong_gather_is_caught() {
-    if !have_bash() {
-        return;
-    }
+    require_bash();
     let s = Scratch::new();
     let model = s.small_model();
     let sc = scatter(&s, &model, &small_patients(), &["-l", "8"], &[], "csv", &[]);
@@ -385,9 +375,7 @@ fn a_wrong_gather_is_caught() {
 
 #[test]
 fn bad_arguments_exit_2_with_usage() {
-    if !have_bash() {
-        return;
-    }
+    require_bash();
     let s = Scratch::new();
     let patients = small_patients();
     let p = patients.to_str().unwrap();

@@ -18,14 +18,23 @@ use crate::verdict::Verdict;
 /// How calibration members are held out of the model that scores them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scheme {
-    /// Split conformal: one fold model (the model's own projection and
-    /// index), fitted without the calibration members nor the tuning rows of
-    /// its tail transforms. `P(p ≤ α) ≤ α` for an exchangeable patient.
+    /// Split conformal: one fold model (the model's own projection, index
+    /// and tail transforms), fitted without the calibration members.
+    /// `P(p ≤ α) ≤ α` for an exchangeable patient.
     Split,
-    /// Cross-conformal: `K` fold models, fold `k`'s trained without folds `k`
-    /// and `k + 1` and its tail transforms fitted on fold `k + 1`; each
+    /// Cross-conformal: `K` fold models, fold `k`'s projection, index and
+    /// tail transforms fitted without fold `k`'s calibration members; each
     /// patient is scored by every fold model. `P(p ≤ α) ≤ 2α`.
     CrossConformal,
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scheme::Split => "split conformal",
+            Scheme::CrossConformal => "cross-conformal",
+        })
+    }
 }
 
 /// One calibration member and its scores under its fold's model.

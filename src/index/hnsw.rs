@@ -20,37 +20,12 @@
 //! records, are converted to the arrays on load.
 
 use hnsw_rs::prelude::{DistL2, Hnsw};
-use serde::{Deserialize, Serialize};
 
-use super::Neighbour;
 use super::graph::Graph;
 #[cfg(test)]
 use super::section;
 pub use super::section::{GRAPH_HEADER_LEN, GRAPH_MAGIC};
-
-/// Named parameters of the HNSW graph (hnsw_rs's positional integers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HnswParams {
-    /// Maximum links per node and layer (`M`).
-    pub max_connections: usize,
-    /// Candidate list size while building (`ef_construction`).
-    pub ef_construction: usize,
-    /// Candidate list size while searching (`ef`), at least `k`.
-    pub ef_search: usize,
-    /// Maximum number of layers.
-    pub max_layers: usize,
-}
-
-impl Default for HnswParams {
-    fn default() -> Self {
-        HnswParams {
-            max_connections: 24,
-            ef_construction: 200,
-            ef_search: 96,
-            max_layers: 16,
-        }
-    }
-}
+use super::{HnswParams, Neighbour};
 
 /// An HNSW graph over row-major `f32` points.
 pub struct HnswIndex {

@@ -13,7 +13,7 @@ pub mod kdtree;
 mod section;
 
 pub use exact::ExactIndex;
-pub use hnsw::{HnswIndex, HnswParams};
+pub use hnsw::HnswIndex;
 pub use kdtree::TreeLayout;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,30 @@ pub struct Neighbour {
     pub index: u32,
     /// Euclidean distance in the embedding.
     pub distance: f32,
+}
+
+/// Named parameters of the HNSW graph (hnsw_rs's positional integers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Maximum links per node and layer (`M`).
+    pub max_connections: usize,
+    /// Candidate list size while building (`ef_construction`).
+    pub ef_construction: usize,
+    /// Candidate list size while searching (`ef`), at least `k`.
+    pub ef_search: usize,
+    /// Maximum number of layers.
+    pub max_layers: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            max_connections: 24,
+            ef_construction: 200,
+            ef_search: 96,
+            max_layers: 16,
+        }
+    }
 }
 
 /// Which search structure a model uses.

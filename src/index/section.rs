@@ -7,8 +7,8 @@
 //! search relies on ([`Graph::check`]); a corrupt section is an error naming
 //! the problem, never a panic. The container's CRC covers the section.
 
+use super::HnswParams;
 use super::graph::{Graph, LAYER_LIMIT, Layer, max_list_len};
-use super::hnsw::HnswParams;
 
 /// Magic bytes opening a version-3 graph section.
 pub const GRAPH_MAGIC: &[u8; 8] = b"NOF1GRPH";

@@ -40,9 +40,14 @@ impl Model {
     /// Assesses every patient of `patients`, matching features by name.
     /// Returns exactly one assessment per row, in row order.
     ///
+    /// A feature the patients lack counts as missing for every row, and a
+    /// row with too few observed features is `insufficient_data`, not an
+    /// error.
+    ///
     /// # Errors
-    /// None at present for in-memory tables; the `Result` leaves room for
-    /// checks on the input.
+    /// None for a table built by the readers or the checked constructors of
+    /// [`Table`] (they guarantee one id, group and note per row); the
+    /// `Result` is that of [`Model::assess_mapped`].
     ///
     /// # Examples
     /// ```
@@ -62,7 +67,7 @@ impl Model {
     /// ```
     pub fn assess(&self, patients: &Table) -> Result<Vec<Assessment>> {
         let map = self.feature_map(&patients.feature_names);
-        Ok(self.assess_mapped(patients, &map))
+        self.assess_mapped(patients, &map)
     }
 
     /// Assesses the rows of `patients` with an explicit feature map (one
@@ -71,8 +76,29 @@ impl Model {
     /// Rows are searched in the order of [`crate::index::ExactIndex::locality_key`]
     /// (nearby patients one after the other, which keeps the reference points
     /// they share in cache) and returned in row order.
-    pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Vec<Assessment> {
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::DimensionMismatch`] when `map` was not built by
+    /// [`Model::feature_map`] of this model for the columns of `patients`
+    /// (it maps another number of model features or of table columns).
+    pub fn assess_mapped(&self, patients: &Table, map: &FeatureMap) -> Result<Vec<Assessment>> {
         let p = self.data.features.len();
+        if map.n_model_features() != p {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "model features in the feature map",
+                expected: p,
+                found: map.n_model_features(),
+            }
+            .into());
+        }
+        if map.n_table_features() != patients.n_features() {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "table columns in the feature map",
+                expected: patients.n_features(),
+                found: map.n_table_features(),
+            }
+            .into());
+        }
         // Each row is projected once; the projection gives its search order.
         let mut projected: Vec<(u32, usize, Projected)> = (0..patients.n_rows())
             .into_par_iter()
@@ -99,7 +125,7 @@ impl Model {
             })
             .collect();
         assessed.sort_unstable_by_key(|(i, _)| *i);
-        assessed.into_iter().map(|(_, a)| a).collect()
+        Ok(assessed.into_iter().map(|(_, a)| a).collect())
     }
 
     /// Standardises and projects a patient's raw values (model feature order).
@@ -219,16 +245,29 @@ impl Model {
         }
     }
 
-    /// Assesses one patient given its raw values in model feature order.
+    /// Assesses one patient given its raw values in model feature order
+    /// (`NaN` = missing).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::DimensionMismatch`] when `raw` does not hold one
+    /// value per model feature.
     pub fn assess_one(
         &self,
         id: &str,
         group: Option<String>,
         raw: &[f64],
         note: String,
-    ) -> Assessment {
+    ) -> Result<Assessment> {
+        if raw.len() != self.data.features.len() {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "patient values",
+                expected: self.data.features.len(),
+                found: raw.len(),
+            }
+            .into());
+        }
         let cache = MaskCache::default();
-        self.assess_projected(id, group, self.project_patient(raw), note, &cache)
+        Ok(self.assess_projected(id, group, self.project_patient(raw), note, &cache))
     }
 
     /// [`Model::assess_one`] for a patient already projected.

@@ -130,6 +130,7 @@ impl Params {
             index_kind: built.kind,
             index_check: built.check,
             warnings,
+            variants: None,
             support: self
                 .value_channel
                 .then(|| crate::marginal::Marginals::fit(&input.values, input.p, &plan.train)),
@@ -547,17 +548,14 @@ impl ProjectionParams {
         let noise_likeness = if needs_pa {
             let homoscedastic =
                 project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel);
-            let null = project::residual_null_flatness(
+            let sample = project::StandardisedRows {
                 values,
                 p,
-                by_id,
-                standardiser.mean(),
-                standardiser.scale(),
-                &pca.loadings,
-                pca.n_loadings,
-                n_parallel,
-                self.seed,
-            )?;
+                rows: by_id,
+                mean: standardiser.mean(),
+                scale: standardiser.scale(),
+            };
+            let null = project::residual_null_flatness(sample, &pca, n_parallel, self.seed)?;
             let heteroscedastic = if null > 0.0 && n_parallel < p {
                 project::spectral_flatness(&pca.eigenvalues[n_parallel..]) / null
             } else {
@@ -907,35 +905,27 @@ fn block_components(choice: &ComponentChoice) -> usize {
 /// kNN statistic at which the kNN channel alone reaches the `invisible`
 /// level (docs/method.md §8).
 fn support_radii(params: &Params, cal: &Calibration) -> (f64, Option<Vec<f64>>) {
+    let knn = cal
+        .folds
+        .first()
+        .and_then(|f| f.state.channels().iter().position(|&c| c == Channel::Knn));
     let radius = |set: &CalibrationSet| -> f64 {
-        // The novelty at the α level over all members, then each fold's kNN
-        // threshold at it; under split conformal there is one fold and the
-        // relation is exact.
+        // The kNN statistic beyond which the kNN channel alone gives
+        // p ≤ α: the conformal radius of the members' kNN scores, each under
+        // the model that did not see it. Exact under split conformal; under
+        // cross-conformal the patient's statistic differs a little between
+        // fold models, so the relation holds for their typical value.
+        let Some(j) = knn else {
+            return f64::INFINITY;
+        };
         let mut all: Vec<f64> = set
-            .novelty
+            .channels
             .iter()
+            .filter_map(|f| f.get(j))
             .flat_map(|s| s.sorted().iter().copied())
             .collect();
         all.sort_by(f64::total_cmp);
-        let r = ChannelScores::new(all).radius(params.alpha);
-        let mut per_fold: Vec<f64> = cal
-            .folds
-            .iter()
-            .map(|f| {
-                let j = f
-                    .state
-                    .channels()
-                    .iter()
-                    .position(|&c| c == Channel::Knn)
-                    .unwrap_or(0);
-                f.scorer.threshold(j, r)
-            })
-            .collect();
-        per_fold.sort_by(f64::total_cmp);
-        per_fold
-            .get(per_fold.len() / 2)
-            .copied()
-            .unwrap_or(f64::INFINITY)
+        ChannelScores::new(all).radius(params.alpha)
     };
     let pooled = radius(&cal.pooled);
     let groups = cal.by_group.as_ref().map(|bg| {

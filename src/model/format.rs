@@ -11,10 +11,11 @@
 //! | 24 | n | payload |
 //!
 //! The payload is the *model section*, [`ModelData`] encoded with bincode 1
-//! (fixed-width integers), then (format version 5 and later) the *channel
+//! (fixed-width integers), then (format version 6 and later) the *channel
 //! section*, each fold model's optional channel state ([`ChannelExtra`]: the
 //! value channel's supports, the blocks) as a bincode list, then the
-//! search-tree section, then for an HNSW model the *graph section*
+//! variant section, the search-tree section, then for an HNSW model the
+//! *graph section*
 //! (see [`crate::index::hnsw`]): the graph's levels, entry point and
 //! per-layer adjacency arrays, so that loading reads the graph instead of
 //! rebuilding it. An exact-index model has no graph section. Version 2 files
@@ -27,7 +28,6 @@
 //! Writing goes to a temporary file in the target directory, which is synced
 //! and renamed over the target.
 
-use std::io::Write;
 use std::path::Path;
 
 use bincode::Options;
@@ -41,10 +41,10 @@ use crate::index::{ExactIndex, IndexKind, TreeLayout};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest format version this build reads: earlier models were
 /// calibrated without the guarantee of docs/method.md §7 and must be refitted.
-pub const OLDEST_READABLE_VERSION: u32 = 4;
+pub const OLDEST_READABLE_VERSION: u32 = 5;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 24;
 
@@ -72,7 +72,18 @@ fn checksum_v2(header: &[u8], payload: &[u8]) -> u32 {
 /// # Errors
 /// [`crate::ErrorKind::Format`] if serialisation fails.
 pub fn encode(data: &ModelData) -> Result<Vec<u8>> {
-    encode_parts(data, |out| write_tree_section(out, None))
+    encode_parts(data, |out| {
+        write_variant_section(out, data)?;
+        write_tree_section(out, None)
+    })
+}
+
+/// Appends the variant section (format version 4): each feature's variant
+/// identity, or none.
+fn write_variant_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Result<(), String> {
+    codec(u64::MAX)
+        .serialize_into(out, &data.variants)
+        .map_err(|e| e.to_string())
 }
 
 /// Appends the search-tree section (format version 3): the layout of the
@@ -86,7 +97,7 @@ fn write_tree_section(
         .map_err(|e| e.to_string())
 }
 
-/// Appends the channel section (format version 5): each fold model's
+/// Appends the channel section (format version 6): each fold model's
 /// [`ChannelExtra`] (value channel supports, blocks), in fold order, then
 /// the model's observed support ([`ModelData::support`]).
 fn write_channel_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Result<(), String> {
@@ -132,6 +143,8 @@ fn encode_parts(
 pub struct Container {
     /// The file's format version.
     pub version: u32,
+    /// The CRC-32 checksum stored in the header (verified).
+    pub checksum: u32,
     /// The model's contents.
     pub data: ModelData,
     /// The stored layout of the exact index's k-d tree (format version 3),
@@ -246,7 +259,7 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     // The model section ends where bincode stops reading.
     let mut rest = payload;
     let mut data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
-    if version >= 5 {
+    if version >= 6 {
         let (extras, support): (Vec<ChannelExtra>, Option<crate::marginal::Marginals>) =
             codec(rest.len() as u64)
                 .deserialize_from(&mut rest)
@@ -275,6 +288,9 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         }
         data.support = support;
     }
+    data.variants = codec(rest.len() as u64)
+        .deserialize_from(&mut rest)
+        .map_err(|e| Error::format(path, format!("corrupt variant section: {e}")))?;
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
     let tree: Option<TreeLayout> = if version >= 3 {
         codec(rest.len() as u64)
@@ -302,6 +318,7 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     };
     Ok(Container {
         version,
+        checksum: crc,
         data,
         tree,
         graph,
@@ -343,6 +360,11 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     }
     if p == 0 || c == 0 || n == 0 {
         return Err("empty features, components or reference".into());
+    }
+    if let Some(v) = &d.variants
+        && v.len() != p
+    {
+        return Err(format!("{} variant identities for {p} features", v.len()));
     }
     if d.projector.standardiser.n_features() != p
         || Some(d.projector.loadings.len()) != p.checked_mul(c)
@@ -428,43 +450,6 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory
-/// is written, synced and renamed over `path`. On error `path` is untouched.
-/// An existing special file (`/dev/null`, a FIFO) is written in place instead,
-/// never replaced.
-///
-/// # Errors
-/// [`crate::ErrorKind::Io`] naming `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(bytes))
-            .map_err(|e| Error::io(path, e));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
-
 impl Model {
     /// Saves the model to `path` (atomically).
     ///
@@ -474,7 +459,7 @@ impl Model {
         let bytes = self
             .to_bytes()
             .map_err(|_| Error::format(path, "cannot encode the model"))?;
-        write_atomic(path, &bytes)
+        crate::atomic::write_atomic(path, &bytes)
     }
 
     /// Loads a model from `path`.
@@ -539,6 +524,7 @@ impl Model {
     /// [`crate::ErrorKind::Format`] if serialisation fails.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         encode_parts(&self.data, |out| {
+            write_variant_section(out, &self.data)?;
             write_tree_section(out, self.exact.tree_layout().as_ref())?;
             match &self.hnsw {
                 Some(g) if self.data.index_kind == IndexKind::Hnsw => g.write_section(out),
@@ -600,10 +586,10 @@ mod tests {
         })
     }
 
-    /// A version-4 file (no channel section) of a model without the value
+    /// A version-5 file (no channel section) of a model without the value
     /// channel loads and assesses exactly like the same model saved now.
     #[test]
-    fn version_4_files_load_and_assess_as_before() {
+    fn version_5_files_load_and_assess_as_before() {
         let t = reference();
         let small = t.select_rows(&(0..300).collect::<Vec<_>>());
         let model = Params::default()
@@ -618,19 +604,21 @@ mod tests {
                 .iter()
                 .all(|c| matches!(c, Channel::Knn | Channel::Residual))
         );
-        // Version 4: header, model section, search-tree section (no channel section).
-        let mut v4 = Vec::new();
-        v4.extend_from_slice(MAGIC);
-        v4.extend_from_slice(&4u32.to_le_bytes());
-        v4.extend_from_slice(&[0; 12]);
+        // Version 5: header, model section, variant section, search-tree
+        // section (no channel section).
+        let mut v5 = Vec::new();
+        v5.extend_from_slice(MAGIC);
+        v5.extend_from_slice(&5u32.to_le_bytes());
+        v5.extend_from_slice(&[0; 12]);
         codec(u64::MAX)
-            .serialize_into(&mut v4, model.data())
+            .serialize_into(&mut v5, model.data())
             .expect("encode");
-        write_tree_section(&mut v4, model.exact.tree_layout().as_ref()).expect("tree");
-        let v4 = repack(&v4[..HEADER_LEN], &v4[HEADER_LEN..]);
-        let c = decode_container(&v4, Path::new(PATH)).expect("decode v4");
-        assert_eq!(c.version, 4);
-        let old = Model::from_bytes(&v4, Path::new(PATH)).expect("load v4");
+        write_variant_section(&mut v5, model.data()).expect("variants");
+        write_tree_section(&mut v5, model.exact.tree_layout().as_ref()).expect("tree");
+        let v5 = repack(&v5[..HEADER_LEN], &v5[HEADER_LEN..]);
+        let c = decode_container(&v5, Path::new(PATH)).expect("decode v5");
+        assert_eq!(c.version, 5);
+        let old = Model::from_bytes(&v5, Path::new(PATH)).expect("load v5");
         let patients = t.select_rows(&(300..400).collect::<Vec<_>>());
         let a = model.assess(&patients).expect("assess");
         let b = old.assess(&patients).expect("assess");
@@ -718,7 +706,7 @@ mod tests {
     fn exact_models_store_their_search_tree_and_restore_it() {
         let (model, bytes) = fitted(IndexChoice::Exact);
         assert!(model.exact.tree_layout().is_some());
-        // A bare encoding stores no tree (one byte).
+        // A bare encoding stores no tree (one byte) and no variants (one byte).
         assert_eq!(
             bytes.len(),
             encode(model.data()).expect("encode").len() + tree_len(model) - 1
@@ -776,12 +764,12 @@ mod tests {
         assert!(err.to_string().contains("search tree section"), "{err}");
     }
 
-    /// Files of format versions 1–3 (calibrated without a proven guarantee)
+    /// Files of format versions 1–4 (calibrated without a proven guarantee)
     /// are refused with a message naming the version.
     #[test]
-    fn versions_before_4_are_refused_naming_the_version() {
+    fn versions_before_5_are_refused_naming_the_version() {
         let (_, bytes) = fitted(IndexChoice::Exact);
-        for v in 1u32..4 {
+        for v in 1u32..OLDEST_READABLE_VERSION {
             let mut old = bytes.clone();
             old[8..12].copy_from_slice(&v.to_le_bytes());
             let payload = old[HEADER_LEN..].to_vec();
@@ -812,6 +800,7 @@ mod tests {
         data.index_kind = IndexKind::Exact;
         let graph = model.hnsw.as_ref().expect("graph");
         let bytes = encode_parts(&data, |out| {
+            write_variant_section(out, &data)?;
             write_tree_section(out, None)?;
             graph.write_section(out)
         })

@@ -8,8 +8,12 @@ pub mod assess;
 pub mod fit;
 pub mod format;
 pub mod params;
+pub mod stream;
+pub mod summary;
 
 pub use params::{IndexChoice, Params};
+pub use stream::{PatientStream, StreamError, StreamSummary};
+pub use summary::{ExactSearch, ModelSummary};
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +138,12 @@ pub struct ModelData {
     pub index_check: Option<IndexCheck>,
     /// Warnings raised while fitting.
     pub warnings: Vec<String>,
+    /// Each feature's variant identity (same order as `features`), for a
+    /// model fitted on genotypes (VCF, BCF, PLINK); `None` otherwise. Stored
+    /// in its own section after the model section (format version 4 on), so
+    /// files of earlier versions load with `None`.
+    #[serde(skip)]
+    pub variants: Option<Vec<crate::table::Variant>>,
     /// What the model's reference members showed for every feature
     /// (constant columns included): the observed support `inspect` shows and
     /// the `reason` text quotes. Written in the channel section (format
@@ -282,6 +292,52 @@ impl Model {
     /// The serialisable contents.
     pub fn data(&self) -> &ModelData {
         &self.data
+    }
+
+    /// Each feature's variant identity, for a model fitted on genotypes.
+    pub fn variants(&self) -> Option<&[crate::table::Variant]> {
+        self.data.variants.as_deref()
+    }
+
+    /// Records the variant identity of each model feature, looked up by name
+    /// among `names` (the fitted table's feature names) and `variants` (same
+    /// order). Used after fitting on genotypes, so that assess can match a
+    /// patient file's variants by position and alleles.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::DimensionMismatch`] when `names` and `variants`
+    /// differ in length; [`crate::ErrorKind::InvalidParam`] when a model
+    /// feature is not among `names`.
+    pub fn set_variants(
+        &mut self,
+        names: &[String],
+        variants: &[crate::table::Variant],
+    ) -> crate::Result<()> {
+        if names.len() != variants.len() {
+            return Err(crate::ErrorKind::DimensionMismatch {
+                what: "variant names",
+                expected: variants.len(),
+                found: names.len(),
+            }
+            .into());
+        }
+        let by_name: std::collections::HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut out = Vec::with_capacity(self.data.features.len());
+        for f in &self.data.features {
+            let Some(&i) = by_name.get(f.as_str()) else {
+                return Err(crate::Error::param(
+                    "variants",
+                    format!("model feature {f:?} has no variant"),
+                ));
+            };
+            out.push(variants[i].clone());
+        }
+        self.data.variants = Some(out);
+        Ok(())
     }
 
     /// The parameters the model was fitted with.

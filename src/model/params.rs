@@ -41,31 +41,51 @@ pub enum IndexChoice {
 }
 
 /// Everything `fit` needs to know. Build with [`Params::default`] and the setters;
-/// `fit` validates with [`Params::check`].
+/// `fit` validates with [`Params::check`], and so does loading a model, so a
+/// model's [`crate::Model::params`] always hold checked values.
+///
+/// The fields are public to read (`model.params().k`); a value written
+/// directly is checked by the next `fit` like a value given to its setter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Params {
-    pub(crate) k: usize,
-    pub(crate) alpha: f64,
-    pub(crate) warn_alpha: f64,
-    pub(crate) components: ComponentRule,
-    pub(crate) max_components: usize,
-    pub(crate) index: IndexChoice,
-    pub(crate) hnsw_threshold: usize,
-    pub(crate) hnsw: HnswParams,
-    pub(crate) folds: usize,
-    pub(crate) calibration_size: usize,
-    pub(crate) min_coverage: f64,
-    pub(crate) seed: u64,
-    pub(crate) knn_statistic: KnnStatistic,
-    pub(crate) calibrate_by_group: bool,
+    /// Number of nearest neighbours.
+    pub k: usize,
+    /// Level at or below which a patient is `invisible`.
+    pub alpha: f64,
+    /// Level at or below which a patient is `low_support`.
+    pub warn_alpha: f64,
+    /// How many principal components to keep.
+    pub components: ComponentRule,
+    /// Upper bound on the number of components.
+    pub max_components: usize,
+    /// Which index to build.
+    pub index: IndexChoice,
+    /// Reference size above which `auto` builds an HNSW graph.
+    pub hnsw_threshold: usize,
+    /// HNSW graph parameters (in a fitted model, `ef_search` is the beam
+    /// width fit settled on, see [`crate::model::fit::EF_RAISE_LIMIT`]).
+    pub hnsw: HnswParams,
+    /// Number of cross-fitting folds.
+    pub folds: usize,
+    /// Maximum number of cross-fitted calibration members.
+    pub calibration_size: usize,
+    /// Coverage below which a patient is `insufficient_data`.
+    pub min_coverage: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// kNN statistic of the kNN channel.
+    pub knn_statistic: KnnStatistic,
+    /// Keep calibration scores per reference group (Mondrian calibration).
+    pub calibrate_by_group: bool,
     /// Feature blocks (multi-omic layers). Not stored: the model keeps the
     /// resolved blocks in its channels' state (see [`crate::table::blocks`]).
     #[serde(skip)]
-    pub(crate) blocks: Option<crate::table::blocks::BlockSpec>,
+    pub blocks: Option<crate::table::blocks::BlockSpec>,
     /// Whether to score the value channel. Not stored: a model has the
     /// channel or not ([`crate::calibrate::ChannelState::channels`]).
     #[serde(skip, default = "yes")]
-    pub(crate) value_channel: bool,
+    pub value_channel: bool,
 }
 
 fn yes() -> bool {
@@ -172,49 +192,6 @@ impl Params {
         /// showed for its feature ([`crate::marginal`]; default true).
         value_channel: bool
     );
-
-    /// Number of neighbours.
-    pub fn get_k(&self) -> usize {
-        self.k
-    }
-    /// Level for `invisible`.
-    pub fn get_alpha(&self) -> f64 {
-        self.alpha
-    }
-    /// Level for `low_support`.
-    pub fn get_warn_alpha(&self) -> f64 {
-        self.warn_alpha
-    }
-    /// Component rule.
-    pub fn get_components(&self) -> ComponentRule {
-        self.components
-    }
-    /// Coverage floor.
-    pub fn get_min_coverage(&self) -> f64 {
-        self.min_coverage
-    }
-    /// Seed.
-    pub fn get_seed(&self) -> u64 {
-        self.seed
-    }
-    /// Folds.
-    pub fn get_folds(&self) -> usize {
-        self.folds
-    }
-    /// Calibration size cap.
-    pub fn get_calibration_size(&self) -> usize {
-        self.calibration_size
-    }
-    /// Index choice.
-    pub fn get_index(&self) -> IndexChoice {
-        self.index
-    }
-
-    /// HNSW graph parameters (in a fitted model, `ef_search` is the beam
-    /// width fit settled on, see [`crate::model::fit::EF_RAISE_LIMIT`]).
-    pub fn get_hnsw(&self) -> HnswParams {
-        self.hnsw
-    }
 
     /// Validates the ranges of every parameter.
     ///

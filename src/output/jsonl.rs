@@ -53,63 +53,77 @@ struct Row<'a> {
     note: &'a str,
 }
 
+/// One assessment as its JSON Lines object (one line, no line break), with
+/// the fields in the fixed order of the JSONL output: neighbours, top
+/// features and everything else the CSV leaves out. `q_value` is present
+/// when `with_q` (a batch adjusted by [`crate::verdict::apply_fdr`]).
+///
+/// # Errors
+/// Never in practice (the fields are plain values); a serialisation error is passed on.
+pub fn json_record(model: &Model, a: &Assessment, with_q: bool) -> serde_json::Result<String> {
+    serde_json::to_string(&row(model, a, with_q))
+}
+
 pub(super) fn write_rows(
     w: &mut dyn Write,
     model: &Model,
     rows: &[Assessment],
     with_q: bool,
 ) -> io::Result<()> {
-    let reference = model.reference();
     for a in rows {
-        let neighbours: Vec<NeighbourOut> = a
-            .neighbours
-            .iter()
-            .map(|n| NeighbourOut {
-                id: reference
-                    .ids
-                    .get(n.index as usize)
-                    .map_or("", String::as_str),
-                distance: n.distance as f64,
-                group: reference.group_of(n.index as usize),
-            })
-            .collect();
-        let row = Row {
-            id: &a.id,
-            group: a.group.as_deref(),
-            verdict: a.verdict.as_str(),
-            p_value: num(a.p_value),
-            novelty: num(a.novelty),
-            knn_distance: num(a.knn_distance),
-            p_novelty: num(a.p_novelty),
-            residual: num(a.residual),
-            p_residual: num(a.p_residual),
-            density: num(a.density),
-            support: if a.p_value.is_nan() {
-                None
-            } else {
-                Some(a.support)
-            },
-            coverage: num(a.coverage),
-            nearest_id: neighbours.first().map(|n| n.id),
-            nearest_distance: neighbours.first().map(|n| n.distance),
-            top_features: a
-                .top_features
-                .iter()
-                .map(|f| FeatureOut {
-                    feature: &f.feature,
-                    z: num(f.z),
-                    residual: num(f.residual),
-                    distance_sq: num(f.distance_sq),
-                })
-                .collect(),
-            neighbours,
-            pooled_fallback: a.pooled_fallback,
-            reason: &a.reason,
-            q_value: with_q.then(|| num(a.q_value)),
-            note: &a.note,
-        };
-        serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *w, &row(model, a, with_q)).map_err(io::Error::other)?;
         w.write_all(b"\n")?;
     }
     Ok(())
+}
+
+fn row<'a>(model: &'a Model, a: &'a Assessment, with_q: bool) -> Row<'a> {
+    let reference = model.reference();
+    let neighbours: Vec<NeighbourOut> = a
+        .neighbours
+        .iter()
+        .map(|n| NeighbourOut {
+            id: reference
+                .ids
+                .get(n.index as usize)
+                .map_or("", String::as_str),
+            distance: n.distance as f64,
+            group: reference.group_of(n.index as usize),
+        })
+        .collect();
+    Row {
+        id: &a.id,
+        group: a.group.as_deref(),
+        verdict: a.verdict.as_str(),
+        p_value: num(a.p_value),
+        novelty: num(a.novelty),
+        knn_distance: num(a.knn_distance),
+        p_novelty: num(a.p_novelty),
+        residual: num(a.residual),
+        p_residual: num(a.p_residual),
+        density: num(a.density),
+        support: if a.p_value.is_nan() {
+            None
+        } else {
+            Some(a.support)
+        },
+        coverage: num(a.coverage),
+        nearest_id: neighbours.first().map(|n| n.id),
+        nearest_distance: neighbours.first().map(|n| n.distance),
+        top_features: a
+            .top_features
+            .iter()
+            .map(|f| FeatureOut {
+                feature: &f.feature,
+                z: num(f.z),
+                residual: num(f.residual),
+                distance_sq: num(f.distance_sq),
+            })
+            .collect(),
+        neighbours,
+        pooled_fallback: a.pooled_fallback,
+        reason: &a.reason,
+        q_value: with_q.then(|| num(a.q_value)),
+        note: &a.note,
+    }
 }

@@ -8,16 +8,20 @@
 mod csv;
 mod jsonl;
 
+pub use csv::{Column, ColumnKind, Value, columns, record};
+pub use jsonl::json_record;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::verdict::Assessment;
 
-/// CSV columns, in order. After them come `nearest_group` (when the model
-/// has groups), `reason`, `q_value` (with [`AssessmentWriter::with_q_values`])
-/// and `note`.
+/// The first CSV columns, in order; [`columns`] gives all of them for a model
+/// (`nearest_group` after `nearest_distance` when the model has groups, then
+/// `reason`, `q_value` with [`AssessmentWriter::with_q_values`], and `note`).
 pub const CSV_COLUMNS: [&str; 12] = [
     "id",
     "verdict",
@@ -63,21 +67,15 @@ impl OutputFormat {
 
 enum Sink {
     Stdout(BufWriter<std::io::Stdout>),
-    /// An existing special file (device, FIFO): written in place, never renamed over.
-    Special(BufWriter<std::fs::File>),
-    File {
-        file: BufWriter<std::fs::File>,
-        tmp: PathBuf,
-        target: PathBuf,
-    },
+    /// A file (or an existing special file, written in place).
+    File(BufWriter<AtomicFile>),
 }
 
 impl Sink {
     fn writer(&mut self) -> &mut dyn Write {
         match self {
             Sink::Stdout(w) => w,
-            Sink::Special(w) => w,
-            Sink::File { file, .. } => file,
+            Sink::File(w) => w,
         }
     }
 }
@@ -86,7 +84,6 @@ impl Sink {
 pub struct AssessmentWriter {
     sink: Option<Sink>,
     format: OutputFormat,
-    with_groups: bool,
     path: PathBuf,
     header_written: bool,
     with_q: bool,
@@ -110,43 +107,15 @@ impl AssessmentWriter {
     ///
     /// # Errors
     /// [`crate::ErrorKind::Io`] when the target directory is missing or not writable.
-    pub fn create(path: &Path, format: OutputFormat, model: &Model) -> Result<Self> {
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    pub fn create(path: &Path, format: OutputFormat, _model: &Model) -> Result<Self> {
         let sink = if path == Path::new("-") {
             Sink::Stdout(BufWriter::new(std::io::stdout()))
-        } else if special {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            Sink::Special(BufWriter::new(file))
         } else {
-            if path.is_dir() {
-                return Err(Error::io(
-                    path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"),
-                ));
-            }
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "out".into());
-            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-            let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
-            Sink::File {
-                file: BufWriter::with_capacity(1 << 20, file),
-                tmp,
-                target: path.to_path_buf(),
-            }
+            Sink::File(BufWriter::with_capacity(1 << 20, AtomicFile::create(path)?))
         };
         Ok(AssessmentWriter {
             sink: Some(sink),
             format,
-            with_groups: model.reference().groups.is_some(),
             path: path.to_path_buf(),
             header_written: false,
             with_q: false,
@@ -166,7 +135,6 @@ impl AssessmentWriter {
     /// [`crate::ErrorKind::Io`] on a write failure.
     pub fn write(&mut self, model: &Model, rows: &[Assessment]) -> Result<()> {
         let format = self.format;
-        let with_groups = self.with_groups;
         let with_q = self.with_q;
         let write_header = !self.header_written;
         self.header_written = true;
@@ -182,11 +150,11 @@ impl AssessmentWriter {
                     b','
                 };
                 if write_header {
-                    csv::write_header(w, sep, with_groups, with_q)
+                    csv::write_header(w, sep, model, with_q)
                 } else {
                     Ok(())
                 }
-                .and_then(|_| csv::write_rows(w, sep, with_groups, with_q, model, rows))
+                .and_then(|_| csv::write_rows(w, sep, model, rows, with_q))
             }
             OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, with_q),
         };
@@ -203,28 +171,11 @@ impl AssessmentWriter {
         }
         match self.sink.take() {
             Some(Sink::Stdout(mut w)) => w.flush().map_err(|e| Error::io(&self.path, e)),
-            Some(Sink::Special(mut w)) => w.flush().map_err(|e| Error::io(&self.path, e)),
-            Some(Sink::File { file, tmp, target }) => {
-                let res = file
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_all())
-                    .and_then(|_| std::fs::rename(&tmp, &target));
-                if let Err(e) = res {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(Error::io(&target, e));
-                }
-                Ok(())
-            }
+            Some(Sink::File(w)) => w
+                .into_inner()
+                .map_err(|e| Error::io(&self.path, e.into_error()))?
+                .commit(),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for AssessmentWriter {
-    fn drop(&mut self) {
-        if let Some(Sink::File { tmp, .. }) = self.sink.take() {
-            let _ = std::fs::remove_file(tmp);
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::stats::{CONFIDENCE, beta_binomial_interval, clopper_pearson, entropy_bits, median};
 use crate::model::Model;
-use crate::verdict::{Assessment, Verdict};
+use crate::verdict::{Assessment, Verdict, VerdictCounts};
 
 /// Group label used for patients without a group (no group column).
 pub const NO_GROUP: &str = "(none)";
@@ -221,21 +221,13 @@ pub struct Audit {
     pub groups: Vec<GroupAudit>,
 }
 
-fn verdict_slot(v: Verdict) -> usize {
-    match v {
-        Verdict::Supported => 0,
-        Verdict::LowSupport => 1,
-        Verdict::Invisible => 2,
-        Verdict::InsufficientData => 3,
-    }
-}
-
 fn audit_group(model: &Model, group: &str, members: &[&Assessment]) -> GroupAudit {
     let n = members.len();
-    let mut counts = [0usize; 4];
+    let mut counts = VerdictCounts::default();
     for a in members {
-        counts[verdict_slot(a.verdict)] += 1;
+        counts.push(a.verdict);
     }
+    let counts = counts.to_array();
     let reference = model.reference();
     // Mean over patients (with neighbours) of each reference group's share.
     let mut mix: BTreeMap<&str, f64> = BTreeMap::new();
@@ -349,22 +341,23 @@ fn calibration_check(alpha: f64, m: usize, counts: [usize; 4]) -> CalibrationChe
 /// ```
 pub fn audit(model: &Model, assessments: &[Assessment]) -> Audit {
     let mut by_group: BTreeMap<&str, Vec<&Assessment>> = BTreeMap::new();
-    let mut counts = [0usize; 4];
+    let mut counts = VerdictCounts::default();
     for a in assessments {
         by_group.entry(group_label(a)).or_default().push(a);
-        counts[verdict_slot(a.verdict)] += 1;
+        counts.push(a.verdict);
     }
+    let counts = counts.to_array();
     let groups = by_group
         .iter()
         .map(|(g, members)| audit_group(model, g, members))
         .collect();
-    let alpha = model.params().get_alpha();
+    let alpha = model.params().alpha;
     Audit {
         schema: AUDIT_SCHEMA,
         n: assessments.len(),
         verdicts: VerdictRates::from_counts(counts, assessments.len()),
         alpha,
-        warn_alpha: model.params().get_warn_alpha(),
+        warn_alpha: model.params().warn_alpha,
         confidence: CONFIDENCE,
         median_p_value: median(assessments.iter().map(|a| a.p_value)),
         median_novelty: median(assessments.iter().map(|a| a.novelty)),

@@ -138,7 +138,7 @@ fn explain_scores(model: &Model, a: &Assessment) -> String {
         let mut s = format!(
             "only {observed} of {n_features} features observed ({}, minimum {}); not assessed",
             pct(a.coverage),
-            pct(model.params().get_min_coverage())
+            pct(model.params().min_coverage)
         );
         if !a.note.is_empty() {
             let _ = write!(s, "; note: {}", a.note);
@@ -268,11 +268,11 @@ fn write_model_summary(out: &mut String, model: &Model, n_patients: usize) {
                 pct(d.components.explained)
             ),
         ),
-        ("k (neighbours)", params.get_k().to_string()),
-        ("alpha (invisible at p ≤)", params.get_alpha().to_string()),
+        ("k (neighbours)", params.k.to_string()),
+        ("alpha (invisible at p ≤)", params.alpha.to_string()),
         (
             "warn_alpha (low_support at p ≤)",
-            params.get_warn_alpha().to_string(),
+            params.warn_alpha.to_string(),
         ),
         ("calibration", d.calibration.method.clone()),
         ("index", model.index_kind().to_string()),
@@ -535,7 +535,7 @@ pub fn render_html(
          drawn from the reference population give a roughly flat histogram (dashed line); a \
          pile-up near 0 means patients unlike the reference. The combination min(1, 2·min(p<sub>kNN</sub>, \
          p<sub>residual</sub>)) puts extra mass in the last bin.</figcaption></figure>",
-        p_histogram_svg(assessments, params.get_alpha(), params.get_warn_alpha())
+        p_histogram_svg(assessments, params.alpha, params.warn_alpha)
     );
     out.push_str("\n<h2>Patients not supported</h2>\n");
     write_patient_list(&mut out, model, assessments);

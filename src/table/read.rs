@@ -278,6 +278,11 @@ impl TableReader {
         })
     }
 
+    /// The file being read (`-` for standard input).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
     /// The name of the id column.
     pub fn id_name(&self) -> &str {
         &self.header[self.id_idx]
@@ -576,67 +581,20 @@ impl RowParser<'_> {
         let mut n_observed = 0usize;
         for (out, &j) in values.iter_mut().zip(self.feature_idx) {
             let cell = record.get(j).unwrap_or(b"");
-            let value = match parse_cell(cell) {
-                Cell::Value(v) => {
-                    if self.role == Role::Reference && v.abs() > MAX_REFERENCE_MAGNITUDE {
-                        return Err(Error::parse(
-                            Position::cell(self.source, line, &self.header[j]),
-                            format!(
-                                "value {} is too large for a reference feature (|x| > {MAX_REFERENCE_MAGNITUDE:e}: its variance would overflow)",
-                                quote_value(cell)
-                            ),
-                        ));
-                    }
-                    n_observed += 1;
-                    v
-                }
-                Cell::Missing => f64::NAN,
-                Cell::NonFinite => {
-                    if self.strict {
-                        return Err(Error::parse(
-                            Position::cell(self.source, line, &self.header[j]),
-                            format!(
-                                "non-finite value {}; use an empty cell or NA for a missing value",
-                                quote_value(cell)
-                            ),
-                        ));
-                    }
-                    add_note(
-                        &mut note,
-                        format!(
-                            "{}: non-finite {} read as missing",
-                            self.header[j],
-                            quote_value(cell)
-                        ),
-                    );
-                    f64::NAN
-                }
-                Cell::Text => {
-                    if self.strict {
-                        let hint = if self.role == Role::Reference {
-                            format!(
-                                " (a non-numeric column can be left out with --exclude {})",
-                                self.header[j]
-                            )
-                        } else {
-                            String::new()
-                        };
-                        return Err(Error::parse(
-                            Position::cell(self.source, line, &self.header[j]),
-                            format!("not a number: {}{hint}", quote_value(cell)),
-                        ));
-                    }
-                    add_note(
-                        &mut note,
-                        format!(
-                            "{}: text {} read as missing",
-                            self.header[j],
-                            quote_value(cell)
-                        ),
-                    );
-                    f64::NAN
-                }
-            };
+            let value = feature_value(
+                parse_cell(cell),
+                &|| quote_value(cell),
+                &CellSite {
+                    role: self.role,
+                    strict: self.strict,
+                    position: &|| Position::cell(self.source, line, &self.header[j]),
+                    column: &self.header[j],
+                },
+                &mut note,
+            )?;
+            if !value.is_nan() {
+                n_observed += 1;
+            }
             *out = value;
         }
         if n_observed == 0 && self.role == Role::Reference {
@@ -656,8 +614,79 @@ impl RowParser<'_> {
     }
 }
 
+/// Where a feature cell is, for [`feature_value`]'s checks and messages.
+pub(crate) struct CellSite<'a> {
+    /// The table's role (a reference refuses every defect).
+    pub role: Role,
+    /// Recoverable defects are errors.
+    pub strict: bool,
+    /// The cell's position, built only for an error.
+    pub position: &'a dyn Fn() -> Position,
+    /// The column's name.
+    pub column: &'a str,
+}
+
+/// A feature cell's value (`NaN` = missing) with the reader's checks: a
+/// reference refuses text, non-finite and overlarge values; a patient's
+/// text or non-finite value is read as missing with a note unless `strict`.
+/// `text` gives the cell's text, quoted, for a message.
+pub(crate) fn feature_value(
+    cell: Cell,
+    text: &dyn Fn() -> String,
+    at: &CellSite<'_>,
+    note: &mut String,
+) -> Result<f64> {
+    let column = at.column;
+    match cell {
+        Cell::Value(v) => {
+            if at.role == Role::Reference && v.abs() > MAX_REFERENCE_MAGNITUDE {
+                return Err(Error::parse(
+                    (at.position)(),
+                    format!(
+                        "value {} is too large for a reference feature (|x| > {MAX_REFERENCE_MAGNITUDE:e}: its variance would overflow)",
+                        text()
+                    ),
+                ));
+            }
+            Ok(v)
+        }
+        Cell::Missing => Ok(f64::NAN),
+        Cell::NonFinite => {
+            if at.strict {
+                return Err(Error::parse(
+                    (at.position)(),
+                    format!(
+                        "non-finite value {}; use an empty cell or NA for a missing value",
+                        text()
+                    ),
+                ));
+            }
+            add_note(
+                note,
+                format!("{column}: non-finite {} read as missing", text()),
+            );
+            Ok(f64::NAN)
+        }
+        Cell::Text => {
+            if at.strict {
+                let hint = if at.role == Role::Reference {
+                    format!(" (a non-numeric column can be left out with --exclude {column})")
+                } else {
+                    String::new()
+                };
+                return Err(Error::parse(
+                    (at.position)(),
+                    format!("not a number: {}{hint}", text()),
+                ));
+            }
+            add_note(note, format!("{column}: text {} read as missing", text()));
+            Ok(f64::NAN)
+        }
+    }
+}
+
 /// A cell's text for a message: quoted, lossy UTF-8, cut after 60 characters.
-fn quote_value(cell: &[u8]) -> String {
+pub(crate) fn quote_value(cell: &[u8]) -> String {
     const MAX: usize = 60;
     let text = String::from_utf8_lossy(cell);
     if text.chars().count() > MAX {
@@ -668,7 +697,7 @@ fn quote_value(cell: &[u8]) -> String {
     }
 }
 
-fn add_note(note: &mut String, text: String) {
+pub(crate) fn add_note(note: &mut String, text: String) {
     if !note.is_empty() {
         note.push_str("; ");
     }

@@ -10,11 +10,13 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureMap {
     /// `columns[j]` is the table's feature column holding model feature `j`.
-    pub columns: Vec<Option<usize>>,
+    columns: Vec<Option<usize>>,
+    /// Number of feature columns of the table the map was built for.
+    n_table_features: usize,
     /// Table feature columns the model does not know, in file order.
-    pub unknown: Vec<String>,
+    unknown: Vec<String>,
     /// Model features absent from the table, in model order.
-    pub absent: Vec<String>,
+    absent: Vec<String>,
 }
 
 impl FeatureMap {
@@ -43,9 +45,35 @@ impl FeatureMap {
             .collect();
         FeatureMap {
             columns,
+            n_table_features: table_features.len(),
             unknown,
             absent,
         }
+    }
+
+    /// For each model feature (in model order), the table column holding it.
+    pub fn columns(&self) -> &[Option<usize>] {
+        &self.columns
+    }
+
+    /// Number of model features the map was built for.
+    pub fn n_model_features(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Number of feature columns of the table the map was built for.
+    pub fn n_table_features(&self) -> usize {
+        self.n_table_features
+    }
+
+    /// Table feature columns the model does not know, in file order.
+    pub fn unknown(&self) -> &[String] {
+        &self.unknown
+    }
+
+    /// Model features absent from the table, in model order.
+    pub fn absent(&self) -> &[String] {
+        &self.absent
     }
 
     /// Number of model features found in the table.
@@ -63,6 +91,16 @@ impl FeatureMap {
             *o = c.and_then(|c| row.get(c).copied()).unwrap_or(f64::NAN);
         }
     }
+}
+
+/// The first five names joined by `, `, then `, ... (N more)` when there
+/// are more: how messages and summaries list columns.
+pub fn preview_names(names: &[String]) -> String {
+    let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        s.push_str(&format!(", ... ({} more)", names.len() - 5));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -275,20 +275,42 @@ pub struct BenchArgs {
     pub what: BenchWhat,
 }
 
+/// Shapes of `bench synth` cohorts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthProfileArg {
+    /// 8 latent dimensions, 12 clusters.
+    LowRank,
+    /// 40 Pareto-unequal clusters near a 24-dimensional subspace, with noise.
+    Biobank,
+    /// Wide: 3,000 members × 2,500 features, 24 latent dimensions.
+    Omics,
+}
+
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
     /// Write a reproducible clustered synthetic cohort (reference.csv, patients.csv).
     Synth {
-        /// Reference members.
-        #[arg(long, default_value_t = 200_000)]
-        n: usize,
-        /// Features.
-        #[arg(long, default_value_t = 96)]
-        features: usize,
-        /// Patients.
-        #[arg(long, default_value_t = 20_000)]
-        patients: usize,
+        /// Cohort shape: low-rank (8 latent dimensions, the easiest), biobank
+        /// (40 Pareto-unequal clusters near a 24-dimensional subspace, noise)
+        /// or omics (3,000 × 2,500).
+        #[arg(long, value_enum, default_value_t = SynthProfileArg::LowRank)]
+        profile: SynthProfileArg,
+        /// Reference members [default: 200000; omics 3000].
+        #[arg(long)]
+        n: Option<usize>,
+        /// Features [default: 96; omics 2500].
+        #[arg(long)]
+        features: Option<usize>,
+        /// Patients [default: 20000; omics 300].
+        #[arg(long)]
+        patients: Option<usize>,
+        /// Dimension of the latent subspace [default: 8; biobank and omics 24].
+        #[arg(long)]
+        rank: Option<usize>,
+        /// Number of clusters [default: 12; biobank 40, omics 8].
+        #[arg(long)]
+        clusters: Option<usize>,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,

@@ -5,15 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use nof1::model::IndexChoice;
+use nof1::model::{IndexChoice, ModelSummary, StreamError};
 use nof1::output::{AssessmentWriter, OutputFormat};
-use nof1::table::{Role, TableOptions, TableReader, read_table};
-use nof1::{Assessment, ComponentRule, Model, Params, Verdict};
+use nof1::table::{Role, TableOptions, TableReader, preview_names, read_table};
+use nof1::{Assessment, ComponentRule, Model, Params, Verdict, VerdictCounts};
 
 use super::args::*;
 use super::progress::Bars;
 
-/// Rows read and assessed per batch when streaming patients.
 /// `println!` that returns write errors (a closed pipe ends the command
 /// quietly, see `main`) instead of panicking.
 macro_rules! out {
@@ -22,8 +21,6 @@ macro_rules! out {
         writeln!(std::io::stdout(), $($arg)*)?
     }};
 }
-
-const CHUNK_ROWS: usize = 4_096;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
@@ -70,7 +67,7 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
     let components = match (a.components, a.variance) {
         (Some(c), _) => ComponentRule::Fixed(c),
         (None, Some(v)) => ComponentRule::Variance(v),
-        (None, None) => Params::default().get_components(),
+        (None, None) => Params::default().components,
     };
     let calibrate_by_group = match (&a.calibrate_by, &a.table.group_col) {
         (None, _) => false,
@@ -103,6 +100,7 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         None => params,
     };
     check_output_dir(&a.out, &[&a.reference])?;
+    super::cleanup::guard(&a.out);
     let opts = table_options(&a.table, true)?;
     let bars = Bars::new(quiet);
     nof1::Progress::start(&bars, "reading the reference", 0);
@@ -210,128 +208,53 @@ fn load_model(path: &Path, quiet: bool) -> Result<Model> {
         .with_context(|| format!("loading the model {}", path.display()))
 }
 
-/// Counts per verdict.
-#[derive(Default)]
-struct Summary {
-    counts: [usize; 4],
-}
-
-impl Summary {
-    fn add(&mut self, rows: &[Assessment]) {
-        for a in rows {
-            let i = Verdict::ALL
-                .iter()
-                .position(|v| *v == a.verdict)
-                .unwrap_or(0);
-            self.counts[i] += 1;
-        }
-    }
-    fn total(&self) -> usize {
-        self.counts.iter().sum()
-    }
-    fn line(&self) -> String {
-        let n = self.total().max(1) as f64;
-        Verdict::ALL
-            .iter()
-            .zip(self.counts)
-            .map(|(v, c)| format!("{v} {c} ({:.1}%)", 100.0 * c as f64 / n))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// Streams the patients through the model; calls `sink` on each assessed batch.
+/// Streams the patients through the model (see [`Model::assess_stream`]);
+/// calls `sink` on each assessed batch and warns about unknown and absent
+/// columns and recovered defects.
 fn stream_patients(
     model: &Model,
     p: &PatientArgs,
     quiet: bool,
-    mut sink: impl FnMut(&[Assessment]) -> Result<()>,
-) -> Result<Summary> {
+    sink: impl FnMut(&[Assessment]) -> Result<()>,
+) -> Result<VerdictCounts> {
     let opts = table_options(&p.table, p.strict_input)?;
-    let mut reader = TableReader::open(&p.input, &opts, Role::Patients)
+    let reader = TableReader::open(&p.input, &opts, Role::Patients)
         .with_context(|| format!("reading the patients {}", p.input.display()))?;
-    // Columns the model does not know are reported once, then neither parsed
-    // nor checked (text in an unused column is not a defect of the patient).
-    let all_columns = reader.feature_names();
-    let map = model.feature_map(&all_columns);
-    if map.n_matched() == 0 {
-        bail!(
-            "{}:1: none of the model's {} features ({}) is a column of the patients file; is it the right file and delimiter?",
-            p.input.display(),
-            model.features().len(),
-            preview(model.features())
-        );
-    }
-    reader.retain_features(model.features());
-    let map = nof1::table::FeatureMap {
-        unknown: map.unknown,
-        ..model.feature_map(&reader.feature_names())
-    };
-    if !map.unknown.is_empty() {
+    let stream = model.patient_stream(reader)?;
+    if !stream.unknown().is_empty() {
         warn(format!(
             "{}: ignoring {} column(s) the model does not know: {}",
             p.input.display(),
-            map.unknown.len(),
-            preview(&map.unknown)
+            stream.unknown().len(),
+            preview_names(stream.unknown())
         ));
     }
-    if !map.absent.is_empty() {
+    if !stream.absent().is_empty() {
         warn(format!(
             "{}: {} of the model's {} features are absent and count as missing: {}",
             p.input.display(),
-            map.absent.len(),
+            stream.absent().len(),
             model.features().len(),
-            preview(&map.absent)
+            preview_names(stream.absent())
         ));
     }
     let bars = Bars::new(quiet);
-    nof1::Progress::start(&bars, "assessing", 0);
-    let mut summary = Summary::default();
-    let mut noted = 0usize;
-    // The next batch is read and parsed on its own thread while this one is
-    // assessed and written. Batches arrive in file order.
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        scope.spawn(move || {
-            loop {
-                let next = reader.next_chunk(CHUNK_ROWS);
-                let done = !matches!(next, Ok(Some(_)));
-                // A closed channel means the consumer stopped on an error.
-                if tx.send(next).is_err() || done {
-                    break;
-                }
+    let summary = model
+        .assess_stream(stream, &bars, sink)
+        .map_err(|e| match e {
+            StreamError::Input(e) => {
+                anyhow::Error::new(e).context(format!("reading the patients {}", p.input.display()))
             }
-        });
-        for next in rx {
-            let Some(chunk) =
-                next.with_context(|| format!("reading the patients {}", p.input.display()))?
-            else {
-                break;
-            };
-            noted += chunk.notes.iter().filter(|n| !n.is_empty()).count();
-            let rows = model.assess_mapped(&chunk, &map);
-            summary.add(&rows);
-            sink(&rows)?;
-            nof1::Progress::advance(&bars, rows.len() as u64);
-        }
-        Ok(())
-    })?;
-    nof1::Progress::finish(&bars);
-    if noted > 0 {
+            StreamError::Sink(e) => e,
+        })?;
+    if summary.n_noted > 0 {
         warn(format!(
-            "{}: {noted} row(s) had recoverable defects, recorded in the note column (--strict-input makes them errors)",
-            p.input.display()
+            "{}: {} row(s) had recoverable defects, recorded in the note column (--strict-input makes them errors)",
+            p.input.display(),
+            summary.n_noted
         ));
     }
-    Ok(summary)
-}
-
-fn preview(names: &[String]) -> String {
-    let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > 5 {
-        s.push_str(&format!(", ... ({} more)", names.len() - 5));
-    }
-    s
+    Ok(summary.verdicts)
 }
 
 fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
@@ -342,7 +265,9 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         if r == &a.out {
             bail!("{}: --report and --out name the same file", r.display());
         }
+        super::cleanup::guard(r);
     }
+    super::cleanup::guard(&a.out);
     let model = load_model(&a.patients.model, quiet)?;
     let format = match a.format {
         Some(FormatArg::Csv) => OutputFormat::Csv,
@@ -387,11 +312,7 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
     }
     note(
         quiet,
-        format!(
-            "assessed {} patient(s): {}",
-            summary.total(),
-            summary.line()
-        ),
+        format!("assessed {} patient(s): {summary}", summary.total()),
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -403,7 +324,7 @@ fn write_report(
     path: &Path,
 ) -> Result<()> {
     let html = nof1::report::render_html(model, rows, audit, "nof1 report");
-    nof1::model::format::write_atomic(path, html.as_bytes())
+    nof1::atomic::write_atomic(path, html.as_bytes())
         .with_context(|| format!("writing the report {}", path.display()))
 }
 
@@ -418,66 +339,86 @@ fn check_fdr(q: Option<f64>) -> Result<Option<f64>> {
 fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     let model = load_model(&a.patients.model, quiet)?;
     let fdr = check_fdr(a.fdr)?;
-    let mut failing = 0usize;
     let strict = a.strict;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A reader that stops early (`| head`) closes the pipe; the remaining
+    // patients are still assessed, because the exit code is the verdict.
+    let mut lines = CheckLines {
+        out: std::io::BufWriter::new(std::io::stdout().lock()),
+        stdout_closed: false,
+        failing: 0,
+        strict,
+    };
+    // With `--fdr` the verdicts depend on the whole batch: keep it, adjust, then report.
     let mut kept: Vec<Assessment> = Vec::new();
     let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
         if fdr.is_some() {
             kept.extend_from_slice(rows);
             return Ok(());
         }
+        lines.write(&model, rows)
+    })?;
+    if let Some(q) = fdr {
+        nof1::verdict::apply_fdr(&mut kept, q, model.data().calibration.by_group.is_some());
+        summary = VerdictCounts::default();
+        summary.add(&kept);
+        lines.write(&model, &kept)?;
+    }
+    if !lines.stdout_closed {
+        closed_pipe(lines.out.flush()).context("writing to standard output")?;
+    }
+    note(
+        quiet,
+        format!("checked {} patient(s): {summary}", summary.total()),
+    );
+    if lines.failing > 0 {
+        Ok(ExitCode::from(1))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `check`'s output: one line per patient who is not `supported`, and the
+/// count of those that fail the check.
+struct CheckLines<W: Write> {
+    out: W,
+    stdout_closed: bool,
+    failing: usize,
+    strict: bool,
+}
+
+impl<W: Write> CheckLines<W> {
+    fn write(&mut self, model: &Model, rows: &[Assessment]) -> Result<()> {
         for r in rows {
             if r.verdict == Verdict::Supported {
                 continue;
             }
-            if r.verdict == Verdict::Invisible || (strict && r.verdict == Verdict::LowSupport) {
-                failing += 1;
+            if r.verdict == Verdict::Invisible || (self.strict && r.verdict == Verdict::LowSupport)
+            {
+                self.failing += 1;
             }
-            let explanation = nof1::report::explain(&model, r);
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}",
-                r.id,
-                r.verdict,
-                fmt_p(r.p_value),
-                explanation
-            )
-            .context("writing to standard output")?;
-        }
-        Ok(())
-    })?;
-    if let Some(q) = fdr {
-        nof1::verdict::apply_fdr(&mut kept, q, model.data().calibration.by_group.is_some());
-        summary = Default::default();
-        summary.add(&kept);
-        for r in &kept {
-            if r.verdict == Verdict::Supported {
+            if self.stdout_closed {
                 continue;
             }
-            if r.verdict == Verdict::Invisible || (strict && r.verdict == Verdict::LowSupport) {
-                failing += 1;
-            }
-            writeln!(
-                out,
+            let written = writeln!(
+                self.out,
                 "{}\t{}\t{}\t{}",
                 r.id,
                 r.verdict,
                 fmt_p(r.p_value),
-                nof1::report::explain(&model, r)
-            )
-            .context("writing to standard output")?;
+                nof1::report::explain(model, r)
+            );
+            self.stdout_closed = closed_pipe(written).context("writing to standard output")?;
         }
+        Ok(())
     }
-    out.flush().context("writing to standard output")?;
-    note(
-        quiet,
-        format!("checked {} patient(s): {}", summary.total(), summary.line()),
-    );
-    if failing > 0 {
-        Ok(ExitCode::from(1))
-    } else {
-        Ok(ExitCode::SUCCESS)
+}
+
+/// `Ok(true)` when a write failed only because the reader closed the pipe.
+fn closed_pipe(result: std::io::Result<()>) -> std::io::Result<bool> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(e),
     }
 }
 
@@ -492,218 +433,43 @@ fn fmt_p(p: f64) -> String {
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let container = nof1::model::format::decode_container(&bytes, &a.model)?;
-    let graph_len = container.graph_len();
-    let tree_stored = container.has_search_tree();
-    let data = container.data;
-    let checksum = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    let p = &data.params;
-    let mut groups: Vec<(String, usize)> = data
-        .reference
-        .group_names
-        .iter()
-        .map(|g| (g.clone(), 0))
-        .collect();
-    if let Some(codes) = &data.reference.groups {
-        for &c in codes {
-            if let Some(slot) = groups.get_mut(c as usize) {
-                slot.1 += 1;
-            }
-        }
-    }
-    let cal = &data.calibration.pooled;
+    let summary = ModelSummary::from_bytes(&bytes, &a.model)?;
     if a.json {
-        let v = serde_json::json!({
-            "format_version": version,
-            "crate_version": data.crate_version,
-            "created": data.created,
-            "checksum_crc32": format!("{checksum:08x}"),
-            "reference_size": data.reference.ids.len(),
-            "features": data.features.len(),
-            "dropped_features": data.dropped_features,
-            "components": data.components.n_components,
-            "knn_components": data.components.knn_components,
-            "parallel_analysis_components": data.components.n_parallel,
-            "variance_components": data.components.n_variance,
-            "noise_likeness": data.components.noise_likeness,
-            "component_rule": data.components.rule.to_string(),
-            "explained_variance": data.components.explained,
-            "eigenvalues": data.components.eigenvalues,
-            "null_eigenvalues": data.components.null_eigenvalues,
-            "k": p.get_k(),
-            "alpha": p.get_alpha(),
-            "warn_alpha": p.get_warn_alpha(),
-            "min_coverage": p.get_min_coverage(),
-            "seed": p.get_seed(),
-            "calibration_size": cal.n_members,
-            "calibration_scheme": format!("{:?}", data.calibration.scheme),
-            "folds": data.calibration.n_folds(),
-            "calibration_method": data.calibration.method,
-            "mondrian": data.calibration.by_group.is_some(),
-            "index": data.index_kind.to_string(),
-            "index_check": data.index_check,
-            "hnsw_graph_bytes": graph_len,
-            "search_tree": search_tree(&data, tree_stored),
-            "groups": groups.iter().map(|(g, n)| serde_json::json!({"group": g, "n": n})).collect::<Vec<_>>(),
-        });
-        out!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let radius = data.support_radius;
-    out!("model            {}", a.model.display());
-    out!(
-        "format version   {version} (written by nof1 {})",
-        data.crate_version
-    );
-    out!(
-        "created          {} (seconds since 1970-01-01 UTC)",
-        data.created
-    );
-    out!("checksum         crc32 {checksum:08x} (verified)");
-    out!("reference        {} members", data.reference.ids.len());
-    out!(
-        "features         {} ({} dropped as constant{})",
-        data.features.len(),
-        data.dropped_features.len(),
-        if data.dropped_features.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", preview(&data.dropped_features))
-        }
-    );
-    out!(
-        "components       {} by {}; {:.1}% of variance",
-        data.components.n_components,
-        data.components.rule,
-        data.components.explained * 100.0
-    );
-    let scree: Vec<String> = data
-        .components
-        .eigenvalues
-        .iter()
-        .take(10)
-        .map(|e| format!("{e:.3}"))
-        .collect();
-    if data.components.n_parallel > 0 {
-        out!(
-            "rule detail      parallel analysis keeps {}, 95% variance needs {}; noise-likeness {:.3} ({} {})",
-            data.components.n_parallel,
-            data.components.n_variance,
-            data.components.noise_likeness,
-            if data.components.noise_likeness >= nof1::project::NOISE_FLATNESS {
-                "≥"
-            } else {
-                "<"
-            },
-            nof1::project::NOISE_FLATNESS
-        );
-    }
-    out!("scree (top 10)   {}", scree.join(" "));
-    if !data.components.null_eigenvalues.is_empty() {
-        let null: Vec<String> = data
-            .components
-            .null_eigenvalues
-            .iter()
-            .take(10)
-            .map(|e| format!("{e:.3}"))
-            .collect();
-        out!("null 95% (PA)    {}", null.join(" "));
-    }
-    out!("k                {}", p.get_k());
-    out!(
-        "alpha            {} (warn_alpha {})",
-        p.get_alpha(),
-        p.get_warn_alpha()
-    );
-    out!("min coverage     {}", p.get_min_coverage());
-    out!(
-        "calibration      {} scores; {}",
-        cal.n_members,
-        data.calibration.method
-    );
-    out!("support radius   {radius:.4} (kNN statistic above which a patient is invisible)");
-    out!(
-        "mondrian         {}",
-        if data.calibration.by_group.is_some() {
-            "per group"
-        } else {
-            "pooled"
-        }
-    );
-    let mut index_notes = Vec::new();
-    match data.index_check {
-        Some(chk) => index_notes.push(format!(
-            "at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; {:.1}% of calibration members re-checked exactly",
-            chk.probes,
-            p.get_k(),
-            chk.recall_in,
-            chk.recall_out,
-            100.0 * chk.recheck_rate
-        )),
-        None if data.index_kind == nof1::index::IndexKind::Hnsw => {
-            index_notes.push("recall not measured (version-1 model)".to_string())
-        }
-        None => index_notes.push("recall 1 by construction".to_string()),
-    }
-    index_notes.push(format!("exact search: {}", search_tree(&data, tree_stored)));
-    if data.index_kind == nof1::index::IndexKind::Hnsw {
-        let h = p.get_hnsw();
-        index_notes.push(format!(
-            "M {}, ef_search {}",
-            h.max_connections, h.ef_search
-        ));
-        index_notes.push(match graph_len {
-            Some(len) => format!("graph stored ({len} bytes)"),
-            None => "graph rebuilt on load".to_string(),
-        });
-    }
-    out!(
-        "index            {} ({})",
-        data.index_kind,
-        index_notes.join("; ")
-    );
-    out!("seed             {}", p.get_seed());
-    if groups.is_empty() {
-        out!("groups           none");
+        out!("{}", serde_json::to_string_pretty(&summary.to_json())?);
     } else {
-        let g: Vec<String> = groups.iter().map(|(g, n)| format!("{g} {n}")).collect();
-        out!("groups           {}", g.join(", "));
+        let mut stdout = std::io::stdout();
+        stdout.write_all(summary.to_text().as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// How a model's exact search runs: a stored k-d tree, one built on load,
-/// or a full scan (small references, or more than `KD_TREE_MAX_DIM` search
-/// components).
-fn search_tree(data: &nof1::model::ModelData, stored: bool) -> &'static str {
-    if stored {
-        "k-d tree stored"
-    } else if nof1::index::ExactIndex::uses_tree(
-        data.reference.len(),
-        data.components.knn_components,
-    ) {
-        "k-d tree built on load"
-    } else {
-        "full scan"
-    }
 }
 
 fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {
     if a.patients.table.group_col.is_none() {
         bail!("nof1 audit needs --group-col to name the column of group labels");
     }
-    std::fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("creating {}", a.out_dir.display()))?;
+    // The directory is created only once every patient is assessed, so an
+    // interrupted or failed audit leaves nothing at --out-dir.
+    if a.out_dir.exists() {
+        let inputs = [a.patients.model.as_path(), a.patients.input.as_path()];
+        check_output_dir(&a.out_dir.join(AUDIT_FILES[0]), &inputs)?;
+    }
+    for name in AUDIT_FILES {
+        super::cleanup::guard(&a.out_dir.join(name));
+    }
     let model = load_model(&a.patients.model, quiet)?;
     let mut rows: Vec<Assessment> = Vec::new();
     stream_patients(&model, &a.patients, quiet, |r| {
         rows.extend_from_slice(r);
         Ok(())
     })?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("creating {}", a.out_dir.display()))?;
     write_audit(&model, &rows, &a.out_dir, quiet)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The files `audit` and `demo --out-dir` write, in order.
+const AUDIT_FILES: [&str; 4] = ["audit.json", "audit.tsv", "report.html", "scatter.svg"];
 
 fn write_audit(
     model: &Model,
@@ -714,15 +480,15 @@ fn write_audit(
     let audit = nof1::report::audit(model, rows);
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = dir.join(name);
-        nof1::model::format::write_atomic(&path, text.as_bytes())
+        nof1::atomic::write_atomic(&path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     };
-    write("audit.json", &audit.to_json())?;
-    write("audit.tsv", &audit.to_tsv())?;
+    write(AUDIT_FILES[0], &audit.to_json())?;
+    write(AUDIT_FILES[1], &audit.to_tsv())?;
     let html = nof1::report::render_html(model, rows, Some(&audit), "nof1 audit");
-    write("report.html", &html)?;
-    write("scatter.svg", &nof1::report::scatter_svg(model, rows))?;
+    write(AUDIT_FILES[2], &html)?;
+    write(AUDIT_FILES[3], &nof1::report::scatter_svg(model, rows))?;
     note(
         quiet,
         format!(
@@ -751,9 +517,9 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
         m.features().len(),
         m.n_components(),
         m.data().components.rule,
-        m.params().get_k(),
-        m.params().get_alpha(),
-        m.params().get_warn_alpha()
+        m.params().k,
+        m.params().alpha,
+        m.params().warn_alpha
     );
     out!(
         "{:<6} {:>7} {:>6} {:>10} {:>12} {:>9} {:>9}",
@@ -779,10 +545,13 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
     }
     out!(
         "\nEUR rows are exchangeable with the reference: about alpha = {} of them may be called invisible by chance.",
-        m.params().get_alpha()
+        m.params().alpha
     );
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for name in AUDIT_FILES {
+            super::cleanup::guard(&dir.join(name));
+        }
         write_audit(m, &run.assessments, dir, quiet)?;
     }
     if a.loso {
@@ -906,7 +675,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 m(&|q| q.false_invisible),
                 m(&|q| q.detected)
             );
-            let alpha = params.get_alpha();
+            let alpha = params.alpha;
             out!("worst false-invisible rate over tables and seeds: {worst:.3} (alpha {alpha})");
             // What exact validity would give on held-out sets of these sizes.
             let above = all.iter().filter(|q| q.false_invisible > 0.10).count();
@@ -991,18 +760,30 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
 fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
     match a.what {
         BenchWhat::Synth {
+            profile,
             n,
             features,
             patients,
+            rank,
+            clusters,
             seed,
             out,
         } => {
+            use crate::synth::SynthProfile;
+            let base = match profile {
+                SynthProfileArg::LowRank => SynthProfile::LowRank,
+                SynthProfileArg::Biobank => SynthProfile::Biobank,
+                SynthProfileArg::Omics => SynthProfile::Omics,
+            }
+            .params();
             let params = crate::synth::SynthParams {
-                n,
-                features,
-                patients,
+                n: n.unwrap_or(base.n),
+                features: features.unwrap_or(base.features),
+                patients: patients.unwrap_or(base.patients),
+                rank: rank.unwrap_or(base.rank),
+                clusters: clusters.unwrap_or(base.clusters),
                 seed,
-                ..crate::synth::SynthParams::default()
+                ..base
             };
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let summary = crate::synth::write_synth(&params, &out)

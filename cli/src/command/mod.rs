@@ -1,6 +1,7 @@
 //! Dispatch of the subcommands. Everything for humans goes to stderr, prefixed `nof1:`.
 
 mod args;
+pub mod cleanup;
 mod commands;
 mod progress;
 
@@ -21,6 +22,7 @@ pub fn run() -> Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
+    cleanup::install().context("cannot install the signal handlers")?;
     if let Some(t) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t.max(1))

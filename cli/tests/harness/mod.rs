@@ -1,5 +1,7 @@
-//! Helpers for the integration tests that run the real `nof1` binary: a scratch
-//! directory, a command builder and assertions on the exit code and stderr.
+//! Used by `cli/tests/cli.rs`, `cli/tests/never_lose.rs` and
+//! `cli/tests/workflows.rs` (the tests that run the real `nof1` binary): a
+//! scratch directory, a command builder and assertions on the exit code and
+//! stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 #![allow(dead_code)]
 
@@ -11,11 +13,70 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nof1")
 }
 
-/// Runs `cmd` with its output captured, feeding `stdin` (or closed stdin).
+/// How long one command may run before the test kills it and fails:
+/// `NOF1_TEST_TIMEOUT` seconds, 600 by default (generous for a loaded
+/// machine; the point is that no test can hang for ever).
+pub fn timeout() -> std::time::Duration {
+    let secs = std::env::var("NOF1_TEST_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
+/// Waits for `child` at most `limit`; past it the child is killed and the
+/// test fails naming `what`. Standard output and error, when piped, are read
+/// on their own threads so a chatty child cannot block.
+#[track_caller]
+pub fn wait_with_timeout(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> Output {
+    use std::io::Read;
+    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for a command") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: still running after {limit:?}; killed (NOF1_TEST_TIMEOUT sets the limit)"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Runs `cmd` with its output captured, feeding `stdin` (or closed stdin),
+/// under [`timeout`].
+#[track_caller]
 pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
     let out: Output = match stdin {
-        None => cmd.stdin(Stdio::null()).output().expect("run a command"),
+        None => {
+            let child = cmd.stdin(Stdio::null()).spawn().expect("spawn a command");
+            wait_with_timeout(child, timeout(), &what)
+        }
         Some(bytes) => {
             use std::io::Write;
             let mut child = cmd.stdin(Stdio::piped()).spawn().expect("spawn a command");
@@ -24,7 +85,7 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
             let feeder = std::thread::spawn(move || {
                 let _ = pipe.write_all(&data);
             });
-            let out = child.wait_with_output().expect("wait for a command");
+            let out = wait_with_timeout(child, timeout(), &what);
             let _ = feeder.join();
             out
         }
@@ -34,6 +95,35 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Fails the test with a message when the external program `name` cannot be
+/// run (`name --version`); a test needing it must not pass in silence.
+#[track_caller]
+pub fn require_program(name: &str, why: &str) {
+    let ok = Command::new(name)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs `{name}` ({why}), which cannot be run here"
+    );
+}
+
+/// Makes a FIFO at `path` with `mkfifo` (failing the test with a message if
+/// it cannot).
+#[track_caller]
+pub fn mkfifo(path: &Path) {
+    require_program("mkfifo", "to make a named pipe");
+    let st = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(st.success(), "mkfifo {} failed: {st:?}", path.display());
 }
 
 /// The crate's `fixtures/` directory.

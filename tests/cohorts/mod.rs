@@ -1,6 +1,6 @@
-//! Shared helpers of the library-level tests (`tests/properties.rs`,
-//! `tests/calibration.rs`): seeded synthetic cohorts, table builders, a
-//! field-by-field bitwise comparison of assessments and binomial bounds.
+//! Used by `tests/properties.rs` and `tests/calibration.rs` (the library
+//! tests): seeded synthetic cohorts, table builders, a field-by-field bitwise
+//! comparison of assessments and binomial bounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 #![allow(dead_code)]
 
