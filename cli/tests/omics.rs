@@ -96,6 +96,24 @@ fn fit_reads_blocks_and_assess_names_the_block() {
             .any(|r| r.starts_with("block:metabolome: residual p = ")),
         "{reasons:?}"
     );
+    s.run(&[
+        "assess",
+        "--model",
+        "m.nof1",
+        "--input",
+        files.patients.to_str().unwrap(),
+        "--exclude",
+        "truth",
+        "--out",
+        "out.jsonl",
+    ])
+    .ok();
+    let jsonl = std::fs::read_to_string(s.path("out.jsonl")).unwrap();
+    let first = jsonl.lines().next().unwrap();
+    assert!(
+        first.contains("\"channel\":\"block:metabolome\""),
+        "{first}"
+    );
 }
 
 #[test]

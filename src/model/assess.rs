@@ -322,6 +322,7 @@ impl Model {
             pooled_fallback: false,
             reason: String::new(),
             q_value: f64::NAN,
+            channel_p_values: Vec::new(),
         };
         if n_obs == 0 || coverage < params.min_coverage {
             out.reason = "missing".to_string();
@@ -436,6 +437,14 @@ impl Model {
         out.p_novelty = knn_j.map_or(f64::NAN, |j| set.channel_p_value(j, &per_channel(j)));
         out.residual = residual;
         out.p_residual = res_j.map_or(f64::NAN, |j| set.channel_p_value(j, &per_channel(j)));
+        out.channel_p_values = channels
+            .iter()
+            .enumerate()
+            .map(|(j, c)| crate::verdict::ChannelPValue {
+                channel: c.label(&cal.folds[0].state),
+                p_value: set.channel_p_value(j, &per_channel(j)),
+            })
+            .collect();
         out.density = match &self.density {
             None => score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd),
             Some(sample) => {
