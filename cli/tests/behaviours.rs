@@ -699,3 +699,103 @@ fn ten_concurrent_assess_processes_on_shards_equal_one_run() {
     );
     assert!(s.leftovers().is_empty());
 }
+
+// ---------------------------------------------------------------- --fdr
+
+/// `assess --fdr Q` adds `q_value` (Benjamini–Hochberg over the batch's
+/// p-values, recomputed here), calls `invisible` exactly the patients with
+/// `q_value ≤ Q`, and `check --fdr Q` exits by the same rule; a level
+/// outside (0, 1) is refused.
+#[test]
+fn fdr_adds_bh_q_values_and_decides_invisible_by_them() {
+    let s = Scratch::new();
+    let m = s.small_model();
+    let patients = small_patients();
+    let assess = |extra: &[&str]| {
+        let out = s.path("fdr.csv");
+        let mut args: Vec<&OsStr> = vec![
+            "assess".as_ref(),
+            "-q".as_ref(),
+            "--model".as_ref(),
+            m.as_os_str(),
+            "--input".as_ref(),
+            patients.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        args.extend(os(extra));
+        s.run(&args).ok();
+        OutCsv::read(&out)
+    };
+    let plain = assess(&[]);
+    assert!(!plain.header.iter().any(|h| h == "q_value"));
+    let q_level = 0.1;
+    let adjusted = assess(&["--fdr", "0.1"]);
+    let h = &adjusted.header;
+    let at = |name: &str| h.iter().position(|x| x == name).unwrap();
+    assert_eq!(at("q_value") + 1, at("note"), "{h:?}");
+    assert_eq!(at("reason") + 1, at("q_value"), "{h:?}");
+    let p: Vec<f64> = adjusted
+        .column("p_value")
+        .iter()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let q: Vec<f64> = adjusted
+        .column("q_value")
+        .iter()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    // Benjamini–Hochberg by hand: q_(i) = min_{j ≥ i} p_(j) m / j.
+    let n = p.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut want = vec![0.0; n];
+    let mut running = 1.0f64;
+    for rank in (0..n).rev() {
+        let i = order[rank];
+        running = running.min(p[i] * n as f64 / (rank + 1) as f64);
+        want[i] = running;
+    }
+    for i in 0..n {
+        assert!(
+            (q[i] - want[i]).abs() < 1e-12,
+            "row {i}: q {} want {}",
+            q[i],
+            want[i]
+        );
+        assert!(q[i] >= p[i]);
+    }
+    let verdicts = adjusted.column("verdict");
+    for (i, v) in verdicts.iter().enumerate() {
+        assert_eq!(
+            v == "invisible",
+            q[i] <= q_level,
+            "row {i}: {v}, q {}",
+            q[i]
+        );
+    }
+    let n_fdr = verdicts.iter().filter(|v| *v == "invisible").count();
+    let n_plain = plain
+        .column("verdict")
+        .iter()
+        .filter(|v| *v == "invisible")
+        .count();
+    assert!(n_fdr > 0 && n_fdr <= n_plain, "{n_fdr} vs {n_plain}");
+    // check --fdr: exit 1 when some q ≤ Q; a level outside (0, 1) is an error.
+    let check = |level: &str| {
+        s.run(&os(&[
+            "check",
+            "-q",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            patients.to_str().unwrap(),
+            "--fdr",
+            level,
+        ]))
+    };
+    let run = check("0.1");
+    run.no_panic();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    check("1.5").error(&["--fdr must be in (0, 1)"]);
+}

@@ -11,6 +11,10 @@
 
 mod harness;
 
+#[path = "../../fuzz/checks.rs"]
+#[allow(dead_code)]
+mod fuzz_checks;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -372,44 +376,6 @@ proptest! {
     }
 }
 
-/// The table options a fuzz input's first byte selects (as in
-/// `fuzz/fuzz_targets/table_reader.rs`).
-fn fuzz_options(flags: u8) -> (nof1::TableOptions, nof1::Role) {
-    let role = if flags & 1 == 0 {
-        nof1::Role::Reference
-    } else {
-        nof1::Role::Patients
-    };
-    let options = nof1::TableOptions {
-        strict: flags & 2 != 0,
-        delimiter: match (flags >> 2) & 3 {
-            0 => None,
-            1 => Some(b'\t'),
-            2 => Some(b';'),
-            _ => Some(b','),
-        },
-        group_col: (flags & 16 != 0).then(|| "g".to_string()),
-        ..nof1::TableOptions::default()
-    };
-    (options, role)
-}
-
-/// A version-3 container around `payload` (as in
-/// `fuzz/fuzz_targets/model_payload.rs`).
-fn fuzz_container(payload: &[u8]) -> Vec<u8> {
-    use nof1::model::format::{FORMAT_VERSION, MAGIC};
-    let mut out = Vec::new();
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let mut h = crc32fast::Hasher::new();
-    h.update(&out[..20]);
-    h.update(payload);
-    out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/regressions")
@@ -429,69 +395,24 @@ fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Every input kept in `fuzz/regressions/` (crashes the fuzzers found, once
-/// fixed, and the seeds) goes through the checks of its fuzz target.
+/// fixed, and the seeds) goes through the checks of its fuzz target: the
+/// same functions the fuzz targets call (`fuzz/checks.rs`). Each target has
+/// at least one input.
 #[test]
 fn fuzz_regressions_replay() {
     let mut n = 0;
-    for (name, data) in fuzz_inputs("table_reader") {
-        let Some((&flags, bytes)) = data.split_first() else {
-            continue;
-        };
-        let (opts, role) = fuzz_options(flags);
-        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes.to_vec()));
-        let result = match nof1::table::TableReader::from_reader(
-            input,
-            Path::new("fuzz.csv"),
-            &opts,
-            role,
-        ) {
-            Err(e) => check_error(&e, bytes),
-            Ok(mut reader) => loop {
-                match reader.next_chunk(5) {
-                    Ok(Some(chunk)) => {
-                        assert_eq!(
-                            chunk.values().len(),
-                            chunk.n_rows() * chunk.n_features(),
-                            "{name}"
-                        );
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(e) => break check_error(&e, bytes),
-                }
-            },
-        };
-        assert!(result.is_ok(), "{name}: {result:?}");
-        n += 1;
-    }
-    for (name, data) in fuzz_inputs("model_bytes") {
-        match nof1::Model::from_bytes(&data, Path::new("fuzz.nof1")) {
-            Err(e) => assert!(e.to_string().starts_with("fuzz.nof1"), "{name}: {e}"),
-            Ok(model) => assert!(!model.features().is_empty(), "{name}"),
+    for (target, check) in fuzz_checks::TARGETS {
+        let inputs = fuzz_inputs(target);
+        assert!(!inputs.is_empty(), "no regression input for {target}");
+        for (name, data) in inputs {
+            let result = std::panic::catch_unwind(|| check(&data));
+            assert!(
+                result.is_ok(),
+                "fuzz/regressions/{target}/{name} breaks its check (replay: \
+                 cargo test -p nof1-cli --test never_lose fuzz_regressions_replay)"
+            );
+            n += 1;
         }
-        n += 1;
     }
-    for (name, data) in fuzz_inputs("model_payload") {
-        match nof1::Model::from_bytes(&fuzz_container(&data), Path::new("fuzz.nof1")) {
-            Err(e) => assert!(e.to_string().starts_with("fuzz.nof1"), "{name}: {e}"),
-            Ok(model) => {
-                let p = model.features().len();
-                let header: Vec<String> = model.features().to_vec();
-                let mut text = format!("id,{}\n", header.join(","));
-                for v in ["0", "1", "-3.5", "1e6"] {
-                    text.push_str(&format!("p{v}{}\n", format!(",{v}").repeat(p)));
-                }
-                let opts = nof1::TableOptions::default();
-                if let Ok(t) = nof1::table::read_table_str(
-                    &text,
-                    Path::new("p.csv"),
-                    &opts,
-                    nof1::Role::Patients,
-                ) {
-                    let _ = model.assess(&t);
-                }
-            }
-        }
-        n += 1;
-    }
-    assert!(n >= 9, "only {n} regression inputs");
+    assert!(n >= 16, "only {n} regression inputs");
 }

@@ -261,30 +261,35 @@ fn os<'a>(items: &'a [&'a str]) -> Vec<&'a OsStr> {
 
 const SIGNALS: [(&str, i32); 2] = [("TERM", 143), ("INT", 130)];
 
+/// `assess --model model.nof1 --input fifo --out out.csv EXTRA...` killed by
+/// SIG`sig` once it has opened the FIFO and created its temporary output.
+fn kill_assess_mid_stream(s: &Scratch, extra: &[&str], sig: &str) -> Option<i32> {
+    let mut args = vec![
+        "assess",
+        "--model",
+        "model.nof1",
+        "--input",
+        "fifo",
+        "--out",
+        "out.csv",
+    ];
+    args.extend_from_slice(extra);
+    kill_mid_stream(
+        s,
+        &os(&args),
+        &s.path("fifo"),
+        &rows(false),
+        Some(&s.path("out.csv")),
+        sig,
+    )
+}
+
 #[test]
 fn assess_killed_mid_stream_leaves_nothing() {
     for (sig, code) in SIGNALS {
         let s = Scratch::new();
         let m = s.small_model();
-        let args = [
-            "assess",
-            "--model",
-            "model.nof1",
-            "--input",
-            "fifo",
-            "--out",
-            "out.csv",
-            "--report",
-            "r.html",
-        ];
-        let got = kill_mid_stream(
-            &s,
-            &os(&args),
-            &s.path("fifo"),
-            &rows(false),
-            Some(&s.path("out.csv")),
-            sig,
-        );
+        let got = kill_assess_mid_stream(&s, &["--report", "r.html"], sig);
         assert_eq!(got, Some(code), "SIG{sig}");
         assert!(
             !s.path("out.csv").exists() && !s.path("r.html").exists(),
@@ -367,23 +372,7 @@ fn audit_killed_mid_stream_leaves_no_directory() {
 fn a_stray_of_a_killed_run_is_removed_by_the_next_run() {
     let s = Scratch::new();
     s.small_model();
-    let args = [
-        "assess",
-        "--model",
-        "model.nof1",
-        "--input",
-        "fifo",
-        "--out",
-        "out.csv",
-    ];
-    let got = kill_mid_stream(
-        &s,
-        &os(&args),
-        &s.path("fifo"),
-        &rows(false),
-        Some(&s.path("out.csv")),
-        "KILL",
-    );
+    let got = kill_assess_mid_stream(&s, &[], "KILL");
     assert_eq!(got, None, "killed by a signal");
     assert!(!s.path("out.csv").exists());
     let strays = s.leftovers();

@@ -332,6 +332,7 @@ fn jsonl_output_validates_against_the_schema() {
     let schema = schema();
     let s = Scratch::new();
     let (reference, patients) = inputs(&s);
+    let panel_vcf = harness::fixtures().join("1000genomes-aisnp/seldin.aisnp.1kg.vcf.gz");
     let runs = [
         // Plain model, input read without groups.
         jsonl(&s, &small_reference(), &[], &small_patients(), &[]),
@@ -367,6 +368,8 @@ fn jsonl_output_validates_against_the_schema() {
             &small_patients(),
             &["--fdr", "0.1"],
         ),
+        // Genotypes: a VCF model and VCF patients, `variant_match` fields.
+        jsonl(&s, &panel_vcf, &[], &panel_vcf, &[]),
     ];
     let mut seen = std::collections::BTreeSet::new();
     let mut n = 0;
@@ -395,6 +398,14 @@ fn jsonl_output_validates_against_the_schema() {
             if v.get("group").is_some() {
                 seen.insert("group".into());
             }
+            if v.get("variant_match").is_some() {
+                seen.insert("variant_match".into());
+                assert_in_order(
+                    &shape.field("variant_match").keys(),
+                    &schema["$defs"]["variant_match"]["x-field-order"],
+                    &format!("{what} variant_match"),
+                );
+            }
             if v["neighbours"][0].get("group").is_some() {
                 seen.insert("neighbour group".into());
             }
@@ -412,6 +423,7 @@ fn jsonl_output_validates_against_the_schema() {
         "pooled_fallback",
         "group",
         "neighbour group",
+        "variant_match",
     ] {
         assert!(seen.contains(want), "no {want} in the outputs: {seen:?}");
     }

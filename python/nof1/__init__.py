@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -253,6 +253,7 @@ def fit(
     calibration_size: int = DEFAULTS["calibration_size"],
     min_coverage: float = DEFAULTS["min_coverage"],
     seed: int = DEFAULTS["seed"],
+    progress: Optional[Callable[[str, int, int], Any]] = None,
 ) -> "Model":
     """Fits a model on a reference cohort, as ``nof1 fit`` does.
 
@@ -269,7 +270,13 @@ def fit(
     ``"exact"``, ``"hnsw"``), ``folds``, ``calibration_size``,
     ``min_coverage`` and ``seed``.
 
-    The GIL is released while fitting; Ctrl-C interrupts it.
+    ``progress``, if given, is called as ``progress(step, done, total)`` on
+    the calling thread while the fit runs: once when each step starts
+    (``done`` 0), once when it ends (``done == total``) and at most every
+    50 ms in between; an exception it raises stops the fit and propagates.
+
+    The GIL is released while fitting; Ctrl-C interrupts it promptly
+    (``KeyboardInterrupt``).
 
     Raises ``TableError`` (a ``ValueError``) for a table the CLI would refuse,
     naming the row and column, and ``ParameterError`` (a ``ValueError``) for
@@ -303,6 +310,7 @@ def fit(
         min_coverage=float(min_coverage),
         seed=int(seed),
         calibrate_by_group=calibrate_by is not None,
+        progress=progress,
     )
     for w in notes:
         warnings.warn(w, stacklevel=2)

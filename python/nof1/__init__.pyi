@@ -1,7 +1,7 @@
 """Type stubs of nof1 (see __init__.py for the docs)."""
 
 import os
-from typing import Any, Iterable, Literal, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,7 @@ def fit(
     calibration_size: int = ...,
     min_coverage: float = ...,
     seed: int = ...,
+    progress: Optional[Callable[[str, int, int], Any]] = ...,
 ) -> Model: ...
 def load(path: _Path) -> Model: ...
 

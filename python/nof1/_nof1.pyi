@@ -1,6 +1,6 @@
 """Type stubs of the compiled module (private: use nof1.fit, nof1.load, nof1.Model)."""
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 __version__: str
 CSV_COLUMNS: list[str]
@@ -51,5 +51,6 @@ def fit(
     min_coverage: float,
     seed: int,
     calibrate_by_group: bool,
+    progress: Optional[Callable[[str, int, int], Any]] = ...,
 ) -> Tuple[RawModel, list[str]]: ...
 def load(path: str) -> RawModel: ...

@@ -6,12 +6,13 @@
 //! [`nof1::output::columns`] and [`nof1::output::record`] (the CLI's CSV
 //! columns), details with [`nof1::output::json_record`]. No detector logic
 //! lives here. Fit and assess run on a worker thread with the GIL released;
-//! the calling thread polls for signals, so Ctrl-C stops a fit (the worker
-//! unwinds at its next progress report).
+//! the calling thread polls for signals and passes progress to an optional
+//! Python callback, so Ctrl-C stops a fit (the worker unwinds at its next
+//! progress report, at most a few hundred members searched away).
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -116,10 +117,22 @@ fn to_py(e: Error, ids: Option<&[String]>) -> PyErr {
 /// Unwinds the worker when the caller was interrupted.
 struct Interrupted;
 
-/// A [`Progress`] that stops the work when the caller was interrupted.
+/// A step starting or ending, as the worker reported it.
+enum Event {
+    Start(String, u64),
+    Finish,
+}
+
+/// A [`Progress`] for the worker: records the steps for the calling thread
+/// (which reports them to Python) and stops the work, by unwinding at the
+/// next report, once the caller was interrupted. The library reports at
+/// least every few hundred members searched (`nof1::model::fit::PROGRESS_EVERY`)
+/// and between the parts of every step, so a fit stops promptly.
 #[derive(Default)]
 struct Stop {
     flag: AtomicBool,
+    events: Mutex<Vec<Event>>,
+    done: AtomicU64,
 }
 
 impl Stop {
@@ -128,26 +141,100 @@ impl Stop {
             resume_unwind(Box::new(Interrupted));
         }
     }
+
+    fn push(&self, event: Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
 }
 
 impl Progress for Stop {
-    fn start(&self, _step: &str, _total: u64) {
+    fn start(&self, step: &str, total: u64) {
         self.check();
+        // Under the lock, so a poll reads `done` with the events it takes.
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        self.done.store(0, Ordering::Relaxed);
+        events.push(Event::Start(step.to_string(), total));
     }
-    fn advance(&self, _n: u64) {
+    fn advance(&self, n: u64) {
         self.check();
+        self.done.fetch_add(n, Ordering::Relaxed);
     }
     fn finish(&self) {
         self.check();
+        self.push(Event::Finish);
     }
 }
 
-/// Runs `work` on a worker thread with the GIL released, polling for signals
-/// (Ctrl-C) every 50 ms; a signal stops the work at its next progress report
-/// and its exception is raised. A panic becomes a `RuntimeError`.
-fn run<T: Send>(py: Python<'_>, work: impl FnOnce(&Stop) -> T + Send) -> PyResult<T> {
+/// Calls a Python `progress(step, done, total)` on the calling thread with
+/// what the worker reported since the last call: each step once when it
+/// starts (`done` 0) and once when it ends (`done` = `total`), and in
+/// between whenever `done` moved.
+struct Reporter<'py> {
+    callback: Option<Bound<'py, PyAny>>,
+    step: Option<(String, u64)>,
+    reported: u64,
+}
+
+impl Reporter<'_> {
+    fn poll(&mut self, stop: &Stop) -> PyResult<()> {
+        let Some(callback) = &self.callback else {
+            return Ok(());
+        };
+        let (events, done) = {
+            let mut events = stop.events.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                std::mem::take(&mut *events),
+                stop.done.load(Ordering::Relaxed),
+            )
+        };
+        for event in events {
+            match event {
+                Event::Start(step, total) => {
+                    callback.call1((step.as_str(), 0u64, total))?;
+                    self.step = Some((step, total));
+                    self.reported = 0;
+                }
+                Event::Finish => {
+                    if let Some((step, total)) = self.step.take()
+                        && self.reported != total
+                    {
+                        callback.call1((step.as_str(), total, total))?;
+                    }
+                }
+            }
+        }
+        // `done` counts the units of the last step started.
+        if let Some((step, total)) = &self.step {
+            let done = done.min(*total);
+            if done != self.reported {
+                callback.call1((step.as_str(), done, *total))?;
+                self.reported = done;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `work` on a worker thread with the GIL released. The calling thread
+/// wakes every 50 ms to pass the worker's progress to `progress` (a Python
+/// callable, if given) and to check for signals: on Ctrl-C (or an exception
+/// from `progress`) the work stops at its next progress report, the worker
+/// is joined, and the exception is raised. A panic becomes a `RuntimeError`.
+fn run<T: Send>(
+    py: Python<'_>,
+    progress: Option<Bound<'_, PyAny>>,
+    work: impl FnOnce(&Stop) -> T + Send,
+) -> PyResult<T> {
     let stop = Stop::default();
     let done = (Mutex::new(false), Condvar::new());
+    let mut reporter = Reporter {
+        callback: progress,
+        step: None,
+        reported: 0,
+    };
     std::thread::scope(|s| {
         let stop = &stop;
         let done = &done;
@@ -162,7 +249,7 @@ fn run<T: Send>(py: Python<'_>, work: impl FnOnce(&Stop) -> T + Send) -> PyResul
                 out
             })
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
-        let mut signal = None;
+        let mut raised = None;
         loop {
             let finished = py.detach(|| {
                 let (lock, cv) = done;
@@ -172,17 +259,19 @@ fn run<T: Send>(py: Python<'_>, work: impl FnOnce(&Stop) -> T + Send) -> PyResul
                     .unwrap_or_else(|e| e.into_inner());
                 *guard
             });
-            if finished {
+            // Signals first: a Ctrl-C is never hidden by a finished fit's
+            // last reports, nor by an exception of the callback.
+            if let Err(e) = py.check_signals().and_then(|()| reporter.poll(stop)) {
+                stop.flag.store(true, Ordering::Relaxed);
+                raised = Some(e);
                 break;
             }
-            if let Err(e) = py.check_signals() {
-                stop.flag.store(true, Ordering::Relaxed);
-                signal = Some(e);
+            if finished {
                 break;
             }
         }
         let joined = py.detach(|| worker.join());
-        if let Some(e) = signal {
+        if let Some(e) = raised {
             return Err(e);
         }
         match joined {
@@ -332,7 +421,7 @@ fn index_choice(index: &str) -> PyResult<IndexChoice> {
 
 /// Fits a model; see `nof1.fit` for the arguments.
 #[pyfunction]
-#[pyo3(signature = (ids, names, data, groups, id_name, *, k, alpha, warn_alpha, variance, components, max_components, index, folds, calibration_size, min_coverage, seed, calibrate_by_group))]
+#[pyo3(signature = (ids, names, data, groups, id_name, *, k, alpha, warn_alpha, variance, components, max_components, index, folds, calibration_size, min_coverage, seed, calibrate_by_group, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
@@ -353,6 +442,7 @@ fn fit(
     min_coverage: f64,
     seed: u64,
     calibrate_by_group: bool,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<(RawModel, Vec<String>)> {
     let rule = match (components, variance) {
         (Some(_), Some(_)) => {
@@ -378,7 +468,7 @@ fn fit(
         .calibrate_by_group(calibrate_by_group);
     params.check().map_err(|e| to_py(e, None))?;
     let table = build_table(py, Role::Reference, true, id_name, ids, names, data, groups)?;
-    let model = run(py, |stop| params.fit_with_progress(&table, stop))?;
+    let model = run(py, progress, |stop| params.fit_with_progress(&table, stop))?;
     drop(table);
     let model = model.map_err(|e| to_py(e, None))?;
     let warnings = model.data().warnings.clone();
@@ -393,7 +483,7 @@ fn fit(
 /// Loads a model file written by `nof1 fit` or `Model.save`.
 #[pyfunction]
 fn load(py: Python<'_>, path: PathBuf) -> PyResult<RawModel> {
-    let model = run(py, |stop| Model::load_with_progress(&path, stop))?;
+    let model = run(py, None, |stop| Model::load_with_progress(&path, stop))?;
     Ok(RawModel {
         inner: Arc::new(model.map_err(|e| to_py(e, None))?),
     })
@@ -477,7 +567,7 @@ impl RawModel {
             groups,
         )?;
         let model = &*self.inner;
-        let mut rows = run(py, |_| model.assess(&table))?.map_err(|e| to_py(e, None))?;
+        let mut rows = run(py, None, |_| model.assess(&table))?.map_err(|e| to_py(e, None))?;
         drop(table);
         let with_q = fdr.is_some();
         if let Some(q) = fdr {
@@ -527,20 +617,20 @@ impl RawModel {
     /// Writes the model file (the CLI's format), atomically.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let model = &*self.inner;
-        run(py, |_| model.save(&path))?.map_err(|e| to_py(e, None))
+        run(py, None, |_| model.save(&path))?.map_err(|e| to_py(e, None))
     }
 
     /// The model file's bytes (for pickling).
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let model = &*self.inner;
-        let bytes = run(py, |_| model.to_bytes())?.map_err(|e| to_py(e, None))?;
+        let bytes = run(py, None, |_| model.to_bytes())?.map_err(|e| to_py(e, None))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
     /// A model from a model file's bytes.
     #[staticmethod]
     fn from_bytes(py: Python<'_>, bytes: &[u8]) -> PyResult<RawModel> {
-        let model = run(py, |_| Model::from_bytes(bytes, Path::new("<bytes>")))?;
+        let model = run(py, None, |_| Model::from_bytes(bytes, Path::new("<bytes>")))?;
         Ok(RawModel {
             inner: Arc::new(model.map_err(|e| to_py(e, None))?),
         })

@@ -479,7 +479,7 @@ impl ProjectionParams {
         by_id: &[usize],
         progress: &dyn Progress,
     ) -> Result<Projection> {
-        progress.start("projecting", 1);
+        progress.start("projecting", 4);
         let n = rows.len();
         let standardiser = Standardiser::fit(values, p, rows.iter().copied());
         // MFA: each block divided by its first singular value on these rows.
@@ -507,6 +507,7 @@ impl ProjectionParams {
             standardiser.scale(),
             max_c,
         )?;
+        progress.advance(1);
         let needs_pa = matches!(
             self.components,
             ComponentRule::Auto | ComponentRule::ParallelAnalysis
@@ -524,6 +525,7 @@ impl ProjectionParams {
         } else {
             Vec::new()
         };
+        progress.advance(1);
         let n_parallel = if needs_pa {
             project::n_for_parallel_analysis(&pca.eigenvalues, &null_eigenvalues)
         } else {
@@ -567,6 +569,7 @@ impl ProjectionParams {
         } else {
             0.0
         };
+        progress.advance(1);
         let (c, knn_c) = match self.components {
             ComponentRule::Auto => {
                 if noise_likeness >= project::NOISE_FLATNESS {
@@ -588,6 +591,7 @@ impl ProjectionParams {
             take_columns(&pca.loadings, p, pca.n_loadings, c),
             c,
         );
+        progress.advance(1);
         progress.finish();
         Ok(Projection {
             projector,
@@ -667,6 +671,7 @@ impl CalibrationParams {
         train_by_id: &[usize],
         fold: &FoldModel,
         index: &ExactIndex,
+        progress: &dyn Progress,
     ) -> Scorer {
         let tune: Vec<usize> = train_by_id.iter().take(TUNE_MAX).copied().collect();
         let scorer = FoldScorer {
@@ -675,12 +680,15 @@ impl CalibrationParams {
             k: self.k,
             statistic: self.statistic,
         };
+        // Chunks of PROGRESS_EVERY, each a point where the work can stop.
         let scores: Vec<Vec<f64>> = tune
-            .par_iter()
-            .with_min_len(64)
-            .map(|&r| {
-                let at = train.binary_search(&r).ok().map(|i| i as u32);
-                scorer.score_skipping(input.row(r), at).scores
+            .par_chunks(PROGRESS_EVERY)
+            .flat_map_iter(|chunk| {
+                progress.advance(0);
+                chunk.iter().map(|&r| {
+                    let at = train.binary_search(&r).ok().map(|i| i as u32);
+                    scorer.score_skipping(input.row(r), at).scores
+                })
             })
             .collect();
         Scorer::fit(fold.state.channels(), &scores)
@@ -719,20 +727,29 @@ impl CalibrationParams {
                     state,
                 };
                 progress.start("calibrating (split conformal)", plan.scored.len() as u64);
-                fold.scorer = self.fit_scorer(input, &plan.train, &plan.train_by_id, &fold, exact);
+                fold.scorer = self.fit_scorer(
+                    input,
+                    &plan.train,
+                    &plan.train_by_id,
+                    &fold,
+                    exact,
+                    progress,
+                );
                 let members: Vec<CalibrationMember> = plan
                     .scored
-                    .par_iter()
-                    .with_min_len(256)
-                    .map(|&r| {
-                        let s = scorer_of(&fold, exact).score(input.row(r));
-                        CalibrationMember {
-                            row: r as u32,
-                            fold: 0,
-                            group: group_of(r),
-                            scores: s.scores,
-                            novelty: s.novelty,
-                        }
+                    .par_chunks(PROGRESS_EVERY)
+                    .flat_map_iter(|chunk| {
+                        progress.advance(chunk.len() as u64);
+                        chunk.iter().map(|&r| {
+                            let s = scorer_of(&fold, exact).score(input.row(r));
+                            CalibrationMember {
+                                row: r as u32,
+                                fold: 0,
+                                group: group_of(r),
+                                scores: s.scores,
+                                novelty: s.novelty,
+                            }
+                        })
                     })
                     .collect();
                 progress.finish();
@@ -759,6 +776,7 @@ impl CalibrationParams {
                     let train: Vec<usize> = (0..input.n).filter(|&r| !out(r)).collect();
                     let train_by_id: Vec<usize> =
                         plan.by_id.iter().copied().filter(|&r| !out(r)).collect();
+                    progress.advance(0);
                     let proj = input.expand(self.projection.fit(
                         &input.projected,
                         input.active.len(),
@@ -766,6 +784,7 @@ impl CalibrationParams {
                         &train_by_id,
                         &NoProgress,
                     )?);
+                    progress.advance(0);
                     let (c, dims) = (proj.choice.n_components, proj.choice.knn_components);
                     let points = leading(&embed_rows(&proj.projector, values, &train), c, dims);
                     let index = ExactIndex::new(points.clone(), dims);
@@ -791,19 +810,23 @@ impl CalibrationParams {
                             .map(|pos| plan.scored[pos])
                             .collect()
                     };
-                    fold.scorer = self.fit_scorer(input, &train, &train_by_id, &fold, &index);
+                    fold.scorer =
+                        self.fit_scorer(input, &train, &train_by_id, &fold, &index, progress);
                     let sc = self.scorer(&fold, &index);
                     let mine: Vec<CalibrationMember> = rows_of(f)
-                        .par_iter()
-                        .map(|&r| {
-                            let s = sc.score(input.row(r));
-                            CalibrationMember {
-                                row: r as u32,
-                                fold: f as u32,
-                                group: group_of(r),
-                                scores: s.scores,
-                                novelty: s.novelty,
-                            }
+                        .par_chunks(PROGRESS_EVERY)
+                        .flat_map_iter(|chunk| {
+                            progress.advance(0);
+                            chunk.iter().map(|&r| {
+                                let s = sc.score(input.row(r));
+                                CalibrationMember {
+                                    row: r as u32,
+                                    fold: f as u32,
+                                    group: group_of(r),
+                                    scores: s.scores,
+                                    novelty: s.novelty,
+                                }
+                            })
                         })
                         .collect();
                     members.extend(mine);
@@ -1016,12 +1039,16 @@ impl IndexParams {
         // the recall measured at fit reaches MIN_RECALL on both kinds of
         // probes, up to EF_RAISE_LIMIT times the requested width; the width
         // reached is stored with the model.
+        progress.start("checking HNSW recall", 1);
         let mut chk = self.check_index(&g, exact, calibration, input, projection);
         let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
         while chk.recall_in.min(chk.recall_out) < MIN_RECALL && g.params().ef_search < limit {
+            progress.advance(0);
             g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
             chk = self.check_index(&g, exact, calibration, input, projection);
         }
+        progress.advance(1);
+        progress.finish();
         let ef_search = g.params().ef_search;
         if chk.recall_in.min(chk.recall_out) < MIN_RECALL {
             warnings.push(format!(
@@ -1156,6 +1183,14 @@ pub const MIN_RECALL: f64 = 0.95;
 /// least `k`), doubling it, to reach [`MIN_RECALL`].
 pub const EF_RAISE_LIMIT: usize = 8;
 
+/// Members searched between two progress reports in the steps that search
+/// for every member (calibration, its tail fits, reference densities): they
+/// are searched in chunks of this many, each reported before it starts
+/// (`advance(0)` where the step counts other units). A report is also where
+/// a [`Progress`] that cancels can stop the work (the Python package does):
+/// every thread stops within its current chunk.
+pub const PROGRESS_EVERY: usize = 64;
+
 /// Every member's k-distance and local reachability density among the other
 /// members (exact; members searched in tree order, which keeps the points
 /// they share in cache).
@@ -1174,19 +1209,20 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
     };
     let mut found = vec![blank; n * k];
     progress.start("reference densities", n as u64);
+    // In chunks of PROGRESS_EVERY members, each reported before it is
+    // searched (so a cancelling report stops every thread within a chunk).
     found
-        .par_chunks_mut(k.max(1))
-        .zip(&order)
-        .with_min_len(256)
-        .enumerate()
-        .for_each(|(pos, (out, &(_, i)))| {
-            if pos % 1024 == 0 {
-                progress.advance(1024.min((n - pos) as u64));
+        .par_chunks_mut(k.max(1) * PROGRESS_EVERY)
+        .zip(order.par_chunks(PROGRESS_EVERY))
+        .with_min_len(4)
+        .for_each(|(out, chunk)| {
+            progress.advance(chunk.len() as u64);
+            for (out, &(_, i)) in out.chunks_mut(k.max(1)).zip(chunk) {
+                let nb = exact
+                    .search(exact.point(i as usize), k, Some(i), None)
+                    .neighbours;
+                out[..nb.len()].copy_from_slice(&nb);
             }
-            let nb = exact
-                .search(exact.point(i as usize), k, Some(i), None)
-                .neighbours;
-            out[..nb.len()].copy_from_slice(&nb);
         });
     progress.finish();
     let mut kdist = vec![f32::NAN; n];

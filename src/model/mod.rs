@@ -26,10 +26,19 @@ use crate::index::{ExactIndex, HnswIndex, IndexKind};
 use crate::project::{ComponentRule, Projector};
 
 /// Progress reporting hook for long steps (the library never prints).
+///
+/// `advance` may be called from several threads at once. The steps that
+/// search for every member report at least every
+/// [`fit::PROGRESS_EVERY`] members, and every other step of a fit is a few
+/// reports at most apart, so an implementation can also cancel the work: a
+/// report that unwinds (e.g. with [`std::panic::resume_unwind`]) stops it
+/// promptly, to be caught by the caller (the Python package stops a fit on
+/// Ctrl-C so).
 pub trait Progress: Sync {
     /// A new step starts with `total` units of work.
     fn start(&self, _step: &str, _total: u64) {}
-    /// `n` more units are done.
+    /// `n` more units are done (`advance(0)`: no unit is, but the work is
+    /// at a point where it can stop).
     fn advance(&self, _n: u64) {}
     /// The step is over.
     fn finish(&self) {}

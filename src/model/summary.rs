@@ -76,6 +76,9 @@ pub struct ModelSummary {
     pub n_features: usize,
     /// Reference columns dropped as constant.
     pub dropped_features: Vec<String>,
+    /// Variant identities stored, for a model fitted on genotypes (genotype
+    /// patients are then matched by position and alleles); `None` otherwise.
+    pub n_variants: Option<usize>,
     /// How the components were chosen.
     pub components: ComponentChoice,
     /// The parameters (checked).
@@ -168,6 +171,7 @@ impl ModelSummary {
             reference_size: data.reference.ids.len(),
             n_features: data.features.len(),
             dropped_features: data.dropped_features.clone(),
+            n_variants: data.variants.as_ref().map(Vec::len),
             components: data.components.clone(),
             params: data.params.clone(),
             calibration_size: cal.pooled.n_members,
@@ -197,6 +201,7 @@ impl ModelSummary {
             "reference_size": self.reference_size,
             "features": self.n_features,
             "dropped_features": self.dropped_features,
+            "variants": self.n_variants,
             "components": c.n_components,
             "knn_components": c.knn_components,
             "parallel_analysis_components": c.n_parallel,
@@ -270,6 +275,12 @@ impl ModelSummary {
                 format!(": {}", preview_names(&self.dropped_features))
             }
         )?;
+        if let Some(n) = self.n_variants {
+            writeln!(
+                out,
+                "variants         {n} (chrom, pos, ref, alt, id; genotype patients matched by position and alleles)"
+            )?;
+        }
         writeln!(
             out,
             "components       {} by {}; {:.1}% of variance",

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::model::Model;
+use crate::table::MatchReport;
 use crate::verdict::Assessment;
 
 fn num(x: f64) -> Option<f64> {
@@ -52,6 +53,8 @@ struct Row<'a> {
     q_value: Option<Option<f64>>,
     channels: Vec<ChannelOut<'a>>,
     note: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant_match: Option<&'a MatchReport>,
 }
 
 #[derive(Serialize)]
@@ -68,23 +71,32 @@ struct ChannelOut<'a> {
 /// # Errors
 /// Never in practice (the fields are plain values); a serialisation error is passed on.
 pub fn json_record(model: &Model, a: &Assessment, with_q: bool) -> serde_json::Result<String> {
-    serde_json::to_string(&row(model, a, with_q))
+    serde_json::to_string(&row(model, a, with_q, None))
 }
 
+/// Writes one line per assessment; `variant_match` (the patients' variant
+/// match, for genotype input) is repeated on every line.
 pub(super) fn write_rows(
     w: &mut dyn Write,
     model: &Model,
     rows: &[Assessment],
     with_q: bool,
+    variant_match: Option<&MatchReport>,
 ) -> io::Result<()> {
     for a in rows {
-        serde_json::to_writer(&mut *w, &row(model, a, with_q)).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *w, &row(model, a, with_q, variant_match))
+            .map_err(io::Error::other)?;
         w.write_all(b"\n")?;
     }
     Ok(())
 }
 
-fn row<'a>(model: &'a Model, a: &'a Assessment, with_q: bool) -> Row<'a> {
+fn row<'a>(
+    model: &'a Model,
+    a: &'a Assessment,
+    with_q: bool,
+    variant_match: Option<&'a MatchReport>,
+) -> Row<'a> {
     let reference = model.reference();
     let neighbours: Vec<NeighbourOut> = a
         .neighbours
@@ -140,5 +152,6 @@ fn row<'a>(model: &'a Model, a: &'a Assessment, with_q: bool) -> Row<'a> {
             })
             .collect(),
         note: &a.note,
+        variant_match,
     }
 }

@@ -87,6 +87,7 @@ pub struct AssessmentWriter {
     path: PathBuf,
     header_written: bool,
     with_q: bool,
+    variant_match: Option<crate::table::MatchReport>,
 }
 
 impl std::fmt::Debug for AssessmentWriter {
@@ -119,6 +120,7 @@ impl AssessmentWriter {
             path: path.to_path_buf(),
             header_written: false,
             with_q: false,
+            variant_match: None,
         })
     }
 
@@ -127,6 +129,12 @@ impl AssessmentWriter {
     pub fn with_q_values(mut self, yes: bool) -> Self {
         self.with_q = yes;
         self
+    }
+
+    /// Records the variant match of the patients' genotype file: JSON Lines
+    /// rows then carry it as `variant_match` (CSV and TSV do not).
+    pub fn set_variant_match(&mut self, report: Option<crate::table::MatchReport>) {
+        self.variant_match = report;
     }
 
     /// Writes a batch of assessments (in order).
@@ -138,6 +146,7 @@ impl AssessmentWriter {
         let with_q = self.with_q;
         let write_header = !self.header_written;
         self.header_written = true;
+        let variant_match = self.variant_match.as_ref();
         let Some(sink) = self.sink.as_mut() else {
             return Ok(());
         };
@@ -156,7 +165,7 @@ impl AssessmentWriter {
                 }
                 .and_then(|_| csv::write_rows(w, sep, model, rows, with_q))
             }
-            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, with_q),
+            OutputFormat::Jsonl => jsonl::write_rows(w, model, rows, with_q, variant_match),
         };
         result.map_err(|e| Error::io(&self.path, e))
     }

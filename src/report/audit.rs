@@ -219,6 +219,9 @@ pub struct Audit {
     pub calibration: CalibrationCheck,
     /// Per patient group, sorted by label.
     pub groups: Vec<GroupAudit>,
+    /// The variant match of the patients' genotype file, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_match: Option<crate::table::MatchReport>,
 }
 
 fn audit_group(model: &Model, group: &str, members: &[&Assessment]) -> GroupAudit {
@@ -365,6 +368,7 @@ pub fn audit(model: &Model, assessments: &[Assessment]) -> Audit {
         pooled_fallback: assessments.iter().filter(|a| a.pooled_fallback).count(),
         calibration: calibration_check(alpha, model.data().calibration.pooled.n_members, counts),
         groups,
+        variant_match: None,
     }
 }
 

@@ -359,6 +359,14 @@ fn write_verdict_summary(out: &mut String, assessments: &[Assessment], audit: Op
             }
             None => {}
         }
+        if let Some(m) = &audit.variant_match {
+            let class = if m.matched < m.n_model { "warn" } else { "ok" };
+            let _ = write!(
+                out,
+                "<div class=\"{class}\">Variant match of the patients' genotype file: {}.</div>",
+                escape(&m.summary())
+            );
+        }
     }
 }
 

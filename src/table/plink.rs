@@ -69,12 +69,21 @@ impl PlinkPaths {
 pub fn read_plink(path: &Path) -> Result<Genotypes> {
     let paths = PlinkPaths::new(path);
     let fam = read_all(&paths.fam)?;
-    let samples = parse_fam(&fam, &paths.fam)?;
-    check_samples(&paths.fam, &samples, "line")?;
     let bim = read_all(&paths.bim)?;
-    let variants = parse_bim(&bim, &paths.bim)?;
     let bed = std::fs::read(&paths.bed).map_err(|e| Error::io(&paths.bed, e))?;
-    let calls = decode_bed(&bed, &paths.bed, samples.len(), variants.len())?;
+    parse_plink(&paths, &bed, &bim, &fam)
+}
+
+/// [`read_plink`] on the bytes of the three files (the `.bim` and `.fam`
+/// already decompressed); `paths` names them in messages.
+///
+/// # Errors
+/// As [`read_plink`], except I/O.
+pub fn parse_plink(paths: &PlinkPaths, bed: &[u8], bim: &[u8], fam: &[u8]) -> Result<Genotypes> {
+    let samples = parse_fam(fam, &paths.fam)?;
+    check_samples(&paths.fam, &samples, "line")?;
+    let variants = parse_bim(bim, &paths.bim)?;
+    let calls = decode_bed(bed, &paths.bed, samples.len(), variants.len())?;
     Genotypes::new(&paths.bed, samples, variants, Dosages::Calls(calls))
 }
 

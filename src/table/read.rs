@@ -5,8 +5,7 @@
 //! line, the column and the value.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -38,11 +37,17 @@ pub struct TableOptions {
 }
 
 impl TableOptions {
-    /// The delimiter used for `path`.
+    /// The delimiter used for `path` (a `.gz`/`.bgz` suffix ignored).
     pub fn delimiter_for(&self, path: &Path) -> u8 {
         if let Some(d) = self.delimiter {
             return d;
         }
+        let path = match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("gz") || e.eq_ignore_ascii_case("bgz") => {
+                path.with_extension("")
+            }
+            _ => path.to_path_buf(),
+        };
         match path
             .extension()
             .and_then(|e| e.to_str())
@@ -133,22 +138,11 @@ impl std::fmt::Debug for TableReader {
     }
 }
 
+/// Opens `path` (`-` = standard input), decompressing gzip or BGZF as its
+/// first bytes say (see [`super::input::open_input`]).
 fn open_input(path: &Path) -> Result<Box<dyn Read + Send>> {
-    if path == Path::new("-") {
-        return Ok(Box::new(std::io::stdin()));
-    }
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a directory, not a file",
-            ),
-        ));
-    }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+    let input: Box<dyn Read + Send> = super::input::open_input(path)?;
+    Ok(input)
 }
 
 impl TableReader {
@@ -780,6 +774,37 @@ mod tests {
             ..TableOptions::default()
         };
         read_table_str(text, Path::new("t.csv"), &opts, role)
+    }
+
+    #[test]
+    fn gzip_tables_are_read_by_content_with_the_name_s_delimiter() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let gz = |text: &str| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(text.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let tsv = dir.path().join("t.tsv.gz");
+        std::fs::write(&tsv, gz("id\ta\tb\nx\t1\t2\n")).unwrap();
+        let t = read_table(&tsv, &TableOptions::default(), Role::Reference).unwrap();
+        assert_eq!(
+            (t.feature_names(), t.row(0)),
+            (&["a".into(), "b".into()][..], &[1.0, 2.0][..])
+        );
+        // A gzip file whose name does not say so.
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, gz("id,a\nx,3\n")).unwrap();
+        let t = read_table(&csv, &TableOptions::default(), Role::Reference).unwrap();
+        assert_eq!(t.row(0), &[3.0]);
+        assert_eq!(
+            TableOptions::default().delimiter_for(Path::new("x.TAB.bgz")),
+            b'\t'
+        );
+        assert_eq!(
+            TableOptions::default().delimiter_for(Path::new("x.csv.gz")),
+            b','
+        );
     }
 
     #[test]

@@ -228,9 +228,16 @@ impl Block {
         self.first_line = *line_no + 1;
         while self.bytes.len() < BLOCK_BYTES {
             let start = self.bytes.len();
-            let got = input
-                .read_until(b'\n', &mut self.bytes)
-                .map_err(|e| Error::io(path, e))?;
+            let got = input.read_until(b'\n', &mut self.bytes).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::parse(
+                        Position::line(path, *line_no + 1),
+                        format!("truncated: the data ends early ({e}; a cut compressed file?)"),
+                    )
+                } else {
+                    Error::io(path, e)
+                }
+            })?;
             if got == 0 {
                 return Ok(true);
             }
@@ -572,6 +579,38 @@ mod tests {
         let text = format!("{HEAD}{body}");
         let input: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(text.into_bytes()));
         read_vcf_from(input, Path::new("t.vcf"), &GenotypeOptions { use_ds }, None)
+    }
+
+    #[test]
+    fn a_cut_bgzip_file_is_truncated_at_a_line() {
+        use std::io::Write;
+        let mut text = String::from(HEAD);
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "1\t{}\trs{i}\tA\tG\t.\t.\t.\tGT\t0|0\t0/1\t1|1\n",
+                i + 1
+            ));
+        }
+        let mut w = noodles_bgzf::io::Writer::new(Vec::new());
+        w.write_all(text.as_bytes()).unwrap();
+        let bytes = w.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.vcf.gz");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            read_vcf(&path, &GenotypeOptions::default())
+                .unwrap()
+                .n_variants(),
+            20_000
+        );
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let e = read_vcf(&path, &GenotypeOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.vcf.gz:") && e.contains(": truncated: the data ends early"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -92,10 +92,11 @@ pub fn parse_whitespace(
     for n in &options.exclude {
         excluded[find("excluded", n)?] = true;
     }
+    // `get`, not slicing: a header field may start with a multi-byte character.
     let is_pc = |h: &str| {
         h.len() > 2
-            && h[..2].eq_ignore_ascii_case("PC")
-            && h[2..].bytes().all(|b| b.is_ascii_digit())
+            && h.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("PC"))
+            && h.bytes().skip(2).all(|b| b.is_ascii_digit())
     };
     let has_pcs = header.iter().any(|h| is_pc(h));
     let features: Vec<usize> = (0..header.len())
@@ -176,6 +177,24 @@ mod tests {
 
     fn read(text: &str, opts: &TableOptions) -> Result<Table> {
         parse_whitespace(text, Path::new("x.eigenvec"), opts, Role::Reference)
+    }
+
+    /// Found by fuzzing (`whitespace_reader`, kept as
+    /// `fuzz/regressions/whitespace_reader/crash-multibyte-header-field`):
+    /// a header field whose second byte is inside a multi-byte character
+    /// panicked ("byte index 2 is not a char boundary") while checking for
+    /// `PC1`, `PC2`, ... names.
+    #[test]
+    fn a_header_field_starting_with_a_multibyte_character_is_no_panic() {
+        let o = TableOptions::default();
+        let t = read("IID g x\u{71c}\u{7c7} z\u{e9}\na 0 1 2\nc 0 3 4\n", &o).unwrap();
+        assert_eq!(t.feature_names, vec!["g", "x\u{71c}\u{7c7}", "z\u{e9}"]);
+        let e = read("IID x \u{e9}PC1\na 1 2\nb 3 x\n", &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.eigenvec:3:"), "{e}");
+        let t = read("IID PC1 \u{e9}PC2 P\u{e9}1\na 1 2 3\nb 4 5 6\n", &o).unwrap();
+        assert_eq!(t.feature_names, vec!["PC1"]);
     }
 
     #[test]

@@ -51,9 +51,16 @@ pub struct TableArgs {
     /// Columns to ignore (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
-    /// Field delimiter: a single character, or `tab` (default: by extension, `.tsv` → tab).
+    /// Field delimiter: a single character, or `tab` (default: by format or extension, `.tsv` → tab).
     #[arg(long)]
     pub delimiter: Option<String>,
+    /// Sample labels: a CSV/TSV whose first column is the sample id; --group-col
+    /// and --calibrate-by then name its columns (works with every input format).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// VCF/BCF: read the DS (dosage) FORMAT field instead of GT where a record has it.
+    #[arg(long)]
+    pub use_ds: bool,
 }
 
 /// Index choice on the command line.
@@ -70,9 +77,13 @@ pub enum IndexArg {
 /// `nof1 fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// Reference cohort (CSV or TSV; `-` = stdin).
+    /// Reference cohort: CSV/TSV, VCF (.vcf, .vcf.gz), BCF, PLINK .bed, or a
+    /// whitespace PC table (.eigenvec, .pcs, .txt); gzip allowed; `-` = stdin.
     #[arg(long)]
     pub reference: PathBuf,
+    /// Input format, overriding the extension: csv, tsv, whitespace, vcf, bcf, plink.
+    #[arg(long, visible_alias = "input-format")]
+    pub format: Option<String>,
     /// Model file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -131,11 +142,22 @@ pub struct PatientArgs {
     /// Model file.
     #[arg(long)]
     pub model: PathBuf,
-    /// Patients (CSV or TSV; `-` = stdin).
+    /// Patients: CSV/TSV, VCF, BCF, PLINK .bed or a whitespace PC table (gzip allowed; `-` = stdin).
     #[arg(long)]
     pub input: PathBuf,
+    /// Input format, overriding the extension: csv, tsv, whitespace, vcf,
+    /// bcf, plink (on assess, `--format` is the output format).
+    #[arg(long)]
+    pub input_format: Option<String>,
     #[command(flatten)]
     pub table: TableArgs,
+    /// Genotypes: read model variants absent from the file as 0 ALT copies
+    /// (for VCFs that leave out hom-ref sites) instead of missing.
+    #[arg(long)]
+    pub missing_as_ref: bool,
+    /// Genotypes: make strand-ambiguous A/T and C/G sites missing instead of reading them as written.
+    #[arg(long)]
+    pub drop_ambiguous: bool,
     /// Turn recoverable input defects (text in a numeric cell, ragged rows) into errors.
     #[arg(long)]
     pub strict_input: bool,
@@ -178,6 +200,9 @@ pub enum FormatArg {
 pub struct CheckArgs {
     #[command(flatten)]
     pub patients: PatientArgs,
+    /// Input format, overriding the extension (same as --input-format).
+    #[arg(long, conflicts_with = "input_format")]
+    pub format: Option<String>,
     /// Also fail (exit 1) on low_support patients.
     #[arg(long)]
     pub strict: bool,
@@ -203,6 +228,9 @@ pub struct InspectArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub patients: PatientArgs,
+    /// Input format, overriding the extension (same as --input-format).
+    #[arg(long, conflicts_with = "input_format")]
+    pub format: Option<String>,
     /// Directory for audit.json, audit.tsv and report.html (created if missing).
     #[arg(long, default_value = "nof1-audit")]
     pub out_dir: PathBuf,

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use nof1::model::{IndexChoice, ModelSummary, StreamError};
+use nof1::model::{IndexChoice, ModelSummary};
 use nof1::output::{AssessmentWriter, OutputFormat};
-use nof1::table::{Role, TableOptions, TableReader, preview_names, read_table};
+use nof1::table::{MatchReport, TableOptions};
 use nof1::{Assessment, ComponentRule, Model, Params, Verdict, VerdictCounts};
 
 use super::args::*;
+use super::input;
 use super::progress::Bars;
 
 /// `println!` that returns write errors (a closed pipe ends the command
@@ -101,24 +102,34 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
     };
     check_output_dir(&a.out, &[&a.reference])?;
     super::cleanup::guard(&a.out);
-    let opts = table_options(&a.table, true)?;
+    let format = input::input_format(a.format.as_deref(), &a.reference)?;
+    let opts = input::options_for(&table_options(&a.table, true)?, format, &a.table);
     let bars = Bars::new(quiet);
     nof1::Progress::start(&bars, "reading the reference", 0);
-    let reference = read_table(&a.reference, &opts, Role::Reference)
-        .with_context(|| format!("reading the reference {}", a.reference.display()))?;
+    let read = input::read_reference(&a.reference, format, &opts, &a.table)?;
     nof1::Progress::finish(&bars);
     note(
         quiet,
         format!(
-            "read {} reference rows × {} features from {}",
-            reference.n_rows(),
-            reference.n_features(),
+            "read {} reference rows × {} {} from {}",
+            read.table.n_rows(),
+            read.table.n_features(),
+            if read.variants.is_some() {
+                "variants"
+            } else {
+                "features"
+            },
             a.reference.display()
         ),
     );
-    let model = params
+    let reference = input::attach_labels(read.table, &a.table, calibrate_by_group, quiet)?;
+    let mut model = params
         .fit_with_progress(&reference, &bars)
         .with_context(|| format!("fitting on {}", a.reference.display()))?;
+    drop(reference);
+    if let Some((names, variants)) = &read.variants {
+        model.set_variants(names, variants)?;
+    }
     for w in &model.data().warnings {
         warn(w);
     }
@@ -208,53 +219,17 @@ fn load_model(path: &Path, quiet: bool) -> Result<Model> {
         .with_context(|| format!("loading the model {}", path.display()))
 }
 
-/// Streams the patients through the model (see [`Model::assess_stream`]);
-/// calls `sink` on each assessed batch and warns about unknown and absent
-/// columns and recovered defects.
-fn stream_patients(
+/// Opens the patients of `p` in any input format (`format`: a command's own
+/// `--format`, else `--input-format`, else the extension); see
+/// [`input::open_patients`]. Assess them with [`input::assess_patients`].
+fn open_patients(
     model: &Model,
     p: &PatientArgs,
+    format: Option<&str>,
     quiet: bool,
-    sink: impl FnMut(&[Assessment]) -> Result<()>,
-) -> Result<VerdictCounts> {
+) -> Result<input::Patients> {
     let opts = table_options(&p.table, p.strict_input)?;
-    let reader = TableReader::open(&p.input, &opts, Role::Patients)
-        .with_context(|| format!("reading the patients {}", p.input.display()))?;
-    let stream = model.patient_stream(reader)?;
-    if !stream.unknown().is_empty() {
-        warn(format!(
-            "{}: ignoring {} column(s) the model does not know: {}",
-            p.input.display(),
-            stream.unknown().len(),
-            preview_names(stream.unknown())
-        ));
-    }
-    if !stream.absent().is_empty() {
-        warn(format!(
-            "{}: {} of the model's {} features are absent and count as missing: {}",
-            p.input.display(),
-            stream.absent().len(),
-            model.features().len(),
-            preview_names(stream.absent())
-        ));
-    }
-    let bars = Bars::new(quiet);
-    let summary = model
-        .assess_stream(stream, &bars, sink)
-        .map_err(|e| match e {
-            StreamError::Input(e) => {
-                anyhow::Error::new(e).context(format!("reading the patients {}", p.input.display()))
-            }
-            StreamError::Sink(e) => e,
-        })?;
-    if summary.n_noted > 0 {
-        warn(format!(
-            "{}: {} row(s) had recoverable defects, recorded in the note column (--strict-input makes them errors)",
-            p.input.display(),
-            summary.n_noted
-        ));
-    }
-    Ok(summary.verdicts)
+    input::open_patients(model, p, format, &opts, quiet)
 }
 
 fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
@@ -281,7 +256,9 @@ fn assess(a: AssessArgs, quiet: bool) -> Result<ExitCode> {
         .with_q_values(fdr.is_some());
     let keep = a.report.is_some() || fdr.is_some();
     let mut kept: Vec<Assessment> = Vec::new();
-    let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
+    let patients = open_patients(&model, &a.patients, None, quiet)?;
+    writer.set_variant_match(patients.report().cloned());
+    let mut summary = input::assess_patients(&model, patients, &a.patients.input, quiet, |rows| {
         if fdr.is_none() {
             writer
                 .write(&model, rows)
@@ -350,7 +327,8 @@ fn check(a: CheckArgs, quiet: bool) -> Result<ExitCode> {
     };
     // With `--fdr` the verdicts depend on the whole batch: keep it, adjust, then report.
     let mut kept: Vec<Assessment> = Vec::new();
-    let mut summary = stream_patients(&model, &a.patients, quiet, |rows| {
+    let patients = open_patients(&model, &a.patients, a.format.as_deref(), quiet)?;
+    let mut summary = input::assess_patients(&model, patients, &a.patients.input, quiet, |rows| {
         if fdr.is_some() {
             kept.extend_from_slice(rows);
             return Ok(());
@@ -458,13 +436,15 @@ fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {
     }
     let model = load_model(&a.patients.model, quiet)?;
     let mut rows: Vec<Assessment> = Vec::new();
-    stream_patients(&model, &a.patients, quiet, |r| {
+    let patients = open_patients(&model, &a.patients, a.format.as_deref(), quiet)?;
+    let variant_match = patients.report().cloned();
+    input::assess_patients(&model, patients, &a.patients.input, quiet, |r| {
         rows.extend_from_slice(r);
         Ok(())
     })?;
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("creating {}", a.out_dir.display()))?;
-    write_audit(&model, &rows, &a.out_dir, quiet)?;
+    write_audit(&model, &rows, &a.out_dir, quiet, variant_match)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -476,8 +456,10 @@ fn write_audit(
     rows: &[Assessment],
     dir: &Path,
     quiet: bool,
+    variant_match: Option<MatchReport>,
 ) -> Result<nof1::report::Audit> {
-    let audit = nof1::report::audit(model, rows);
+    let mut audit = nof1::report::audit(model, rows);
+    audit.variant_match = variant_match;
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = dir.join(name);
         nof1::atomic::write_atomic(&path, text.as_bytes())
@@ -552,7 +534,7 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
         for name in AUDIT_FILES {
             super::cleanup::guard(&dir.join(name));
         }
-        write_audit(m, &run.assessments, dir, quiet)?;
+        write_audit(m, &run.assessments, dir, quiet, None)?;
     }
     if a.loso {
         out!(

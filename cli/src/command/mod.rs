@@ -3,6 +3,7 @@
 mod args;
 pub mod cleanup;
 mod commands;
+mod input;
 mod progress;
 
 use std::process::ExitCode;
