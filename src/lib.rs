@@ -47,6 +47,7 @@ pub mod atomic;
 pub mod calibrate;
 pub mod error;
 pub mod index;
+pub mod marginal;
 pub mod model;
 pub mod output;
 pub mod project;

@@ -927,6 +927,26 @@ impl Projector {
         self.standardiser.n_features()
     }
 
+    /// This projection of the features `kept` (ascending indices into
+    /// `0..p`) extended to all `p` features: the others are inactive
+    /// (standardised to 0, zero loadings; see
+    /// [`crate::standardise::Standardiser::expand`]), centred at `mean`.
+    ///
+    /// # Panics
+    /// If `kept.len()` differs from [`Self::n_features`] (a caller bug).
+    pub fn expand(&self, kept: &[usize], p: usize, mean: &[f64]) -> Projector {
+        let c = self.n_components;
+        let mut loadings = vec![0.0; p * c];
+        for (i, &j) in kept.iter().enumerate() {
+            loadings[j * c..(j + 1) * c].copy_from_slice(&self.loadings[i * c..(i + 1) * c]);
+        }
+        Projector {
+            standardiser: self.standardiser.expand(kept, p, mean),
+            loadings,
+            n_components: c,
+        }
+    }
+
     /// Projects a raw row (model feature order, `NaN` = missing).
     ///
     /// Writes the standardised row to `z` and the embedding to `y`, and returns
@@ -940,11 +960,27 @@ impl Projector {
         let c = self.n_components;
         self.standardiser.transform(row, z);
         let n_obs = z.iter().filter(|v| !v.is_nan()).count();
+        // Inactive features (constant in the reference, kept for the value
+        // channel) have zero loadings and z = 0: they count as observed for
+        // coverage but not in the projection's own counts.
+        let (p_act, n_act) = if n_obs == p && self.standardiser.n_active() == p {
+            (p, p)
+        } else {
+            let st = &self.standardiser;
+            let p_act = st.n_active();
+            let n_act = (0..p)
+                .filter(|&j| st.is_active(j) && !z[j].is_nan())
+                .count();
+            (p_act, n_act)
+        };
         let w = &self.loadings;
-        let full_rank = c >= p;
-        if n_obs == p {
+        let full_rank = c >= p_act;
+        if n_act == p_act && n_obs > 0 {
             y[..c].fill(0.0);
             for (j, &zj) in z.iter().enumerate() {
+                if zj.is_nan() {
+                    continue;
+                }
                 let wr = &w[j * c..(j + 1) * c];
                 for (yk, wk) in y[..c].iter_mut().zip(wr) {
                     *yk += wk * zj;
@@ -952,6 +988,9 @@ impl Projector {
             }
             let mut res = 0.0;
             for j in 0..p {
+                if z[j].is_nan() {
+                    continue;
+                }
                 let wr = &w[j * c..(j + 1) * c];
                 let mut fit = 0.0;
                 for k in 0..c {
@@ -1002,8 +1041,8 @@ impl Projector {
             let d = z[j] - fit;
             res += d * d;
         }
-        let res = if n_obs > c {
-            res * (p - c) as f64 / (n_obs - c) as f64
+        let res = if n_act > c {
+            res * (p_act - c) as f64 / (n_act - c) as f64
         } else {
             0.0
         };

@@ -118,6 +118,54 @@ impl Standardiser {
         Self::from_stats(&ColumnStats::compute(values, p, rows))
     }
 
+    /// The same standardisation with feature `j` further multiplied by
+    /// `weights[j]` (block weights: its scale is divided by the weight).
+    ///
+    /// # Panics
+    /// If the lengths differ (a caller bug).
+    pub fn weighted(mut self, weights: &[f64]) -> Self {
+        assert_eq!(weights.len(), self.scale.len(), "weights length");
+        for (s, w) in self.scale.iter_mut().zip(weights) {
+            *s /= w;
+        }
+        self
+    }
+
+    /// This standardisation of the features `kept` (ascending indices into
+    /// `0..p`) extended to all `p` features: the others are *inactive*
+    /// (infinite scale), standardised to 0 whatever their value, so they
+    /// never move a projection; `mean` gives their centre (kept for display).
+    ///
+    /// # Panics
+    /// If `kept.len()` differs from [`Self::n_features`] or `mean.len()` from `p`.
+    pub fn expand(&self, kept: &[usize], p: usize, mean: &[f64]) -> Self {
+        assert_eq!(kept.len(), self.mean.len(), "kept length");
+        assert_eq!(mean.len(), p, "mean length");
+        let mut out = Standardiser {
+            mean: mean
+                .iter()
+                .map(|m| if m.is_finite() { *m } else { 0.0 })
+                .collect(),
+            scale: vec![f64::INFINITY; p],
+        };
+        for (i, &j) in kept.iter().enumerate() {
+            out.mean[j] = self.mean[i];
+            out.scale[j] = self.scale[i];
+        }
+        out
+    }
+
+    /// Whether feature `j` enters the projection (finite scale; see
+    /// [`Self::expand`]).
+    pub fn is_active(&self, j: usize) -> bool {
+        self.scale[j].is_finite()
+    }
+
+    /// Number of features that enter the projection.
+    pub fn n_active(&self) -> usize {
+        self.scale.iter().filter(|s| s.is_finite()).count()
+    }
+
     /// Number of features.
     pub fn n_features(&self) -> usize {
         self.mean.len()
@@ -133,8 +181,9 @@ impl Standardiser {
         &self.scale
     }
 
-    /// Standardises `row` into `out`; missing values stay `NaN`, the rest are
-    /// clamped to ±[`Z_CLAMP`].
+    /// Standardises `row` into `out`; missing values stay `NaN`, inactive
+    /// features (see [`Self::expand`]) give 0, the rest are clamped to
+    /// ±[`Z_CLAMP`].
     ///
     /// # Panics
     /// If the lengths differ from [`Self::n_features`].
@@ -145,6 +194,8 @@ impl Standardiser {
             let x = row[j];
             out[j] = if x.is_nan() {
                 f64::NAN
+            } else if self.scale[j] == f64::INFINITY {
+                0.0
             } else {
                 ((x - self.mean[j]) / self.scale[j]).clamp(-Z_CLAMP, Z_CLAMP)
             };

@@ -121,6 +121,19 @@ pub struct Assessment {
     /// Benjamini–Hochberg adjusted p-value over the batch (per group under
     /// Mondrian calibration), when requested (`assess --fdr`); `NaN` otherwise.
     pub q_value: f64,
+    /// Each channel's own conformal p-value, in the model's channel order
+    /// (`knn`, `residual`, `value`, `block:NAME`, ...): reported, not used
+    /// for the verdict; empty when no verdict was reached.
+    pub channel_p_values: Vec<ChannelPValue>,
+}
+
+/// One channel's own conformal p-value for a patient.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelPValue {
+    /// The channel's label (`knn`, `residual`, `value`, `block:NAME`).
+    pub channel: String,
+    /// Its conformal p-value.
+    pub p_value: f64,
 }
 
 /// Batch control of the false discovery rate: sets each row's `q_value`

@@ -342,28 +342,57 @@ fn ref_empty_id_is_an_error() {
 }
 
 #[test]
-fn ref_constant_column_is_dropped_with_a_warning() {
+fn ref_constant_column_is_kept_for_the_value_channel() {
     let mut text = String::new();
     for (i, l) in ref_text().lines().enumerate() {
         text.push_str(l);
         text.push_str(if i == 0 { ",c\n" } else { ",7\n" });
     }
-    let (s, run) = fit_ok(text, &[]);
-    assert!(run.stderr.contains("dropped 1 constant"), "{}", run.stderr);
+    let (s, run) = fit_ok(text.clone(), &[]);
+    assert!(
+        run.stderr
+            .contains("1 constant column(s) kept for the value channel, not projected: c"),
+        "{}",
+        run.stderr
+    );
     let info = s.run(&["inspect", "--model", "m.nof1", "--json"]);
     info.ok();
-    assert!(info.stdout_text().contains("\"features\": 5"));
-    // Patients carrying the dropped column are assessed as without it.
+    assert!(info.stdout_text().contains("\"features\": 6"));
+    // Patients carrying the value every member showed keep their verdicts;
+    // one carrying a value no member showed is invisible, with it named.
     let mut pats = String::new();
     for (i, l) in pat_text().lines().enumerate() {
         pats.push_str(l);
-        pats.push_str(if i == 0 { ",c\n" } else { ",7\n" });
+        pats.push_str(if i == 0 {
+            ",c\n"
+        } else if i == 1 {
+            ",8\n"
+        } else {
+            ",7\n"
+        });
     }
     let p = s.write("p.csv", pats);
     let run = assess(&s, &s.path("m.nof1"), &p, "out.csv", &[]);
     run.ok();
+    assert!(!run.stderr.contains("does not know"), "{}", run.stderr);
+    let out = OutCsv::read(&s.path("out.csv"));
+    assert_eq!(out.column("verdict")[0], "invisible");
+    assert!(
+        out.column("reason")[0].starts_with("value: c=8 never seen in "),
+        "{:?}",
+        out.column("reason")[0]
+    );
+    assert_eq!(verdicts(&out)[1..], verdicts(&baseline())[1..]);
+
+    // Without the value channel the column is dropped, as before it.
+    let (s, run) = fit_ok(text, &["--no-value-channel"]);
+    assert!(run.stderr.contains("dropped 1 constant"), "{}", run.stderr);
+    let info = s.run(&["inspect", "--model", "m.nof1", "--json"]);
+    info.ok();
+    assert!(info.stdout_text().contains("\"features\": 5"));
+    let run = assess(&s, &s.path("m.nof1"), &p, "out.csv", &[]);
+    run.ok();
     assert!(run.stderr.contains("does not know: c"), "{}", run.stderr);
-    assert_eq!(OutCsv::read(&s.path("out.csv")), baseline());
 }
 
 #[test]

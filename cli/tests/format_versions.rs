@@ -1,9 +1,9 @@
 //! Model files written by earlier nof1 builds. Files of format versions 1–4
 //! were calibrated without the guarantee of docs/method.md §7 (calibration
 //! members and patients were scored by different models) and are refused
-//! with a message that names their version and says to refit; files of the
-//! current version are kept with the outputs they gave, and must keep giving
-//! them. See `fixtures/versions/README.md`.
+//! with a message that names their version and says to refit; files of
+//! version 5 (before the channel section of version 6) are kept with the
+//! outputs they gave, and must keep giving them. See `fixtures/versions/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,8 @@ const REFUSED: &[(&str, u32)] = &[
 /// version and saying to refit, and the header says the same version.
 #[test]
 fn earlier_versions_are_refused_by_the_library_naming_the_version() {
-    assert_eq!(OLDEST_READABLE_VERSION, FORMAT_VERSION);
+    // Version 6 added the channel section; version 5 files are still read.
+    assert_eq!((OLDEST_READABLE_VERSION, FORMAT_VERSION), (5, 6));
     for &(name, version) in REFUSED {
         let path = fixture(name);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -76,7 +76,7 @@ impl FoldScorer<'_> {
         } else {
             self.index.search(&q, self.k, skip, None).neighbours
         };
-        self.score_projected(raw, &z, &y, residual, n_obs, &nb)
+        self.score_view(raw, &z, &y, residual, n_obs, &nb, skip.is_some())
     }
 
     /// Scores a point already projected by this fold's projection and searched
@@ -90,7 +90,22 @@ impl FoldScorer<'_> {
         n_obs: usize,
         neighbours: &[Neighbour],
     ) -> PointScore {
+        self.score_view(raw, z, y, residual, n_obs, neighbours, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn score_view(
+        &self,
+        raw: &[f64],
+        z: &[f64],
+        y: &[f64],
+        residual: f64,
+        n_obs: usize,
+        neighbours: &[Neighbour],
+        own: bool,
+    ) -> PointScore {
         let view = PointView {
+            own,
             raw,
             z,
             y,

@@ -8,12 +8,14 @@
 //! ([`Calibration`]), and recalibrates patients with missing features;
 //! [`scores`] holds the sorted scores and tail transforms.
 
+pub mod block;
 pub mod channel;
 pub mod conformal;
 pub mod fold;
 pub mod scores;
 
-pub use channel::{Channel, ChannelState, PointView, Scorer};
+pub use block::BlockState;
+pub use channel::{Channel, ChannelExtra, ChannelSpec, ChannelState, Describe, PointView, Scorer};
 pub use conformal::{
     Calibration, CalibrationMember, CalibrationSet, MASK_MEMBERS, MaskedCalibration, MaskedMembers,
     Scheme, benjamini_hochberg,

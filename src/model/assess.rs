@@ -322,6 +322,7 @@ impl Model {
             pooled_fallback: false,
             reason: String::new(),
             q_value: f64::NAN,
+            channel_p_values: Vec::new(),
         };
         if n_obs == 0 || coverage < params.min_coverage {
             out.reason = "missing".to_string();
@@ -436,6 +437,14 @@ impl Model {
         out.p_novelty = knn_j.map_or(f64::NAN, |j| set.channel_p_value(j, &per_channel(j)));
         out.residual = residual;
         out.p_residual = res_j.map_or(f64::NAN, |j| set.channel_p_value(j, &per_channel(j)));
+        out.channel_p_values = channels
+            .iter()
+            .enumerate()
+            .map(|(j, c)| crate::verdict::ChannelPValue {
+                channel: c.label(&cal.folds[0].state),
+                p_value: set.channel_p_value(j, &per_channel(j)),
+            })
+            .collect();
         out.density = match &self.density {
             None => score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd),
             Some(sample) => {
@@ -445,7 +454,7 @@ impl Model {
         };
         out.support = support;
         if verdict != Verdict::Supported {
-            out.reason = self.reason(&raw, &scores);
+            out.reason = self.reason(&raw, &scores, &set);
         }
         if verdict != Verdict::Supported
             && let Some(nn) = neighbours.first()
@@ -483,7 +492,7 @@ impl Model {
 
     /// The channel that drove a patient's novelty: the largest term of the
     /// combination summed over the fold models, described by the channel.
-    fn reason(&self, raw: &[f64], scores: &[PointScore]) -> String {
+    fn reason(&self, raw: &[f64], scores: &[PointScore], set: &CalibrationSet) -> String {
         let cal = &self.data.calibration;
         let Some(first) = cal.folds.first() else {
             return String::new();
@@ -523,8 +532,19 @@ impl Model {
             neighbours: &[],
             statistic: self.data.params.knn_statistic,
             projector,
+            own: false,
         };
-        channels[best].describe(&view, &scorer.model.state)
+        let per_fold: Vec<f64> = scores
+            .iter()
+            .map(|s| s.scores.get(best).copied().unwrap_or(f64::NAN))
+            .collect();
+        let p = set.channel_p_value(best, &per_fold);
+        let cx = crate::calibrate::Describe {
+            features: &self.data.features,
+            support: self.data.support.as_ref(),
+            p_value: p,
+        };
+        channels[best].describe(&view, &scorer.model.state, &cx)
     }
 }
 

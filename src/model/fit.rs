@@ -8,8 +8,8 @@ use super::{
     leading,
 };
 use crate::calibrate::{
-    Calibration, CalibrationMember, CalibrationSet, Channel, ChannelScores, ChannelState,
-    FoldModel, FoldScorer, MASK_MEMBERS, MaskedMembers, Scheme, Scorer,
+    Calibration, CalibrationMember, CalibrationSet, Channel, ChannelScores, ChannelSpec,
+    ChannelState, FoldModel, FoldScorer, MASK_MEMBERS, MaskedMembers, Scheme, Scorer,
 };
 use crate::error::{Error, Position, Result};
 use crate::index::{ExactIndex, HnswIndex, IndexKind, Neighbour, check};
@@ -19,6 +19,7 @@ use crate::score::{KnnStatistic, knn_statistic, local_reachability};
 use crate::standardise::{ColumnStats, Standardiser};
 
 use crate::table::Table;
+use crate::table::blocks::{self, Blocks};
 use crate::verdict::Verdict;
 
 impl Params {
@@ -56,13 +57,16 @@ impl Params {
         self.check()?;
         let input = Input::prepare(self, reference)?;
         let plan = Plan::new(self, &input);
-        let projection = ProjectionParams::from(self).fit(
-            &input.values,
-            input.p,
-            &plan.train,
-            &plan.train_by_id,
-            progress,
-        )?;
+        let projection = ProjectionParams::from(self)
+            .with_blocks(input.projected_blocks())
+            .fit(
+                &input.projected,
+                input.active.len(),
+                &plan.train,
+                &plan.train_by_id,
+                progress,
+            )?;
+        let projection = input.expand(projection);
         let embeddings = embed_rows(&projection.projector, &input.values, &plan.train);
         let (c, knn_c) = (
             projection.choice.n_components,
@@ -71,15 +75,17 @@ impl Params {
         let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
         let groups = Groups::of(reference);
         let mut warnings = input.warnings.clone();
-        let calibration = CalibrationParams::from(self).fit(
-            &input,
-            &plan,
-            &projection,
-            &exact,
-            &groups,
-            &mut warnings,
-            progress,
-        )?;
+        let calibration = CalibrationParams::from(self)
+            .with_channels(input.channel_spec(self), input.projected_blocks())
+            .fit(
+                &input,
+                &plan,
+                &projection,
+                &exact,
+                &groups,
+                &mut warnings,
+                progress,
+            )?;
         let (support_radius, group_support_radius) = support_radii(self, &calibration);
         let mut params = self.clone();
         let built = IndexParams::from(self).build(
@@ -125,6 +131,9 @@ impl Params {
             index_check: built.check,
             warnings,
             variants: None,
+            support: self
+                .value_channel
+                .then(|| crate::marginal::Marginals::fit(&input.values, input.p, &plan.train)),
         };
         let folds = super::fold_indexes(&data.calibration);
         Ok(Model {
@@ -140,6 +149,7 @@ impl Params {
 /// The reference as fit uses it: the kept features, their values and the
 /// warnings raised while choosing them.
 struct Input<'a> {
+    /// Every kept column (model feature order), row-major.
     values: std::borrow::Cow<'a, [f64]>,
     p: usize,
     n: usize,
@@ -147,6 +157,16 @@ struct Input<'a> {
     dropped: Vec<String>,
     ids: &'a [String],
     warnings: Vec<String>,
+    /// Model features that enter the projection (they vary in the
+    /// reference), ascending; the others are constant and kept for the
+    /// value channel only.
+    active: Vec<usize>,
+    /// The active columns, row-major (the projection is fitted on them).
+    projected: std::borrow::Cow<'a, [f64]>,
+    /// Mean of every kept column (the centre of the inactive ones).
+    mean: Vec<f64>,
+    /// Feature blocks over the model features.
+    blocks: Option<Blocks>,
 }
 
 impl<'a> Input<'a> {
@@ -173,20 +193,53 @@ impl<'a> Input<'a> {
                 ));
             }
         }
-        let kept: Vec<usize> = (0..p_all).filter(|&j| !stats.is_constant(j)).collect();
+        // Constant columns stay in the model as part of what the reference
+        // has shown (the value channel scores them) but not in the
+        // projection; empty ones are dropped. Without the value channel,
+        // constant columns are dropped too.
+        let empty = |j: usize| stats.n_observed[j] == 0;
+        let keep = |j: usize| {
+            if params.value_channel {
+                !empty(j)
+            } else {
+                !stats.is_constant(j)
+            }
+        };
+        let kept: Vec<usize> = (0..p_all).filter(|&j| keep(j)).collect();
         let dropped: Vec<String> = (0..p_all)
-            .filter(|&j| stats.is_constant(j))
+            .filter(|&j| !keep(j))
             .map(|j| reference.feature_names[j].clone())
             .collect();
         if !dropped.is_empty() {
             warnings.push(format!(
-                "{}: dropped {} constant or empty column(s): {}",
+                "{}: dropped {} {} column(s): {}",
                 reference.source.display(),
                 dropped.len(),
+                if params.value_channel {
+                    "empty"
+                } else {
+                    "constant or empty"
+                },
                 preview(&dropped)
             ));
         }
-        if kept.is_empty() {
+        let active: Vec<usize> = (0..kept.len())
+            .filter(|&i| !stats.is_constant(kept[i]))
+            .collect();
+        let constant: Vec<String> = kept
+            .iter()
+            .filter(|&&j| stats.is_constant(j))
+            .map(|&j| reference.feature_names[j].clone())
+            .collect();
+        if !constant.is_empty() {
+            warnings.push(format!(
+                "{}: {} constant column(s) kept for the value channel, not projected: {}",
+                reference.source.display(),
+                constant.len(),
+                preview(&constant)
+            ));
+        }
+        if active.is_empty() {
             return Err(Error::schema(
                 Position::file(&reference.source),
                 "no usable feature: every feature column is constant or empty",
@@ -197,17 +250,31 @@ impl<'a> Input<'a> {
             .iter()
             .map(|&j| reference.feature_names[j].clone())
             .collect();
+        let mean: Vec<f64> = kept.iter().map(|&j| stats.mean[j]).collect();
         // Borrow the table's values unless a column was dropped (saves a copy
         // of the whole reference: 147 MiB at 200,000 × 96).
-        let values: std::borrow::Cow<'_, [f64]> = if p == p_all {
-            std::borrow::Cow::Borrowed(&reference.values[..])
-        } else {
-            let mut v = Vec::with_capacity(n * p);
-            for i in 0..n {
-                let row = reference.row(i);
-                v.extend(kept.iter().map(|&j| row[j]));
+        let select = |cols: &[usize]| -> std::borrow::Cow<'a, [f64]> {
+            if cols.len() == p_all {
+                std::borrow::Cow::Borrowed(&reference.values[..])
+            } else {
+                let mut v = Vec::with_capacity(n * cols.len());
+                for i in 0..n {
+                    let row = reference.row(i);
+                    v.extend(cols.iter().map(|&j| row[j]));
+                }
+                std::borrow::Cow::Owned(v)
             }
-            std::borrow::Cow::Owned(v)
+        };
+        let values = select(&kept);
+        let active_cols: Vec<usize> = active.iter().map(|&i| kept[i]).collect();
+        let projected = select(&active_cols);
+        let blocks = match &params.blocks {
+            Some(spec) => {
+                let in_projection: Vec<bool> =
+                    (0..p).map(|i| active.binary_search(&i).is_ok()).collect();
+                Some(spec.resolve(&reference.feature_names, &features, &in_projection)?)
+            }
+            None => None,
         };
         let sparse_rows = (0..n)
             .filter(|&i| {
@@ -233,11 +300,39 @@ impl<'a> Input<'a> {
             dropped,
             ids: &reference.ids,
             warnings,
+            active,
+            projected,
+            mean,
+            blocks,
         })
     }
 
     fn row(&self, r: usize) -> &[f64] {
         &self.values[r * self.p..(r + 1) * self.p]
+    }
+
+    /// The blocks of the projected features.
+    fn projected_blocks(&self) -> Option<Blocks> {
+        self.blocks.as_ref().map(|b| b.restrict(&self.active))
+    }
+
+    /// A projection fitted on the active columns, extended to every model
+    /// feature (constant ones inactive).
+    fn expand(&self, mut projection: Projection) -> Projection {
+        if self.active.len() < self.p {
+            projection.projector = projection
+                .projector
+                .expand(&self.active, self.p, &self.mean);
+        }
+        projection
+    }
+
+    /// The optional channels the model fits.
+    fn channel_spec(&self, params: &Params) -> ChannelSpec {
+        ChannelSpec {
+            value: params.value_channel,
+            blocks: self.blocks.clone(),
+        }
     }
 }
 
@@ -327,7 +422,7 @@ impl Groups {
 /// Stage 1 of fit: standardise and project, choosing the components
 /// (docs/method.md §1–2). Fit on the model's training rows and, under
 /// cross-conformal calibration, on each fold's.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProjectionParams {
     /// The component rule.
     pub components: ComponentRule,
@@ -335,6 +430,9 @@ pub struct ProjectionParams {
     pub max_components: usize,
     /// Seed of parallel analysis.
     pub seed: u64,
+    /// Feature blocks of the projected features: each standardised block is
+    /// divided by its first singular value on the rows fitted (MFA).
+    pub blocks: Option<Blocks>,
 }
 
 impl From<&Params> for ProjectionParams {
@@ -343,6 +441,7 @@ impl From<&Params> for ProjectionParams {
             components: p.components,
             max_components: p.max_components,
             seed: p.seed,
+            blocks: None,
         }
     }
 }
@@ -354,9 +453,18 @@ pub struct Projection {
     pub projector: Projector,
     /// The component choice.
     pub choice: ComponentChoice,
+    /// Each block's first eigenvalue on the rows fitted (empty without blocks).
+    pub block_eigenvalues: Vec<f64>,
 }
 
 impl ProjectionParams {
+    /// The same parameters with MFA block weights over `blocks` (blocks of
+    /// the projected features).
+    pub fn with_blocks(mut self, blocks: Option<Blocks>) -> Self {
+        self.blocks = blocks;
+        self
+    }
+
     /// Fits the standardisation and the projection on `rows` (ascending) of
     /// `values` (row-major, `p` columns); `by_id` lists the same rows in the
     /// seeded id order (parallel analysis subsamples its first rows).
@@ -374,6 +482,22 @@ impl ProjectionParams {
         progress.start("projecting", 4);
         let n = rows.len();
         let standardiser = Standardiser::fit(values, p, rows.iter().copied());
+        // MFA: each block divided by its first singular value on these rows.
+        let (standardiser, block_eigenvalues) = match &self.blocks {
+            Some(b) => {
+                let eig = blocks::mfa_eigenvalues(
+                    values,
+                    p,
+                    rows,
+                    standardiser.mean(),
+                    standardiser.scale(),
+                    b,
+                );
+                let w = b.feature_weights(&eig);
+                (standardiser.weighted(&w), eig)
+            }
+            None => (standardiser, Vec::new()),
+        };
         let max_c = self.max_components.min(p).min(n.saturating_sub(1)).max(1);
         let pca = project::fit_pca(
             values,
@@ -482,6 +606,7 @@ impl ProjectionParams {
                 null_eigenvalues,
                 explained,
             },
+            block_eigenvalues,
         })
     }
 }
@@ -490,6 +615,7 @@ impl ProjectionParams {
 #[derive(Debug, Clone)]
 pub struct CalibrationParams {
     projection: ProjectionParams,
+    channels: ChannelSpec,
     k: usize,
     statistic: KnnStatistic,
     alpha: f64,
@@ -500,6 +626,7 @@ impl From<&Params> for CalibrationParams {
     fn from(p: &Params) -> Self {
         CalibrationParams {
             projection: ProjectionParams::from(p),
+            channels: ChannelSpec::default(),
             k: p.k,
             statistic: p.knn_statistic,
             alpha: p.alpha,
@@ -509,6 +636,15 @@ impl From<&Params> for CalibrationParams {
 }
 
 impl CalibrationParams {
+    /// The same parameters scoring the optional channels of `spec`, every
+    /// fold's projection weighted by `projected_blocks` (the blocks of the
+    /// projected features) when given.
+    pub fn with_channels(mut self, spec: ChannelSpec, projected_blocks: Option<Blocks>) -> Self {
+        self.channels = spec;
+        self.projection.blocks = projected_blocks;
+        self
+    }
+
     /// Fewest members a group needs for its own calibration.
     fn min_group(&self) -> usize {
         ((1.0 / self.alpha).ceil() as usize)
@@ -574,7 +710,15 @@ impl CalibrationParams {
         let group_of = |r: usize| groups.codes.as_ref().map(|g| g[r]);
         let (folds, mut members, method) = match plan.scheme {
             Scheme::Split => {
-                let state = ChannelState::fit(values, p, &plan.train, &projection.projector);
+                let state = ChannelState::fit(
+                    &self.channels,
+                    values,
+                    p,
+                    &plan.train,
+                    &projection.projector,
+                    &projection.block_eigenvalues,
+                    block_components(&projection.choice),
+                );
                 let mut fold = FoldModel {
                     projector: projection.projector.clone(),
                     search_dims: exact.dim(),
@@ -633,14 +777,26 @@ impl CalibrationParams {
                     let train_by_id: Vec<usize> =
                         plan.by_id.iter().copied().filter(|&r| !out(r)).collect();
                     progress.advance(0);
-                    let proj = self
-                        .projection
-                        .fit(values, p, &train, &train_by_id, &NoProgress)?;
+                    let proj = input.expand(self.projection.fit(
+                        &input.projected,
+                        input.active.len(),
+                        &train,
+                        &train_by_id,
+                        &NoProgress,
+                    )?);
                     progress.advance(0);
                     let (c, dims) = (proj.choice.n_components, proj.choice.knn_components);
                     let points = leading(&embed_rows(&proj.projector, values, &train), c, dims);
                     let index = ExactIndex::new(points.clone(), dims);
-                    let state = ChannelState::fit(values, p, &train, &proj.projector);
+                    let state = ChannelState::fit(
+                        &self.channels,
+                        values,
+                        p,
+                        &train,
+                        &proj.projector,
+                        &proj.block_eigenvalues,
+                        block_components(&proj.choice),
+                    );
                     let mut fold = FoldModel {
                         projector: proj.projector,
                         search_dims: dims,
@@ -755,6 +911,16 @@ impl CalibrationParams {
             masked: MaskedMembers { members: kept, raw },
             method,
         })
+    }
+}
+
+/// Leading components block coordinates use: the parallel-analysis count
+/// (components above the noise floor) when the rule computed it, else all.
+fn block_components(choice: &ComponentChoice) -> usize {
+    if choice.n_parallel > 0 {
+        choice.n_parallel.min(choice.n_components)
+    } else {
+        choice.n_components
     }
 }
 

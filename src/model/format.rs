@@ -11,7 +11,11 @@
 //! | 24 | n | payload |
 //!
 //! The payload is the *model section*, [`ModelData`] encoded with bincode 1
-//! (fixed-width integers), followed for an HNSW model by the *graph section*
+//! (fixed-width integers), then (format version 6 and later) the *channel
+//! section*, each fold model's optional channel state ([`ChannelExtra`]: the
+//! value channel's supports, the blocks) as a bincode list, then the
+//! variant section, the search-tree section, then for an HNSW model the
+//! *graph section*
 //! (see [`crate::index::hnsw`]): the graph's levels, entry point and
 //! per-layer adjacency arrays, so that loading reads the graph instead of
 //! rebuilding it. An exact-index model has no graph section. Version 2 files
@@ -29,6 +33,7 @@ use std::path::Path;
 use bincode::Options;
 
 use super::{Model, ModelData, NoProgress, Progress};
+use crate::calibrate::{Channel, ChannelExtra};
 use crate::error::{Error, Result};
 use crate::index::hnsw::{GraphLoadError, StoredGraph};
 use crate::index::{ExactIndex, IndexKind, TreeLayout};
@@ -36,7 +41,7 @@ use crate::index::{ExactIndex, IndexKind, TreeLayout};
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest format version this build reads: earlier models were
 /// calibrated without the guarantee of docs/method.md §7 and must be refitted.
 pub const OLDEST_READABLE_VERSION: u32 = 5;
@@ -92,8 +97,23 @@ fn write_tree_section(
         .map_err(|e| e.to_string())
 }
 
-/// Encodes the model section, then lets `sections` append the sections that
-/// follow it (search tree, graph).
+/// Appends the channel section (format version 6): each fold model's
+/// [`ChannelExtra`] (value channel supports, blocks), in fold order, then
+/// the model's observed support ([`ModelData::support`]).
+fn write_channel_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Result<(), String> {
+    let extras: Vec<&ChannelExtra> = data
+        .calibration
+        .folds
+        .iter()
+        .map(|f| &f.state.extra)
+        .collect();
+    codec(u64::MAX)
+        .serialize_into(out, &(extras, &data.support))
+        .map_err(|e| e.to_string())
+}
+
+/// Encodes the model section and the channel section, then lets `sections`
+/// append the sections that follow them (search tree, graph).
 fn encode_parts(
     data: &ModelData,
     sections: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), String>,
@@ -109,6 +129,7 @@ fn encode_parts(
     codec(u64::MAX)
         .serialize_into(&mut out, data)
         .map_err(|e| fail(e.to_string()))?;
+    write_channel_section(&mut out, data).map_err(fail)?;
     sections(&mut out).map_err(fail)?;
     let payload_len = (out.len() - HEADER_LEN) as u64;
     out[12..20].copy_from_slice(&payload_len.to_le_bytes());
@@ -237,8 +258,36 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     let corrupt = |e: bincode::Error| Error::format(path, format!("corrupt model payload: {e}"));
     // The model section ends where bincode stops reading.
     let mut rest = payload;
-    let data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
-    let mut data = data;
+    let mut data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
+    if version >= 6 {
+        let (extras, support): (Vec<ChannelExtra>, Option<crate::marginal::Marginals>) =
+            codec(rest.len() as u64)
+                .deserialize_from(&mut rest)
+                .map_err(|e| Error::format(path, format!("corrupt channel section: {e}")))?;
+        if extras.len() != data.calibration.folds.len() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "corrupt channel section: {} entries for {} fold models",
+                    extras.len(),
+                    data.calibration.folds.len()
+                ),
+            ));
+        }
+        for (f, e) in data.calibration.folds.iter_mut().zip(extras) {
+            f.state.extra = e;
+        }
+        if support
+            .as_ref()
+            .is_some_and(|m| m.len() != data.features.len())
+        {
+            return Err(Error::format(
+                path,
+                "corrupt channel section: the observed support does not match the features",
+            ));
+        }
+        data.support = support;
+    }
     data.variants = codec(rest.len() as u64)
         .deserialize_from(&mut rest)
         .map_err(|e| Error::format(path, format!("corrupt variant section: {e}")))?;
@@ -273,6 +322,31 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         data,
         tree,
         graph,
+    })
+}
+
+/// Whether the optional channels' state matches the channels listed (`p`
+/// features, `c` components).
+fn channel_state_fits(state: &crate::calibrate::ChannelState, p: usize, c: usize) -> bool {
+    let extra = &state.extra;
+    state.channels().iter().all(|ch| match ch {
+        Channel::Knn | Channel::Residual => true,
+        Channel::Value => extra.value.as_ref().is_some_and(|m| m.len() == p),
+        Channel::Block(b) => extra.blocks.as_ref().is_some_and(|bs| {
+            (*b as usize) < bs.len()
+                && bs.blocks.of_feature.len() == p
+                && bs
+                    .blocks
+                    .of_feature
+                    .iter()
+                    .all(|&x| (x as usize) < bs.len())
+                && bs.grams.len() == bs.len()
+                && (1..=c).contains(&bs.n_components)
+                && bs
+                    .grams
+                    .iter()
+                    .all(|g| g.len() == bs.n_components * bs.n_components)
+        }),
     })
 }
 
@@ -334,6 +408,9 @@ fn validate(d: &ModelData) -> std::result::Result<(), String> {
             || f.scorer.weights.len() != channels
         {
             return Err("a fold model does not match the features".into());
+        }
+        if !channel_state_fits(&f.state, p, fc) {
+            return Err("a fold model's channel state does not match its channels".into());
         }
         if cal.scheme == crate::calibrate::Scheme::CrossConformal && f.points.len() < dims {
             return Err("a fold model has no training member".into());
@@ -507,6 +584,53 @@ mod tests {
             let bytes = model.to_bytes().expect("encode");
             (model, bytes)
         })
+    }
+
+    /// A version-5 file (no channel section) of a model without the value
+    /// channel loads and assesses exactly like the same model saved now.
+    #[test]
+    fn version_5_files_load_and_assess_as_before() {
+        let t = reference();
+        let small = t.select_rows(&(0..300).collect::<Vec<_>>());
+        let model = Params::default()
+            .k(5)
+            .value_channel(false)
+            .fit(&small)
+            .expect("fit");
+        assert!(
+            model.data().calibration.folds[0]
+                .state
+                .channels()
+                .iter()
+                .all(|c| matches!(c, Channel::Knn | Channel::Residual))
+        );
+        // Version 5: header, model section, variant section, search-tree
+        // section (no channel section).
+        let mut v5 = Vec::new();
+        v5.extend_from_slice(MAGIC);
+        v5.extend_from_slice(&5u32.to_le_bytes());
+        v5.extend_from_slice(&[0; 12]);
+        codec(u64::MAX)
+            .serialize_into(&mut v5, model.data())
+            .expect("encode");
+        write_variant_section(&mut v5, model.data()).expect("variants");
+        write_tree_section(&mut v5, model.exact.tree_layout().as_ref()).expect("tree");
+        let v5 = repack(&v5[..HEADER_LEN], &v5[HEADER_LEN..]);
+        let c = decode_container(&v5, Path::new(PATH)).expect("decode v5");
+        assert_eq!(c.version, 5);
+        let old = Model::from_bytes(&v5, Path::new(PATH)).expect("load v5");
+        let patients = t.select_rows(&(300..400).collect::<Vec<_>>());
+        let a = model.assess(&patients).expect("assess");
+        let b = old.assess(&patients).expect("assess");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.verdict, y.verdict);
+            assert_eq!(x.p_value.to_bits(), y.p_value.to_bits());
+            assert_eq!(x.reason, y.reason);
+        }
+        // Saved again, it is a current-version file.
+        let again =
+            decode_container(&old.to_bytes().expect("encode"), Path::new(PATH)).expect("decode");
+        assert_eq!(again.version, FORMAT_VERSION);
     }
 
     /// Replaces the payload of a version-2 container, fixing length and CRC.

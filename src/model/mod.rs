@@ -153,6 +153,12 @@ pub struct ModelData {
     /// files of earlier versions load with `None`.
     #[serde(skip)]
     pub variants: Option<Vec<crate::table::Variant>>,
+    /// What the model's reference members showed for every feature
+    /// (constant columns included): the observed support `inspect` shows and
+    /// the `reason` text quotes. Written in the channel section (format
+    /// version 5); `None` without the value channel and in older files.
+    #[serde(skip)]
+    pub support: Option<crate::marginal::Marginals>,
 }
 
 /// How well an HNSW graph agrees with exact search, measured at fit on

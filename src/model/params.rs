@@ -78,6 +78,18 @@ pub struct Params {
     pub knn_statistic: KnnStatistic,
     /// Keep calibration scores per reference group (Mondrian calibration).
     pub calibrate_by_group: bool,
+    /// Feature blocks (multi-omic layers). Not stored: the model keeps the
+    /// resolved blocks in its channels' state (see [`crate::table::blocks`]).
+    #[serde(skip)]
+    pub blocks: Option<crate::table::blocks::BlockSpec>,
+    /// Whether to score the value channel. Not stored: a model has the
+    /// channel or not ([`crate::calibrate::ChannelState::channels`]).
+    #[serde(skip, default = "yes")]
+    pub value_channel: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Params {
@@ -97,6 +109,8 @@ impl Default for Params {
             seed: DEFAULT_SEED,
             knn_statistic: KnnStatistic::MeanDistance,
             calibrate_by_group: false,
+            blocks: None,
+            value_channel: true,
         }
     }
 }
@@ -167,6 +181,16 @@ impl Params {
     setter!(
         /// Keep calibration scores per reference group (Mondrian calibration).
         calibrate_by_group: bool
+    );
+    setter!(
+        /// Feature blocks (multi-omic layers, [`crate::table::blocks`]): MFA
+        /// block weights and one residual channel per block (default none).
+        blocks: Option<crate::table::blocks::BlockSpec>
+    );
+    setter!(
+        /// Score the value channel: each value against what the reference
+        /// showed for its feature ([`crate::marginal`]; default true).
+        value_channel: bool
     );
 
     /// Validates the ranges of every parameter.

@@ -51,9 +51,16 @@ struct Row<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     q_value: Option<Option<f64>>,
+    channels: Vec<ChannelOut<'a>>,
     note: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant_match: Option<&'a MatchReport>,
+}
+
+#[derive(Serialize)]
+struct ChannelOut<'a> {
+    channel: &'a str,
+    p_value: Option<f64>,
 }
 
 /// One assessment as its JSON Lines object (one line, no line break), with
@@ -136,6 +143,14 @@ fn row<'a>(
         pooled_fallback: a.pooled_fallback,
         reason: &a.reason,
         q_value: with_q.then(|| num(a.q_value)),
+        channels: a
+            .channel_p_values
+            .iter()
+            .map(|c| ChannelOut {
+                channel: &c.channel,
+                p_value: num(c.p_value),
+            })
+            .collect(),
         note: &a.note,
         variant_match,
     }

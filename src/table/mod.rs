@@ -6,6 +6,7 @@
 //! model's features by name.
 
 pub mod bcf;
+pub mod blocks;
 pub mod genotypes;
 pub mod input;
 pub mod labels;

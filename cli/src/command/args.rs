@@ -125,6 +125,15 @@ pub struct FitArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = nof1::model::params::DEFAULT_SEED)]
     pub seed: u64,
+    /// Feature blocks (multi-omic layers): a CSV/TSV with the header
+    /// `feature,block`. Blocks are weighted (MFA) and each gets a calibrated
+    /// residual channel; unlisted features form the block `other`.
+    #[arg(long)]
+    pub blocks: Option<PathBuf>,
+    /// No value channel: constant columns are dropped and values are not
+    /// scored against what the reference showed.
+    #[arg(long)]
+    pub no_value_channel: bool,
 }
 
 /// Patient input shared by assess, check and audit.
@@ -244,6 +253,9 @@ pub struct DemoArgs {
 /// `nof1 eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    /// Fit without the value channel (the figures before it existed).
+    #[arg(long, global = true)]
+    pub no_value_channel: bool,
     #[command(subcommand)]
     pub what: EvalWhat,
 }
@@ -270,6 +282,17 @@ pub enum EvalWhat {
         /// Seeds (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
         seeds: Vec<u64>,
+    },
+    /// The multi-omic cohort of `bench omics`: AUROC, recall and the share
+    /// of flagged patients whose reason names the metabolome, with and
+    /// without blocks.
+    Omics {
+        /// Seed of the cohort.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Reference members.
+        #[arg(long, default_value_t = 3_000)]
+        n: usize,
     },
 }
 
@@ -316,6 +339,20 @@ pub enum BenchWhat {
         /// Number of clusters [default: 12; biobank 40, omics 8].
         #[arg(long)]
         clusters: Option<usize>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the multi-omic cohort (reference.csv, patients.csv with `truth`,
+    /// blocks.csv): 300 genotype, 2,000 transcript, 150 protein and 40
+    /// metabolite columns; `out` patients leave the metabolite manifold only.
+    Omics {
+        /// Reference members.
+        #[arg(long, default_value_t = 3_000)]
+        n: usize,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,

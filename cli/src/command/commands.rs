@@ -90,8 +90,16 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
         .calibration_size(a.calibration_size)
         .min_coverage(a.min_coverage)
         .seed(a.seed)
-        .calibrate_by_group(calibrate_by_group);
+        .calibrate_by_group(calibrate_by_group)
+        .value_channel(!a.no_value_channel);
     params.check()?;
+    let params = match &a.blocks {
+        Some(path) => params
+            .blocks(Some(nof1::table::blocks::read_blocks(path).with_context(
+                || format!("reading the blocks {}", path.display()),
+            )?)),
+        None => params,
+    };
     check_output_dir(&a.out, &[&a.reference])?;
     super::cleanup::guard(&a.out);
     let format = input::input_format(a.format.as_deref(), &a.reference)?;
@@ -556,8 +564,38 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let params = Params::default();
+    let params = Params::default().value_channel(!a.no_value_channel);
     match a.what {
+        EvalWhat::Omics { seed, n } => {
+            let cohort = crate::omics::generate(&crate::omics::OmicsParams {
+                n,
+                seed,
+                ..crate::omics::OmicsParams::default()
+            })?;
+            out!(
+                "{:<14} {:>6} {:>7} {:>9} {:>8} {:>12} {:>7}",
+                "fit",
+                "AUROC",
+                "recall",
+                "false_inv",
+                "flagged",
+                "block_named",
+                "fit_s"
+            );
+            for with_blocks in [false, true] {
+                let q = crate::omics::evaluate(&cohort, &params, with_blocks)?;
+                out!(
+                    "{:<14} {:>6.3} {:>7.3} {:>9.3} {:>8} {:>12.3} {:>7.1}",
+                    if with_blocks { "--blocks" } else { "no blocks" },
+                    q.auroc,
+                    q.recall,
+                    q.false_invisible,
+                    q.n_flagged,
+                    q.block_named,
+                    q.fit_seconds
+                );
+            }
+        }
         EvalWhat::Adbench {
             dir,
             seeds,
@@ -733,6 +771,21 @@ fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
             let summary = crate::synth::write_synth(&params, &out)
                 .with_context(|| format!("writing the synthetic cohort to {}", out.display()))?;
             eprintln!("nof1: {summary}");
+        }
+        BenchWhat::Omics { n, seed, out } => {
+            let params = crate::omics::OmicsParams {
+                n,
+                seed,
+                ..crate::omics::OmicsParams::default()
+            };
+            let files = crate::omics::write_omics(&params, &out)
+                .with_context(|| format!("writing the omics cohort to {}", out.display()))?;
+            eprintln!(
+                "nof1: wrote {}, {} and {}",
+                files.reference.display(),
+                files.patients.display(),
+                files.blocks.display()
+            );
         }
         BenchWhat::Run {
             reference,
