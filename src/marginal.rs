@@ -452,7 +452,7 @@ impl Marginals {
         self.support.is_empty()
     }
 
-    /// Scores a row (values in [`Marginals::features`] order, `NaN` =
+    /// Scores a row (values in the order of [`Marginals::support`], `NaN` =
     /// missing). `own` is true when the row is a reference member scored for
     /// calibration: its own values leave the counts.
     ///
