@@ -1052,7 +1052,7 @@ impl Projector {
 
 /// Solves `A x = b` in place for a symmetric positive-definite `A` given by its
 /// lower triangle (row-major `c × c`); `b` receives `x`.
-fn cholesky_solve(a: &mut [f64], b: &mut [f64], c: usize) {
+pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], c: usize) {
     for j in 0..c {
         let mut d = a[j * c + j];
         for k in 0..j {

@@ -123,7 +123,7 @@ impl BlockState {
                     a[r * c + r] += BLOCK_RIDGE;
                 }
                 let mut x = rhs[b].clone();
-                solve_spd(&mut a, &mut x, c);
+                crate::project::cholesky_solve(&mut a, &mut x, c);
                 x
             })
             .collect();
@@ -154,40 +154,6 @@ fn add_outer(g: &mut [f64], wr: &[f64]) {
         for t in 0..c {
             g[r * c + t] += wr[r] * wr[t];
         }
-    }
-}
-
-/// Solves `A x = b` for a symmetric positive-definite `c × c` `A` (Cholesky,
-/// in place; `b` receives `x`).
-fn solve_spd(a: &mut [f64], b: &mut [f64], c: usize) {
-    for j in 0..c {
-        let mut d = a[j * c + j];
-        for k in 0..j {
-            d -= a[j * c + k] * a[j * c + k];
-        }
-        let d = d.max(1e-300).sqrt();
-        a[j * c + j] = d;
-        for i in j + 1..c {
-            let mut s = a[i * c + j];
-            for k in 0..j {
-                s -= a[i * c + k] * a[j * c + k];
-            }
-            a[i * c + j] = s / d;
-        }
-    }
-    for i in 0..c {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= a[i * c + k] * b[k];
-        }
-        b[i] = s / a[i * c + i];
-    }
-    for i in (0..c).rev() {
-        let mut s = b[i];
-        for k in i + 1..c {
-            s -= a[k * c + i] * b[k];
-        }
-        b[i] = s / a[i * c + i];
     }
 }
 
