@@ -123,6 +123,15 @@ pub enum ErrorKind {
     /// A numerical routine failed (e.g. the eigendecomposition did not converge).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// What was asked needs a cargo feature of `nof1` that this build was
+    /// compiled without (e.g. building an HNSW graph needs `hnsw`).
+    #[error("{what} needs nof1's cargo feature `{feature}`, which this build was compiled without")]
+    FeatureDisabled {
+        /// The cargo feature.
+        feature: &'static str,
+        /// What needed it.
+        what: String,
+    },
 }
 
 /// The error type of the library: a boxed [`ErrorKind`] so results stay small.
@@ -170,6 +179,15 @@ impl Error {
         ErrorKind::InvalidParam {
             name,
             reason: reason.into(),
+        }
+        .into()
+    }
+
+    #[cfg_attr(feature = "hnsw", allow(dead_code))]
+    pub(crate) fn feature_disabled(feature: &'static str, what: impl Into<String>) -> Self {
+        ErrorKind::FeatureDisabled {
+            feature,
+            what: what.into(),
         }
         .into()
     }

@@ -431,14 +431,28 @@ pub struct ValueScore {
     pub p_value: f64,
 }
 
+/// Columns gathered together by [`Marginals::fit`] (at 1M rows, 128 MB).
+const FIT_BLOCK_COLUMNS: usize = 16;
+
 impl Marginals {
     /// Summarises every column of a row-major `n × p` matrix over the rows
     /// `rows` (parallel over columns; deterministic).
     pub fn fit(values: &[f64], p: usize, rows: &[usize]) -> Marginals {
-        let support = (0..p)
-            .into_par_iter()
-            .map(|j| FeatureSupport::from_values(rows.iter().map(|&r| values[r * p + j])))
-            .collect();
+        // Columns are gathered a block at a time in one pass over the rows
+        // (a pass per column reads the whole matrix `p` times: 1M × 96 took
+        // seconds of memory traffic), then summarised in parallel.
+        let mut support = Vec::with_capacity(p);
+        for start in (0..p).step_by(FIT_BLOCK_COLUMNS) {
+            let end = (start + FIT_BLOCK_COLUMNS).min(p);
+            let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(rows.len()); end - start];
+            for &r in rows {
+                let row = &values[r * p + start..r * p + end];
+                for (column, &v) in columns.iter_mut().zip(row) {
+                    column.push(v);
+                }
+            }
+            support.par_extend(columns.into_par_iter().map(FeatureSupport::from_values));
+        }
         Marginals { support }
     }
 
@@ -462,7 +476,6 @@ impl Marginals {
         assert_eq!(row.len(), self.support.len(), "row length");
         let mut best = f64::NEG_INFINITY;
         let mut best_j = None;
-        let mut best_p = f64::NAN;
         let mut sum = 0.0;
         let mut n = 0usize;
         for (j, (s, &x)) in self.support.iter().zip(row).enumerate() {
@@ -470,15 +483,18 @@ impl Marginals {
             if surprisal.is_nan() {
                 continue;
             }
-            let p = s.p_value(x, own.then_some(x));
             sum += surprisal;
             n += 1;
             if surprisal > best {
                 best = surprisal;
                 best_j = Some(j);
-                best_p = p;
             }
         }
+        // The p-value of the most surprising feature only (the surprisal
+        // already computed each one's).
+        let best_p = best_j.map_or(f64::NAN, |j| {
+            self.support[j].p_value(row[j], own.then_some(row[j]))
+        });
         if n == 0 {
             return ValueScore {
                 score: 0.0,
@@ -509,6 +525,37 @@ mod tests {
 
     fn support(v: &[f64]) -> FeatureSupport {
         FeatureSupport::from_values(v.iter().copied())
+    }
+
+    proptest::proptest! {
+        /// Gathering columns a block at a time gives each column's own support,
+        /// whatever the width (blocks of 16 and a remainder) and row subset.
+        #[test]
+        fn blockwise_fit_equals_column_by_column(
+            p in 1usize..40,
+            cells in proptest::collection::vec(-3i32..4, 40 * 30),
+            keep in proptest::collection::vec(proptest::bool::weighted(0.7), 30),
+        ) {
+            let n = 30;
+            let values: Vec<f64> = cells[..n * p]
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| match (c, i % 3) {
+                    (-3, _) => f64::NAN,
+                    (_, 0) => f64::from(c) * 0.37,
+                    _ => f64::from(c),
+                })
+                .collect();
+            let rows: Vec<usize> = (0..n).filter(|&r| keep[r]).collect();
+            let fitted = Marginals::fit(&values, p, &rows);
+            proptest::prop_assert_eq!(fitted.len(), p);
+            for j in 0..p {
+                let one = FeatureSupport::from_values(rows.iter().map(|&r| values[r * p + j]));
+                // Debug strings: equal supports with a NaN field (fewer than
+                // two values) compare equal.
+                proptest::prop_assert_eq!(format!("{:?}", fitted.support[j]), format!("{one:?}"));
+            }
+        }
     }
 
     #[test]

@@ -806,6 +806,52 @@ mod tests {
         assert!(pca.eigenvalues.windows(2).all(|w| w[0] >= w[1]));
     }
 
+    proptest::proptest! {
+        /// Reusing the factorisation across rows with one missingness
+        /// pattern gives bit-identical projections, and a changed pattern
+        /// is noticed.
+        #[test]
+        fn reused_masked_projection_is_bit_identical(
+            cells in proptest::collection::vec(-50i32..50, 12 * 8),
+            missing in proptest::collection::vec(proptest::bool::weighted(0.3), 8),
+            other in 0usize..8,
+        ) {
+            let (n, p, c) = (12, 8, 3);
+            let values: Vec<f64> = cells.iter().map(|&v| f64::from(v) / 7.0).collect();
+            let rows: Vec<usize> = (0..n).collect();
+            let st = crate::standardise::Standardiser::fit(&values, p, rows.iter().copied());
+            let pca = fit_pca(&values, p, &rows, st.mean(), st.scale(), c).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(e.to_string())
+            })?;
+            let projector = Projector::new(st, take_loadings(&pca, p, c), c);
+            let mut solver = MaskedSolver::default();
+            for (i, row) in values.chunks_exact(p).enumerate() {
+                let mut raw = row.to_vec();
+                for j in 0..p {
+                    // Every other row also misses feature `other`.
+                    if missing[j] || (i % 2 == 1 && j == other) {
+                        raw[j] = f64::NAN;
+                    }
+                }
+                let (mut z1, mut y1) = (vec![0.0; p], vec![0.0; c]);
+                let (mut z2, mut y2) = (vec![0.0; p], vec![0.0; c]);
+                let a = projector.project(&raw, &mut z1, &mut y1);
+                let b = projector.project_reusing(&raw, &mut z2, &mut y2, &mut solver);
+                proptest::prop_assert_eq!(a.0.to_bits(), b.0.to_bits());
+                proptest::prop_assert_eq!(a.1, b.1);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(bits(&y1), bits(&y2));
+            }
+        }
+    }
+
+    fn take_loadings(pca: &Pca, p: usize, c: usize) -> Vec<f64> {
+        (0..p)
+            .flat_map(|j| (0..c).map(move |k| (j, k)))
+            .map(|(j, k)| pca.loadings[j * pca.n_loadings + k])
+            .collect()
+    }
+
     /// A wide low-rank table: `rank` factors plus noise, `n × p`.
     fn wide_table(n: usize, p: usize, rank: usize, seed: u64) -> Vec<f64> {
         let mut rng = SplitMix64::new(seed);
@@ -956,6 +1002,21 @@ impl Projector {
     /// the observed features is rescaled by `(p − c)/(p_o − c)` so it stays on the
     /// scale of a complete row (0 when `p_o ≤ c`).
     pub fn project(&self, row: &[f64], z: &mut [f64], y: &mut [f64]) -> (f64, usize) {
+        self.project_reusing(row, z, y, &mut MaskedSolver::default())
+    }
+
+    /// [`Projector::project`], keeping the factorised normal equations of a
+    /// row with missing features in `solver` and reusing them for the next
+    /// row with the same missing features (bit-identical results: the same
+    /// operations in the same order). Rescoring many members under one
+    /// patient's mask factorises once instead of once per member.
+    pub fn project_reusing(
+        &self,
+        row: &[f64],
+        z: &mut [f64],
+        y: &mut [f64],
+        solver: &mut MaskedSolver,
+    ) -> (f64, usize) {
         let p = self.n_features();
         let c = self.n_components;
         self.standardiser.transform(row, z);
@@ -1009,7 +1070,35 @@ impl Projector {
             return (0.0, 0);
         }
         // Normal equations on the observed rows: (W_oᵀ W_o + λI) y = W_oᵀ z_o.
-        let mut a = vec![0.0; c * c];
+        let same_pattern = solver.factor.len() == c * c
+            && solver.missing.len() == p
+            && solver
+                .missing
+                .iter()
+                .zip(z.iter())
+                .all(|(&m, v)| m == v.is_nan());
+        if !same_pattern {
+            solver.missing.clear();
+            solver.missing.extend(z.iter().map(|v| v.is_nan()));
+            let a = &mut solver.factor;
+            a.clear();
+            a.resize(c * c, 0.0);
+            for j in 0..p {
+                if z[j].is_nan() {
+                    continue;
+                }
+                let wr = &w[j * c..(j + 1) * c];
+                for r in 0..c {
+                    for s in 0..=r {
+                        a[r * c + s] += wr[r] * wr[s];
+                    }
+                }
+            }
+            for r in 0..c {
+                a[r * c + r] += LS_RIDGE;
+            }
+            cholesky_factor(a, c);
+        }
         let mut b = vec![0.0; c];
         for j in 0..p {
             if z[j].is_nan() {
@@ -1018,15 +1107,9 @@ impl Projector {
             let wr = &w[j * c..(j + 1) * c];
             for r in 0..c {
                 b[r] += wr[r] * z[j];
-                for s in 0..=r {
-                    a[r * c + s] += wr[r] * wr[s];
-                }
             }
         }
-        for r in 0..c {
-            a[r * c + r] += LS_RIDGE;
-        }
-        cholesky_solve(&mut a, &mut b, c);
+        cholesky_substitute(&solver.factor, &mut b, c);
         y[..c].copy_from_slice(&b);
         let mut res = 0.0;
         for j in 0..p {
@@ -1053,6 +1136,13 @@ impl Projector {
 /// Solves `A x = b` in place for a symmetric positive-definite `A` given by its
 /// lower triangle (row-major `c × c`); `b` receives `x`.
 pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], c: usize) {
+    cholesky_factor(a, c);
+    cholesky_substitute(a, b, c);
+}
+
+/// Overwrites the lower triangle of `A` (row-major `c × c`) with its Cholesky
+/// factor `L` (`A = L Lᵀ`; pivots floored at `1e-300`).
+fn cholesky_factor(a: &mut [f64], c: usize) {
     for j in 0..c {
         let mut d = a[j * c + j];
         for k in 0..j {
@@ -1068,18 +1158,32 @@ pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], c: usize) {
             a[i * c + j] = s / d;
         }
     }
+}
+
+/// Solves `L Lᵀ x = b` in place given the factor of [`cholesky_factor`].
+fn cholesky_substitute(l: &[f64], b: &mut [f64], c: usize) {
     for i in 0..c {
         let mut s = b[i];
         for k in 0..i {
-            s -= a[i * c + k] * b[k];
+            s -= l[i * c + k] * b[k];
         }
-        b[i] = s / a[i * c + i];
+        b[i] = s / l[i * c + i];
     }
     for i in (0..c).rev() {
         let mut s = b[i];
         for k in i + 1..c {
-            s -= a[k * c + i] * b[k];
+            s -= l[k * c + i] * b[k];
         }
-        b[i] = s / a[i * c + i];
+        b[i] = s / l[i * c + i];
     }
+}
+
+/// The factorised normal equations of the last missingness pattern
+/// [`Projector::project_reusing`] met (start with `MaskedSolver::default()`).
+#[derive(Debug, Clone, Default)]
+pub struct MaskedSolver {
+    /// Which standardised values were missing.
+    missing: Vec<bool>,
+    /// Cholesky factor of `W_oᵀ W_o + λI` (row-major lower triangle).
+    factor: Vec<f64>,
 }

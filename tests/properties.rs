@@ -456,12 +456,36 @@ proptest! {
     }
 }
 
-/// A small model and some patients for the I/O properties, fitted once.
+/// Without the `hnsw` feature no graph can be built: the HNSW model of the
+/// I/O properties is then the one stored in `fixtures/versions/hnsw-v5.nof1`
+/// (loaded without hnsw_rs), saved in today's format, with the patients of
+/// `fixtures/small/patients.csv`.
+#[cfg(not(feature = "hnsw"))]
+fn stored_hnsw_fixture() -> (Model, Vec<u8>, Table) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let model = Model::load(&fixtures.join("versions/hnsw-v5.nof1")).expect("load");
+    assert_eq!(model.index_kind(), nof1::index::IndexKind::Hnsw);
+    let bytes = model.to_bytes().expect("encode");
+    let patients = nof1::table::read_table(
+        &fixtures.join("small/patients.csv"),
+        &TableOptions::default(),
+        Role::Patients,
+    )
+    .expect("patients");
+    (model, bytes, patients)
+}
+
+/// A small model and some patients for the I/O properties, fitted once
+/// (with an HNSW graph when `hnsw`).
 fn io_fixture(hnsw: bool) -> &'static (Model, Vec<u8>, Table) {
     static EXACT: OnceLock<(Model, Vec<u8>, Table)> = OnceLock::new();
     static HNSW: OnceLock<(Model, Vec<u8>, Table)> = OnceLock::new();
     let cell = if hnsw { &HNSW } else { &EXACT };
     cell.get_or_init(|| {
+        #[cfg(not(feature = "hnsw"))]
+        if hnsw {
+            return stored_hnsw_fixture();
+        }
         let mut c = cohort(11, 40, 4, 2);
         let index = if hnsw {
             IndexChoice::Hnsw
@@ -491,6 +515,9 @@ proptest! {
         hnsw in any::<bool>(),
         with_groups in any::<bool>(),
     ) {
+        // Building a graph needs the `hnsw` feature (tests/hnsw_feature.rs
+        // covers loading one without it).
+        let hnsw = hnsw && cfg!(feature = "hnsw");
         let mut c = cohort(seed, n, p, 2);
         let mut reference = c.reference.clone();
         let mut patients = c.patients(30, 10, 3.0);
@@ -527,6 +554,7 @@ proptest! {
     /// neighbours, as it does on these sizes; the poor-graph test below
     /// checks what is guaranteed when it does not.)
     #[test]
+    #[cfg(feature = "hnsw")]
     fn hnsw_verdicts_equal_exact_verdicts(
         seed in any::<u64>(),
         n in 100usize..400,
@@ -552,6 +580,7 @@ proptest! {
     /// supported ones the graph's p-value can only be lower (approximate
     /// neighbours are never closer), still above `warn_alpha`.
     #[test]
+    #[cfg(feature = "hnsw")]
     fn hnsw_verdicts_equal_exact_verdicts_with_a_poor_graph(
         seed in any::<u64>(),
         n in 100usize..400,
@@ -574,6 +603,7 @@ proptest! {
 
 /// Assessments by an exact and an HNSW model of the same reference, of
 /// patients inside (60), at the edge of (20) and far from (20) the cohort.
+#[cfg(feature = "hnsw")]
 fn hnsw_and_exact(
     seed: u64,
     n: usize,
@@ -611,6 +641,7 @@ fn hnsw_and_exact(
 /// among its k graph neighbours only (capped at k), while exact search counts
 /// every member within the radius.
 #[test]
+#[cfg(feature = "hnsw")]
 #[ignore = "documented limitation (docs/method.md): with an HNSW index, support of graph-supported patients is counted among the graph neighbours only (a lower bound, at least k)"]
 fn hnsw_support_equals_exact_support() {
     let mut c = cohort(3, 300, 6, 2);
@@ -1054,6 +1085,7 @@ proptest! {
 /// exact side a stored k-d tree), the graph still never changes a verdict
 /// and gives the exact p-values, with the default graph and with a poor one.
 #[test]
+#[cfg(feature = "hnsw")]
 fn hnsw_verdicts_equal_exact_verdicts_above_2000_members() {
     for (seed, n) in [(11u64, 2_500usize), (12, 4_000)] {
         let (exact, graph, patients) = hnsw_and_exact(seed, n, 6, 3, 2.0, HnswParams::default());

@@ -688,7 +688,7 @@ fn compare_indexes(
         IndexKind::Exact => IndexKind::Hnsw,
         IndexKind::Hnsw => IndexKind::Exact,
     };
-    let other = model.with_index_kind(other_kind, &nof1::model::NoProgress);
+    let other = model.with_index_kind(other_kind, &nof1::model::NoProgress)?;
     let t0 = Instant::now();
     let other_assessed = other.assess(patients)?;
     let other_seconds = t0.elapsed().as_secs_f64();

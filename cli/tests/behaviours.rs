@@ -471,7 +471,13 @@ fn audit_writes_its_four_files_with_counts_that_add_up() {
     names.sort();
     assert_eq!(
         names,
-        ["audit.json", "audit.tsv", "report.html", "scatter.svg"]
+        [
+            "audit.json",
+            "audit.tsv",
+            "channels.tsv",
+            "report.html",
+            "scatter.svg"
+        ]
     );
     let tsv = std::fs::read_to_string(dir.join("audit.tsv")).unwrap();
     let lines: Vec<&str> = tsv.lines().collect();

@@ -143,6 +143,31 @@ fn check_audit(a: &Audit, rows: &[Assessment]) {
             }
         }
     }
+    // Per channel: every flagged, scored patient's reason names one channel.
+    let flagged = |rows: &mut dyn Iterator<Item = &Assessment>| {
+        rows.filter(|r| matches!(r.verdict, Verdict::Invisible | Verdict::LowSupport))
+            .count()
+    };
+    let driving = |channels: &[report::ChannelRate]| -> usize {
+        channels.iter().map(|c| c.driving.count).sum()
+    };
+    assert_eq!(driving(&a.channels), flagged(&mut rows.iter()));
+    assert!(!a.channels.is_empty());
+    for c in &a.channels {
+        assert_eq!(c.n_scored, a.calibration.n_scored, "{}", c.channel);
+        check_rate(&c.driving, c.n_scored);
+        check_rate(&c.p_le_alpha, c.n_scored);
+    }
+    for g in &a.groups {
+        let mine = rows.iter().filter(|r| report::group_label(r) == g.group);
+        assert_eq!(
+            driving(&g.channels),
+            flagged(&mut mine.into_iter()),
+            "{}",
+            g.group
+        );
+        assert_eq!(g.channels.len(), a.channels.len());
+    }
     let c = &a.calibration;
     check_rate(&c.invisible, c.n_scored);
     assert_eq!(
@@ -514,4 +539,100 @@ fn loso_on_the_bundled_panel_meets_its_floor() {
         false_invisible <= 0.08,
         "LOSO mean false-invisible {false_invisible:.4} above 0.08"
     );
+}
+
+/// Issue 12: a value no reference member showed is named in the reason, the
+/// explanation (`check` lines, the report) and the audit's value features.
+#[test]
+fn a_never_seen_value_is_named_in_explanations_audit_and_report() {
+    let base = reference(false);
+    let mut with = names();
+    with.push("rs_private".to_string());
+    let widen = |t: &Table, value: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        (0..t.n_rows())
+            .flat_map(|i| {
+                let mut row = t.row(i).to_vec();
+                row.push(value(i));
+                row
+            })
+            .collect()
+    };
+    let reference = Table::from_rows(base.ids().to_vec(), with.clone(), widen(&base, &|_| 0.0))
+        .expect("reference");
+    let model = Params::default().k(5).fit(&reference).expect("fit");
+    let pats = patients(None);
+    // The first six typical patients carry the private variant.
+    let carrier = |i: usize| i < 6;
+    let table = Table::from_rows(
+        pats.ids().to_vec(),
+        with,
+        widen(&pats, &|i| if carrier(i) { 1.0 } else { 0.0 }),
+    )
+    .expect("patients")
+    .with_groups(
+        (0..pats.n_rows())
+            .map(|i| if carrier(i) { "carrier" } else { "other" }.to_string())
+            .collect(),
+    )
+    .expect("groups");
+    let rows = assess(&model, &table);
+    let reason = "value: rs_private=1 never seen in 180 reference members (all 0)";
+    for r in &rows[..6] {
+        assert_eq!(r.verdict, Verdict::Invisible, "{}", r.id);
+        assert_eq!(r.reason, reason, "{}", r.id);
+        // `check` prints this explanation after the id, verdict and p-value.
+        let text = explain(&model, r);
+        assert!(text.starts_with(&format!("reason {reason}; ")), "{text}");
+        assert!(!text.contains("kNN distance"), "{text}");
+    }
+    let a = audit(&model, &rows);
+    check_audit(&a, &rows);
+    assert_eq!(
+        a.value_features[0],
+        report::NamedFeature {
+            feature: "rs_private".into(),
+            named: 6,
+            unseen: 6
+        }
+    );
+    let value = a.channels.iter().find(|c| c.channel == "value").unwrap();
+    assert_eq!(value.driving.count, 6);
+    let carriers = a.groups.iter().find(|g| g.group == "carrier").unwrap();
+    let v = carriers
+        .channels
+        .iter()
+        .find(|c| c.channel == "value")
+        .unwrap();
+    assert_eq!((v.driving.count, v.n_scored, v.p_le_alpha.count), (6, 6, 6));
+    let lines = a.channel_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "value channel named: rs_private (6 patients, 6 never seen)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("channel value: drove 6 of ")),
+        "{lines:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+    assert_eq!(json["value_features"][0]["feature"], "rs_private");
+    assert_eq!(json["channels"][2]["channel"], "value");
+    let tsv = a.channels_tsv();
+    assert!(tsv.starts_with(&(report::CHANNEL_TSV_COLUMNS.join("\t") + "\n")));
+    assert!(tsv.contains("\ncarrier\tvalue\t6\t6\t1.000000\t"), "{tsv}");
+    for html in [
+        render_html(&model, &rows, Some(&a), "audit"),
+        render_html(&model, &rows, None, "report"),
+    ] {
+        assert_well_formed(&html);
+        assert!(html.contains(&escape(&format!("reason {reason}; "))));
+        assert!(html.contains("<h2>By channel</h2>"));
+        assert!(html.contains(
+            "<tr><td>rs_private</td><td class=\"num\">6</td><td class=\"num\">6</td></tr>"
+        ));
+        assert!(html.contains("1 constant, kept for the value channel"));
+    }
 }

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -254,6 +254,8 @@ def fit(
     min_coverage: float = DEFAULTS["min_coverage"],
     seed: int = DEFAULTS["seed"],
     progress: Optional[Callable[[str, int, int], Any]] = None,
+    blocks: "Optional[Mapping[str, str] | str | os.PathLike[str]]" = None,
+    value_channel: bool = True,
 ) -> "Model":
     """Fits a model on a reference cohort, as ``nof1 fit`` does.
 
@@ -269,6 +271,12 @@ def fit(
     principal components), ``max_components``, ``index`` (``"auto"``,
     ``"exact"``, ``"hnsw"``), ``folds``, ``calibration_size``,
     ``min_coverage`` and ``seed``.
+
+    ``blocks`` gives the features' layers (multi-omic blocks, as
+    ``nof1 fit --blocks``): a mapping ``{feature: block}`` or the path of a
+    ``feature,block`` file; features it does not list form the block
+    ``other``. ``value_channel=False`` turns the value channel off (as
+    ``--no-value-channel``).
 
     ``progress``, if given, is called as ``progress(step, done, total)`` on
     the calling thread while the fit runs: once when each step starts
@@ -311,6 +319,11 @@ def fit(
         seed=int(seed),
         calibrate_by_group=calibrate_by is not None,
         progress=progress,
+        blocks_file=None if blocks is None or isinstance(blocks, Mapping) else os.fspath(blocks),
+        blocks=(
+            [(str(f), str(b)) for f, b in blocks.items()] if isinstance(blocks, Mapping) else None
+        ),
+        value_channel=bool(value_channel),
     )
     for w in notes:
         warnings.warn(w, stacklevel=2)
@@ -358,7 +371,12 @@ class Model:
 
     def summary(self) -> dict:
         """What ``nof1 inspect`` shows, as a dict (members, features,
-        components, calibration, support radius, index, groups, ...).
+        components, calibration, support radius, index, groups, ...):
+        ``variants`` (variant identities stored for a model fitted on
+        genotypes, else None), ``channels`` (each channel's label and prior
+        weight), ``blocks`` (per feature block: name, features, MFA weight,
+        the components its coordinates use) and ``value_support``. The
+        stub's ``Summary`` lists every key.
 
         >>> import nof1, numpy as np
         >>> m = nof1.fit(np.random.default_rng(3).normal(size=(100, 2)), k=5)

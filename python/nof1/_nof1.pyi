@@ -52,5 +52,8 @@ def fit(
     seed: int,
     calibrate_by_group: bool,
     progress: Optional[Callable[[str, int, int], Any]] = ...,
+    blocks_file: Optional[str] = ...,
+    blocks: Optional[Sequence[Tuple[str, str]]] = ...,
+    value_channel: bool = ...,
 ) -> Tuple[RawModel, list[str]]: ...
 def load(path: str) -> RawModel: ...

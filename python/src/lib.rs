@@ -421,7 +421,7 @@ fn index_choice(index: &str) -> PyResult<IndexChoice> {
 
 /// Fits a model; see `nof1.fit` for the arguments.
 #[pyfunction]
-#[pyo3(signature = (ids, names, data, groups, id_name, *, k, alpha, warn_alpha, variance, components, max_components, index, folds, calibration_size, min_coverage, seed, calibrate_by_group, progress=None))]
+#[pyo3(signature = (ids, names, data, groups, id_name, *, k, alpha, warn_alpha, variance, components, max_components, index, folds, calibration_size, min_coverage, seed, calibrate_by_group, progress=None, blocks_file=None, blocks=None, value_channel=true))]
 #[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
@@ -443,7 +443,29 @@ fn fit(
     seed: u64,
     calibrate_by_group: bool,
     progress: Option<Bound<'_, PyAny>>,
+    blocks_file: Option<PathBuf>,
+    blocks: Option<Vec<(String, String)>>,
+    value_channel: bool,
 ) -> PyResult<(RawModel, Vec<String>)> {
+    let spec = match (blocks_file, blocks) {
+        (Some(path), _) => {
+            Some(nof1::table::blocks::read_blocks(&path).map_err(|e| to_py(e, None))?)
+        }
+        // A mapping: entry i stands for line i + 2 of a blocks file.
+        (None, Some(pairs)) => Some(nof1::table::blocks::BlockSpec {
+            source: PathBuf::from("blocks"),
+            entries: pairs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (feature, block))| nof1::table::blocks::BlockEntry {
+                    feature,
+                    block,
+                    line: i as u64 + 2,
+                })
+                .collect(),
+        }),
+        (None, None) => None,
+    };
     let rule = match (components, variance) {
         (Some(_), Some(_)) => {
             return Err(ParameterError::new_err(
@@ -465,7 +487,9 @@ fn fit(
         .calibration_size(calibration_size)
         .min_coverage(min_coverage)
         .seed(seed)
-        .calibrate_by_group(calibrate_by_group);
+        .calibrate_by_group(calibrate_by_group)
+        .blocks(spec)
+        .value_channel(value_channel);
     params.check().map_err(|e| to_py(e, None))?;
     let table = build_table(py, Role::Reference, true, id_name, ids, names, data, groups)?;
     let model = run(py, progress, |stop| params.fit_with_progress(&table, stop))?;
@@ -679,7 +703,11 @@ impl RawModel {
         d.set_item("created", s.created)?;
         d.set_item("members", s.reference_size)?;
         d.set_item("features", m.features().to_vec())?;
+        d.set_item("n_features", s.n_features)?;
+        d.set_item("projected_features", s.projected_features)?;
+        d.set_item("constant_features", s.constant_features.clone())?;
         d.set_item("dropped_features", s.dropped_features.clone())?;
+        d.set_item("variants", s.n_variants)?;
         let c = &s.components;
         d.set_item("components", c.n_components)?;
         d.set_item("knn_components", c.knn_components)?;
@@ -696,6 +724,8 @@ impl RawModel {
         d.set_item("min_coverage", p.min_coverage)?;
         d.set_item("calibration_scores", s.calibration_size)?;
         d.set_item("calibration", &s.calibration_method)?;
+        d.set_item("calibration_scheme", s.calibration_scheme.to_string())?;
+        d.set_item("folds", s.folds)?;
         d.set_item("support_radius", s.support_radius)?;
         d.set_item("mondrian", if s.mondrian { "per group" } else { "pooled" })?;
         d.set_item("index", s.index_kind.to_string())?;
@@ -716,6 +746,37 @@ impl RawModel {
             groups.set_item(&g.group, g.n)?;
         }
         d.set_item("groups", groups)?;
+        let channels = PyList::empty(py);
+        for c in &s.channels {
+            let e = PyDict::new(py);
+            e.set_item("channel", &c.channel)?;
+            e.set_item("weight", c.weight)?;
+            channels.append(e)?;
+        }
+        d.set_item("channels", channels)?;
+        let blocks = PyList::empty(py);
+        for b in &s.blocks {
+            let e = PyDict::new(py);
+            e.set_item("block", &b.name)?;
+            e.set_item("features", b.features)?;
+            e.set_item("projected", b.projected)?;
+            e.set_item("first_eigenvalue", b.first_eigenvalue)?;
+            e.set_item("mfa_weight", b.mfa_weight)?;
+            e.set_item("components_min", b.components_min)?;
+            e.set_item("components_max", b.components_max)?;
+            blocks.append(e)?;
+        }
+        d.set_item("blocks", blocks)?;
+        match &s.value_support {
+            Some(v) => {
+                let e = PyDict::new(py);
+                e.set_item("features", v.features)?;
+                e.set_item("integer_valued", v.integer_valued)?;
+                e.set_item("constant", v.constant.clone())?;
+                d.set_item("value_support", e)?;
+            }
+            None => d.set_item("value_support", py.None())?,
+        }
         d.set_item("warnings", m.data().warnings.clone())?;
         Ok(d)
     }

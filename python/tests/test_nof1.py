@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import nof1
-from conftest import PANEL, SMALL
+from conftest import PANEL, ROOT, SMALL
 
 # The CLI's parser reads the shortest round-trip decimals exactly; so does
 # pandas >= 3 by default, older pandas with float_precision="round_trip".
@@ -182,6 +182,54 @@ def test_summary_save_load_and_pickle(small, tmp_path):
         )
 
 
+def test_summary_shows_blocks_channels_and_variants(small, cli, tmp_path):
+    reference, _ = small
+    s = nof1.fit(reference, id_col="id", k=5).summary()
+    assert s["variants"] is None and s["blocks"] == []
+    assert s["n_features"] == 5 and s["projected_features"] == 5
+    assert [c["channel"] for c in s["channels"]] == ["knn", "residual", "value"]
+    assert abs(sum(c["weight"] for c in s["channels"]) - 1) < 1e-9
+    assert s["value_support"]["features"] == 5
+
+    # A model the CLI fitted with blocks: the summary lists them.
+    (tmp_path / "blocks.csv").write_text("feature,block\nf1,a\nf2,a\nf3,a\nf4,b\n")
+    cli("fit", "--reference", SMALL / "reference.csv", "--blocks", tmp_path / "blocks.csv",
+        "--out", tmp_path / "b.nof1")
+    s = nof1.load(tmp_path / "b.nof1").summary()
+    # f5, unlisted, forms the block "other".
+    assert [(b["block"], b["features"], b["projected"]) for b in s["blocks"]] == [
+        ("a", 3, 3), ("b", 1, 1), ("other", 1, 1)]
+    for b in s["blocks"]:
+        assert abs(b["mfa_weight"] - b["first_eigenvalue"] ** -0.5) < 1e-12
+        assert 1 <= b["components_min"] <= b["components_max"] <= s["components"]
+    assert [c["channel"] for c in s["channels"]][3:] == ["block:a", "block:b", "block:other"]
+
+    # Python fits with the same blocks (a file or a mapping): the same
+    # summary and assessments as the CLI's model.
+    patients = read(SMALL / "patients.csv")
+    theirs = read_cli_output(
+        cli("assess", "--model", tmp_path / "b.nof1", "--input", SMALL / "patients.csv")
+    )
+    mapping = {"f1": "a", "f2": "a", "f3": "a", "f4": "b"}
+    for blocks in (tmp_path / "blocks.csv", str(tmp_path / "blocks.csv"), mapping):
+        model = nof1.fit(reference, id_col="id", blocks=blocks)
+        assert model.summary()["blocks"] == s["blocks"]
+        ours = model.assess(patients, id_col="id")
+        assert_same_as_cli(ours, theirs)
+        assert list(ours.reason) == list(theirs.reason)
+    with pytest.raises(nof1.TableError, match='feature "nope"'):
+        nof1.fit(reference, id_col="id", blocks={"nope": "a"})
+    off = nof1.fit(reference, id_col="id", value_channel=False).summary()
+    assert [c["channel"] for c in off["channels"]] == ["knn", "residual"]
+    assert off["value_support"] is None
+
+    # A model fitted on genotypes stores its variants.
+    cli("fit", "--reference", ROOT / "fixtures/1000genomes-aisnp/seldin.aisnp.1kg.vcf.gz",
+        "--out", tmp_path / "g.nof1")
+    s = nof1.load(tmp_path / "g.nof1").summary()
+    assert s["variants"] == s["n_features"] == len(s["features"]) > 100
+
+
 def test_calibrate_by_group(small):
     reference, patients = small
     ref = reference.assign(site=["a", "b"] * 30)
@@ -281,9 +329,16 @@ def test_progress_reports_every_step_and_its_exception_stops_the_fit(small):
 # child prints a line from the progress callback once the fit is running (in
 # Rust, GIL released), and says how it ended.
 CTRL_C_CHILD = """
+import signal
 import sys
 import numpy as np
 import nof1
+
+# A child started from a background job inherits SIGINT ignored (POSIX:
+# without job control, background commands ignore SIGINT), and Python then
+# installs no KeyboardInterrupt handler: restore it, so the test is about
+# nof1's handling of Ctrl-C, not about how the test run was launched.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 data = np.random.default_rng(5).normal(size=(400_000, 32))
 steps = []

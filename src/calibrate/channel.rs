@@ -9,7 +9,7 @@
 //! list of channel scores into one `novelty`, and the conformal p-value is
 //! taken on that novelty (docs/method.md §5–7).
 //!
-//! Adding a channel (docs/architecture.md, /work/notes/core.md):
+//! Adding a channel (docs/architecture.md):
 //! 1. a variant of [`Channel`] with its [`Channel::name`] (the word written in
 //!    the `reason` column) and [`Channel::weight`];
 //! 2. any state it needs fitted on a fold model's training rows, as a field of

@@ -99,21 +99,24 @@ impl CalibrationSet {
     /// is `novelty[k]`: `(1 + Σ_k #{i ∈ F_k : S_i ≥ novelty[k]}) / (m + 1)`.
     /// `NaN` when any novelty is not a number (fail closed: never supported).
     pub fn p_value(&self, novelty: &[f64]) -> f64 {
-        count_p(&self.novelty, novelty, self.n_members)
+        count_p(
+            self.novelty.iter().map(ChannelScores::sorted),
+            self.novelty.len(),
+            novelty,
+            self.n_members,
+        )
     }
 
     /// The same p-value for channel `j` alone.
     pub fn channel_p_value(&self, j: usize, scores: &[f64]) -> f64 {
-        let per_fold: Vec<ChannelScores> = self
-            .channels
-            .iter()
-            .map(|f| {
-                f.get(j)
-                    .cloned()
-                    .unwrap_or_else(|| ChannelScores::new(vec![]))
-            })
-            .collect();
-        count_p(&per_fold, scores, self.n_members)
+        count_p(
+            self.channels
+                .iter()
+                .map(|f| f.get(j).map_or(&[][..], ChannelScores::sorted)),
+            self.channels.len(),
+            scores,
+            self.n_members,
+        )
     }
 
     /// The smallest p-value this set can give, `1/(m + 1)`.
@@ -122,13 +125,20 @@ impl CalibrationSet {
     }
 }
 
-fn count_p(per_fold: &[ChannelScores], s: &[f64], m: usize) -> f64 {
-    if s.len() != per_fold.len() || s.iter().any(|x| x.is_nan()) {
+/// `(1 + #{calibration scores ≥ the patient's, fold by fold}) / (m + 1)`:
+/// `per_fold` yields each fold's sorted scores (`n_folds` of them), `s` the
+/// patient's score under each fold model.
+fn count_p<'a>(
+    per_fold: impl Iterator<Item = &'a [f64]>,
+    n_folds: usize,
+    s: &[f64],
+    m: usize,
+) -> f64 {
+    if s.len() != n_folds || s.iter().any(|x| x.is_nan()) {
         return f64::NAN;
     }
     let mut count = 0usize;
-    for (f, &x) in per_fold.iter().zip(s) {
-        let sorted = f.sorted();
+    for (sorted, &x) in per_fold.zip(s) {
         count += sorted.len() - sorted.partition_point(|&c| c < x);
     }
     (1 + count) as f64 / (m + 1) as f64
@@ -198,6 +208,9 @@ impl Calibration {
         let p = mask.len();
         let mut rescored: Vec<CalibrationMember> = Vec::new();
         let mut row = vec![f64::NAN; p];
+        // Every rescored member misses the same features: each fold model
+        // factorises its projection once.
+        let mut solvers = vec![crate::project::MaskedSolver::default(); self.n_folds().max(1)];
         for (slot, &pos) in self.masked.members.iter().enumerate() {
             let Some(m) = self.members.get(pos as usize) else {
                 continue;
@@ -211,7 +224,11 @@ impl Calibration {
             for j in 0..p {
                 row[j] = if mask[j] { raw[j] } else { f64::NAN };
             }
-            let s = scorer(m.fold as usize).score(&row);
+            let f = m.fold as usize;
+            let s = match solvers.get_mut(f) {
+                Some(solver) => scorer(f).score_reusing(&row, solver),
+                None => scorer(f).score(&row),
+            };
             rescored.push(CalibrationMember {
                 row: m.row,
                 fold: m.fold,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::{ChannelState, PointView, Scorer};
 use crate::index::{ExactIndex, Neighbour};
-use crate::project::Projector;
+use crate::project::{MaskedSolver, Projector};
 use crate::score::KnnStatistic;
 
 /// One fitted scoring function.
@@ -65,10 +65,21 @@ impl FoldScorer<'_> {
     /// As [`FoldScorer::score`], leaving index entry `skip` out of the search
     /// (a training member scored among the others, to fit the tail transforms).
     pub fn score_skipping(&self, raw: &[f64], skip: Option<u32>) -> PointScore {
+        self.score_with(raw, skip, &mut MaskedSolver::default())
+    }
+
+    /// [`FoldScorer::score`] for one of many rows sharing a missingness
+    /// pattern: `solver` keeps the projection's factorisation between calls
+    /// (same results, see [`crate::project::Projector::project_reusing`]).
+    pub fn score_reusing(&self, raw: &[f64], solver: &mut MaskedSolver) -> PointScore {
+        self.score_with(raw, None, solver)
+    }
+
+    fn score_with(&self, raw: &[f64], skip: Option<u32>, solver: &mut MaskedSolver) -> PointScore {
         let projector = &self.model.projector;
         let mut z = vec![0.0; raw.len()];
         let mut y = vec![0.0; projector.n_components];
-        let (residual, n_obs) = projector.project(raw, &mut z, &mut y);
+        let (residual, n_obs) = projector.project_reusing(raw, &mut z, &mut y, solver);
         let dims = self.index.dim();
         let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
         let nb = if n_obs == 0 || q.iter().any(|v| !v.is_finite()) {

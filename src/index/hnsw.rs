@@ -18,7 +18,15 @@
 //! loading reads them back and checks them, without hnsw_rs and without
 //! rebuilding anything. Version-2 files, which stored hnsw_rs's neighbour
 //! records, are converted to the arrays on load.
+//!
+//! # Cargo feature
+//!
+//! Only building a graph (`HnswIndex::build`) needs hnsw_rs, hence nof1's
+//! `hnsw` feature (on by default). Without it, loading and searching a stored graph work as
+//! with it, and [`HnswIndex::try_build`] returns
+//! [`crate::ErrorKind::FeatureDisabled`].
 
+#[cfg(feature = "hnsw")]
 use hnsw_rs::prelude::{DistL2, Hnsw};
 
 use super::graph::Graph;
@@ -53,9 +61,12 @@ impl HnswIndex {
     ///
     /// `progress` is called with the number of points inserted so far.
     ///
+    /// Needs the `hnsw` cargo feature (see [`HnswIndex::try_build`]).
+    ///
     /// # Panics
     /// If `points.len()` is not a multiple of `dim`, or `dim` is 0 (caller
     /// bugs).
+    #[cfg(feature = "hnsw")]
     pub fn build(
         points: &[f32],
         dim: usize,
@@ -70,6 +81,35 @@ impl HnswIndex {
             points: points.to_vec(),
             params,
             dim,
+        }
+    }
+
+    /// `HnswIndex::build` when this build has the `hnsw` cargo feature.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::FeatureDisabled`] naming `hnsw` when it was
+    /// compiled without it.
+    ///
+    /// # Panics
+    /// As `HnswIndex::build`: if `points.len()` is not a multiple of `dim`, or
+    /// `dim` is 0.
+    pub fn try_build(
+        points: &[f32],
+        dim: usize,
+        params: HnswParams,
+        progress: impl FnMut(usize),
+    ) -> crate::Result<Self> {
+        #[cfg(feature = "hnsw")]
+        {
+            Ok(Self::build(points, dim, params, progress))
+        }
+        #[cfg(not(feature = "hnsw"))]
+        {
+            let _ = (points, dim, params, progress);
+            Err(crate::Error::feature_disabled(
+                "hnsw",
+                "building an HNSW graph",
+            ))
         }
     }
 
@@ -139,6 +179,7 @@ impl HnswIndex {
 }
 
 /// hnsw_rs's graph of `points`, inserted serially in row order.
+#[cfg(feature = "hnsw")]
 fn insert_all(
     points: &[f32],
     dim: usize,
@@ -179,6 +220,7 @@ pub(crate) fn write_section_v2(graph: &HnswIndex, out: &mut Vec<u8>) {
 /// If hnsw_rs's graph breaks the invariants of an HNSW graph built by
 /// [`HnswIndex::build`] (every row once, nothing linked above the entry
 /// point's level, list lengths within `2M`/`M`): a bug, not a data error.
+#[cfg(feature = "hnsw")]
 fn extract(built: &Hnsw<'_, f32, DistL2>, n: usize) -> Graph {
     if n == 0 {
         return Graph::default();
@@ -298,7 +340,10 @@ impl StoredGraph {
     }
 }
 
+/// The tests build graphs: they need the `hnsw` feature (the loading of a
+/// stored graph without it is tested in `tests/hnsw_feature.rs`).
 #[cfg(test)]
+#[cfg(feature = "hnsw")]
 mod tests {
     use super::*;
     use crate::index::{ExactIndex, check};

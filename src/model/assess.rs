@@ -157,12 +157,16 @@ impl Model {
     /// The calibration to use for a patient of `group` observing the
     /// features `mask`, whether it is a fallback to the pooled one, and a
     /// note when the mask leaves too few members to recalibrate.
+    ///
+    /// The set is borrowed from the model (or shared with the batch's mask
+    /// cache), never copied: at 1M members a copy per patient cost more
+    /// than the search.
     fn calibration_for(
         &self,
         group: Option<&str>,
         mask: Option<&[bool]>,
         cache: &MaskCache,
-    ) -> (Arc<CalibrationSet>, bool, Option<String>) {
+    ) -> (SetRef<'_>, bool, Option<String>) {
         let cal = &self.data.calibration;
         let min_group = self.min_group();
         let gi = group.and_then(|g| {
@@ -172,40 +176,37 @@ impl Model {
                 .binary_search_by(|x| x.as_str().cmp(g))
                 .ok()
         });
-        let wants_groups = cal.by_group.is_some();
-        let pick = |pooled: &CalibrationSet, by_group: Option<&Vec<Option<CalibrationSet>>>| {
-            match by_group {
-                None => (pooled.clone(), false),
-                Some(bg) => match gi.and_then(|g| bg.get(g)).and_then(|c| c.as_ref()) {
-                    Some(c) => (c.clone(), false),
-                    None => (pooled.clone(), true),
-                },
-            }
+        // The model's set for this group: its own when it has one, else the
+        // pooled set (a fallback when sets are kept per group).
+        let from_model = || match cal.by_group.as_ref() {
+            None => (SetRef::Model(&cal.pooled), false),
+            Some(bg) => match gi.and_then(|g| bg.get(g)).and_then(|c| c.as_ref()) {
+                Some(set) => (SetRef::Model(set), false),
+                None => (SetRef::Model(&cal.pooled), true),
+            },
         };
         let Some(mask) = mask else {
-            let (set, fallback) = pick(&cal.pooled, cal.by_group.as_ref());
-            return (Arc::new(set), fallback, None);
+            let (set, fallback) = from_model();
+            return (set, fallback, None);
         };
         let masked = cache.get(mask, || {
             cal.masked(mask, |k| self.fold_scorer(k), min_group)
         });
         if masked.pooled.n_members < min_group {
-            let (set, fallback) = pick(&cal.pooled, cal.by_group.as_ref());
             let note = format!(
                 "{} calibration member(s) observe these features, fewer than {min_group}: calibrated on all members (approximate)",
                 masked.pooled.n_members
             );
-            return (Arc::new(set), fallback, Some(note));
+            let (set, fallback) = from_model();
+            return (set, fallback, Some(note));
         }
-        let (set, fallback) = pick(
-            &masked.pooled,
-            if wants_groups {
-                masked.by_group.as_ref()
-            } else {
-                None
-            },
-        );
-        (Arc::new(set), fallback, None)
+        let Some(bg) = masked.by_group.as_ref().filter(|_| cal.by_group.is_some()) else {
+            return (SetRef::Masked(masked, None), false, None);
+        };
+        match gi.filter(|&g| bg.get(g).is_some_and(|c| c.is_some())) {
+            Some(g) => (SetRef::Masked(masked, Some(g)), false, None),
+            None => (SetRef::Masked(masked, None), true, None),
+        }
     }
 
     /// Fewest members a calibration set needs to reach `p ≤ alpha`.
@@ -330,8 +331,9 @@ impl Model {
         }
         let needs_mask = n_obs < p || cal.incomplete_members > 0;
         let mask: Option<Vec<bool>> = needs_mask.then(|| raw.iter().map(|v| !v.is_nan()).collect());
-        let (set, pooled_fallback, mask_note) =
+        let (set_ref, pooled_fallback, mask_note) =
             self.calibration_for(out.group.as_deref(), mask.as_deref(), cache);
+        let set = set_ref.get();
         if pooled_fallback {
             add_note(
                 &mut out.note,
@@ -454,7 +456,7 @@ impl Model {
         };
         out.support = support;
         if verdict != Verdict::Supported {
-            out.reason = self.reason(&raw, &scores, &set);
+            out.reason = self.reason(&raw, &scores, set);
         }
         if verdict != Verdict::Supported
             && let Some(nn) = neighbours.first()
@@ -545,6 +547,28 @@ impl Model {
             p_value: p,
         };
         channels[best].describe(&view, &scorer.model.state, &cx)
+    }
+}
+
+/// A calibration set borrowed from the model, or one of a batch's masked
+/// sets (its pooled set, or group `Some(g)`'s).
+enum SetRef<'a> {
+    Model(&'a CalibrationSet),
+    Masked(Arc<MaskedCalibration>, Option<usize>),
+}
+
+impl SetRef<'_> {
+    fn get(&self) -> &CalibrationSet {
+        match self {
+            SetRef::Model(set) => set,
+            SetRef::Masked(m, None) => &m.pooled,
+            SetRef::Masked(m, Some(g)) => m
+                .by_group
+                .as_ref()
+                .and_then(|bg| bg.get(*g))
+                .and_then(|c| c.as_ref())
+                .unwrap_or(&m.pooled),
+        }
     }
 }
 

@@ -28,7 +28,8 @@ impl Params {
     /// # Errors
     /// [`crate::ErrorKind::InvalidParam`] for bad parameters,
     /// [`crate::ErrorKind::Schema`] when the reference has fewer than `k + 2`
-    /// rows or no usable feature.
+    /// rows or no usable feature, [`crate::ErrorKind::FeatureDisabled`] for
+    /// [`IndexChoice::Hnsw`] in a build without the `hnsw` cargo feature.
     ///
     /// # Examples
     /// ```
@@ -55,6 +56,7 @@ impl Params {
     /// As [`Params::fit`].
     pub fn fit_with_progress(&self, reference: &Table, progress: &dyn Progress) -> Result<Model> {
         self.check()?;
+        IndexParams::from(self).check_available()?;
         let input = Input::prepare(self, reference)?;
         let plan = Plan::new(self, &input);
         let projection = ProjectionParams::from(self)
@@ -96,11 +98,23 @@ impl Params {
             support_radius,
             &mut warnings,
             progress,
-        );
+        )?;
         params.hnsw.ef_search = built.ef_search;
         // Reference densities: every member's k nearest other members, once.
         let (kdist, lrd) = member_densities(&exact, self.k, progress);
         let n_ref = plan.train.len();
+        let support = self.value_channel.then(|| {
+            // Under split conformal the one fold model was fitted on the
+            // same training rows: its supports are the model's.
+            calibration
+                .folds
+                .first()
+                .filter(|_| plan.scheme == Scheme::Split)
+                .and_then(|fold| fold.state.extra.value.clone())
+                .unwrap_or_else(|| {
+                    crate::marginal::Marginals::fit(&input.values, input.p, &plan.train)
+                })
+        });
         let data = ModelData {
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             created: created_timestamp(),
@@ -131,9 +145,7 @@ impl Params {
             index_check: built.check,
             warnings,
             variants: None,
-            support: self
-                .value_channel
-                .then(|| crate::marginal::Marginals::fit(&input.values, input.p, &plan.train)),
+            support,
         };
         let folds = super::fold_indexes(&data.calibration);
         Ok(Model {
@@ -465,6 +477,70 @@ impl ProjectionParams {
         self
     }
 
+    /// The standardisation of `rows` and, with blocks, its MFA weighting:
+    /// each block divided by its first singular value on these rows (the
+    /// blocks' first eigenvalues are returned; empty without blocks).
+    fn standardise(&self, values: &[f64], p: usize, rows: &[usize]) -> (Standardiser, Vec<f64>) {
+        let standardiser = Standardiser::fit(values, p, rows.iter().copied());
+        match &self.blocks {
+            Some(b) => {
+                let eig = blocks::mfa_eigenvalues(
+                    values,
+                    p,
+                    rows,
+                    standardiser.mean(),
+                    standardiser.scale(),
+                    b,
+                );
+                let w = b.feature_weights(&eig);
+                (standardiser.weighted(&w), eig)
+            }
+            None => (standardiser, Vec::new()),
+        }
+    }
+
+    /// A cross-conformal fold's projection on a wide reference: the
+    /// standardisation, MFA weights and loadings are fitted on the fold's
+    /// training rows `train`, through `fold_pca` (the training part's
+    /// covariance downdated from the whole reference's, leading components
+    /// by subspace iteration), keeping the component counts of `whole` (the
+    /// projection of the whole reference) instead of rerunning the
+    /// component rule, whose null spectra cost a full eigendecomposition
+    /// each (docs/method.md §4, docs/performance.md).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Numerical`] when an eigendecomposition fails.
+    pub fn fit_fold_keeping_components(
+        &self,
+        values: &[f64],
+        p: usize,
+        train: &[usize],
+        whole: &ComponentChoice,
+        fold_pca: &project::FoldPca<'_>,
+    ) -> Result<Projection> {
+        let (standardiser, block_eigenvalues) = self.standardise(values, p, train);
+        let c = whole.n_components.clamp(1, p);
+        let pca = fold_pca.fit(train, standardiser.mean(), standardiser.scale(), c)?;
+        let c = c.min(pca.n_loadings.max(1));
+        let knn_c = whole.knn_components.clamp(1, c);
+        let projector = Projector::new(
+            standardiser,
+            take_columns(&pca.loadings, p, pca.n_loadings, c),
+            c,
+        );
+        Ok(Projection {
+            projector,
+            choice: ComponentChoice {
+                n_components: c,
+                knn_components: knn_c,
+                eigenvalues: pca.eigenvalues,
+                null_eigenvalues: Vec::new(),
+                ..whole.clone()
+            },
+            block_eigenvalues,
+        })
+    }
+
     /// Fits the standardisation and the projection on `rows` (ascending) of
     /// `values` (row-major, `p` columns); `by_id` lists the same rows in the
     /// seeded id order (parallel analysis subsamples its first rows).
@@ -481,23 +557,7 @@ impl ProjectionParams {
     ) -> Result<Projection> {
         progress.start("projecting", 4);
         let n = rows.len();
-        let standardiser = Standardiser::fit(values, p, rows.iter().copied());
-        // MFA: each block divided by its first singular value on these rows.
-        let (standardiser, block_eigenvalues) = match &self.blocks {
-            Some(b) => {
-                let eig = blocks::mfa_eigenvalues(
-                    values,
-                    p,
-                    rows,
-                    standardiser.mean(),
-                    standardiser.scale(),
-                    b,
-                );
-                let w = b.feature_weights(&eig);
-                (standardiser.weighted(&w), eig)
-            }
-            None => (standardiser, Vec::new()),
-        };
+        let (standardiser, block_eigenvalues) = self.standardise(values, p, rows);
         let max_c = self.max_components.min(p).min(n.saturating_sub(1)).max(1);
         let pca = project::fit_pca(
             values,
@@ -771,19 +831,38 @@ impl CalibrationParams {
                 let mut folds = Vec::with_capacity(kf);
                 let mut members = Vec::with_capacity(m);
                 progress.start("cross-conformal folds", kf as u64);
+                // Wide references: fold covariances downdated from the whole
+                // one, component counts kept (see fit_fold_keeping_components).
+                let fold_pca = project::FoldPca::new(
+                    &input.projected,
+                    input.active.len(),
+                    input.n,
+                    self.projection.seed,
+                );
                 for f in 0..kf {
                     let out = |r: usize| fold_of[r] == f;
                     let train: Vec<usize> = (0..input.n).filter(|&r| !out(r)).collect();
                     let train_by_id: Vec<usize> =
                         plan.by_id.iter().copied().filter(|&r| !out(r)).collect();
                     progress.advance(0);
-                    let proj = input.expand(self.projection.fit(
-                        &input.projected,
-                        input.active.len(),
-                        &train,
-                        &train_by_id,
-                        &NoProgress,
-                    )?);
+                    let proj = if fold_pca.is_downdated() {
+                        self.projection.fit_fold_keeping_components(
+                            &input.projected,
+                            input.active.len(),
+                            &train,
+                            &projection.choice,
+                            &fold_pca,
+                        )?
+                    } else {
+                        self.projection.fit(
+                            &input.projected,
+                            input.active.len(),
+                            &train,
+                            &train_by_id,
+                            &NoProgress,
+                        )?
+                    };
+                    let proj = input.expand(proj);
                     progress.advance(0);
                     let (c, dims) = (proj.choice.n_components, proj.choice.knn_components);
                     let points = leading(&embed_rows(&proj.projector, values, &train), c, dims);
@@ -996,6 +1075,15 @@ struct BuiltIndex {
 }
 
 impl IndexParams {
+    /// Refuses [`IndexChoice::Hnsw`] when this build cannot build a graph
+    /// (no `hnsw` cargo feature); `Auto` then builds the exact index.
+    fn check_available(&self) -> Result<()> {
+        if self.choice == IndexChoice::Hnsw && !cfg!(feature = "hnsw") {
+            return Err(Error::feature_disabled("hnsw", "index = hnsw"));
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
@@ -1006,7 +1094,7 @@ impl IndexParams {
         _support_radius: f64,
         warnings: &mut Vec<String>,
         progress: &dyn Progress,
-    ) -> BuiltIndex {
+    ) -> Result<BuiltIndex> {
         let n = exact.len();
         let knn_c = exact.dim();
         let k = self.k;
@@ -1014,27 +1102,30 @@ impl IndexParams {
             IndexChoice::Exact => IndexKind::Exact,
             IndexChoice::Hnsw => IndexKind::Hnsw,
             IndexChoice::Auto
-                if n > self.hnsw_threshold && knn_c > crate::index::exact::KD_TREE_MAX_DIM =>
+                if cfg!(feature = "hnsw")
+                    && n > self.hnsw_threshold
+                    && knn_c > crate::index::exact::KD_TREE_MAX_DIM =>
             {
                 IndexKind::Hnsw
             }
             IndexChoice::Auto => IndexKind::Exact,
         };
         if kind == IndexKind::Exact {
-            return BuiltIndex {
+            return Ok(BuiltIndex {
                 kind,
                 graph: None,
                 check: None,
                 ef_search: self.hnsw.ef_search,
-            };
+            });
         }
         progress.start("building HNSW graph", n as u64);
         let mut last = 0usize;
-        let mut g = HnswIndex::build(exact.points(), knn_c, self.hnsw, |done| {
+        let g = HnswIndex::try_build(exact.points(), knn_c, self.hnsw, |done| {
             progress.advance((done - last) as u64);
             last = done;
         });
         progress.finish();
+        let mut g = g?;
         // The graph's search beam is widened (the graph is unchanged) until
         // the recall measured at fit reaches MIN_RECALL on both kinds of
         // probes, up to EF_RAISE_LIMIT times the requested width; the width
@@ -1056,12 +1147,12 @@ impl IndexParams {
                 chk.recall_in, chk.recall_out
             ));
         }
-        BuiltIndex {
+        Ok(BuiltIndex {
             kind,
             graph: Some(g),
             check: Some(chk),
             ef_search,
-        }
+        })
     }
 
     /// recall@k of the graph against exact search on seeded in- and

@@ -509,7 +509,7 @@ impl Model {
         let exact = ExactIndex::with_layout(points, dims, c.tree)
             .map_err(|m| Error::format(path, format!("corrupt search tree section: {m}")))?;
         match c.graph {
-            None => Ok(Model::with_exact(c.data, exact, progress)),
+            None => Model::with_exact(c.data, exact, progress),
             Some(g) => Model::from_stored_graph(c.data, exact, g, progress).map_err(|e| match e {
                 GraphLoadError::Corrupt(m) => {
                     Error::format(path, format!("corrupt HNSW graph section: {m}"))
@@ -538,7 +538,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{HnswParams, Neighbour};
+    use crate::index::HnswParams;
     use crate::rng::SplitMix64;
     use crate::{IndexChoice, Params, Table};
     use std::sync::OnceLock;
@@ -643,6 +643,7 @@ mod tests {
         out
     }
 
+    #[cfg(feature = "hnsw")]
     fn graph_len(model: &Model) -> usize {
         let mut section = Vec::new();
         model
@@ -672,10 +673,11 @@ mod tests {
             .collect()
     }
 
+    #[cfg(feature = "hnsw")]
     #[track_caller]
     fn assert_same_graph_searches(a: &Model, b: &Model) {
         let (ga, gb) = (a.hnsw.as_ref().expect("a"), b.hnsw.as_ref().expect("b"));
-        let bits = |v: Vec<Neighbour>| -> Vec<(u32, u32)> {
+        let bits = |v: Vec<crate::index::Neighbour>| -> Vec<(u32, u32)> {
             v.into_iter()
                 .map(|n| (n.index, n.distance.to_bits()))
                 .collect()
@@ -686,6 +688,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "hnsw")]
     fn hnsw_model_stores_its_graph_and_searches_identically() {
         let (model, bytes) = fitted(IndexChoice::Hnsw);
         let c = decode_container(bytes, Path::new(PATH)).expect("decode");
@@ -781,6 +784,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "hnsw")]
     fn hnsw_container_without_graph_section_rebuilds_it() {
         let (model, bytes) = fitted(IndexChoice::Hnsw);
         let bare = encode(model.data()).expect("encode");
@@ -794,6 +798,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "hnsw")]
     fn graph_section_after_an_exact_model_is_an_error() {
         let (model, _) = fitted(IndexChoice::Hnsw);
         let mut data = model.data().clone();
@@ -813,6 +818,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "hnsw")]
     /// Patients near the reference and far from it, as a table of the
     /// model's features.
     fn patients() -> Table {
@@ -838,6 +844,7 @@ mod tests {
         .expect("table")
     }
 
+    #[cfg(feature = "hnsw")]
     /// The CSV and JSONL outputs of assessing `patients` with `model`.
     fn outputs(model: &Model, patients: &Table) -> Vec<Vec<u8>> {
         use crate::output::{AssessmentWriter, OutputFormat};
@@ -856,6 +863,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "hnsw")]
     fn saved_and_loaded_hnsw_model_assesses_identically() {
         let (model, _) = fitted(IndexChoice::Hnsw);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -881,6 +889,7 @@ mod tests {
     /// A graph section truncated or edited behind a recomputed checksum is a
     /// typed format error naming the section, never a panic.
     #[test]
+    #[cfg(feature = "hnsw")]
     fn corrupt_graph_sections_are_format_errors() {
         use crate::index::hnsw::GRAPH_HEADER_LEN;
         let (model, bytes) = fitted(IndexChoice::Hnsw);

@@ -265,37 +265,48 @@ impl Model {
 
     /// Assembles a model from its stored contents, building its exact index
     /// and the HNSW graph (if the model uses one) from the embeddings.
-    #[allow(dead_code)]
-    pub(crate) fn from_data(data: ModelData, progress: &dyn Progress) -> Model {
+    ///
+    /// # Errors
+    /// As [`Model::with_exact`].
+    #[cfg(test)]
+    pub(crate) fn from_data(data: ModelData, progress: &dyn Progress) -> crate::Result<Model> {
         let (points, dims) = search_points(&data);
         Self::with_exact(data, ExactIndex::new(points, dims), progress)
     }
 
     /// [`Model::from_data`] with the exact index given.
-    pub(crate) fn with_exact(data: ModelData, exact: ExactIndex, progress: &dyn Progress) -> Model {
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::FeatureDisabled`] when the model uses an HNSW
+    /// graph and this build lacks the `hnsw` feature to build it.
+    pub(crate) fn with_exact(
+        data: ModelData,
+        exact: ExactIndex,
+        progress: &dyn Progress,
+    ) -> crate::Result<Model> {
         let dims = exact.dim();
         let hnsw = match data.index_kind {
             IndexKind::Exact => None,
             IndexKind::Hnsw => {
                 progress.start("building HNSW graph", data.reference.len() as u64);
                 let mut last = 0usize;
-                let g = HnswIndex::build(exact.points(), dims, data.params.hnsw, |done| {
+                let g = HnswIndex::try_build(exact.points(), dims, data.params.hnsw, |done| {
                     progress.advance((done - last) as u64);
                     last = done;
                 });
                 progress.finish();
-                Some(g)
+                Some(g?)
             }
         };
         let density = density_index(&exact, &data.reference.density_members);
         let folds = fold_indexes(&data.calibration);
-        Model {
+        Ok(Model {
             data,
             exact,
             hnsw,
             density,
             folds,
-        }
+        })
     }
 
     /// The serialisable contents.
@@ -392,7 +403,15 @@ impl Model {
 
     /// The same model searched by another index kind (the HNSW graph is
     /// built when `kind` needs it; verdicts and p-values do not change).
-    pub fn with_index_kind(&self, kind: IndexKind, progress: &dyn Progress) -> Model {
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::FeatureDisabled`] for [`IndexKind::Hnsw`] when
+    /// this build lacks the `hnsw` cargo feature.
+    pub fn with_index_kind(
+        &self,
+        kind: IndexKind,
+        progress: &dyn Progress,
+    ) -> crate::Result<Model> {
         let mut data = self.data.clone();
         data.index_kind = kind;
         let exact = ExactIndex::new(self.exact.points().to_vec(), self.exact.dim());
@@ -466,7 +485,7 @@ mod tests {
         data.reference.density_members = members;
         data.reference.kdist = kdist.clone();
         data.reference.lrd = lrd.clone();
-        let older = Model::from_data(data, &NoProgress);
+        let older = Model::from_data(data, &NoProgress).expect("model");
         let old = older.assess(&patients).expect("assess");
         for (a, b) in fresh.iter().zip(&old) {
             // Same verdicts and p-values; density from the sample's neighbours.

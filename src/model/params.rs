@@ -27,16 +27,22 @@ pub const DEFAULT_SEED: u64 = 1;
 pub const DEFAULT_HNSW_THRESHOLD: usize = 2_000_000;
 
 /// Which index to build.
+///
+/// Building an HNSW graph needs the library's `hnsw` cargo feature (on by
+/// default); a model that stores one loads and assesses without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum IndexChoice {
     /// Exact search (a k-d tree in low dimension), except for references
     /// larger than the HNSW threshold whose search embedding has more than
     /// [`crate::index::exact::KD_TREE_MAX_DIM`] components: an HNSW graph.
+    /// Without the `hnsw` feature, always exact.
     #[default]
     Auto,
     /// Always exact.
     Exact,
-    /// Always HNSW (verdicts are still exact: non-supported patients are re-checked).
+    /// Always HNSW (verdicts are still exact: non-supported patients are
+    /// re-checked). Without the `hnsw` feature, fit returns
+    /// [`crate::ErrorKind::FeatureDisabled`].
     Hnsw,
 }
 
@@ -151,7 +157,10 @@ impl Params {
         index: IndexChoice
     );
     setter!(
-        /// Reference size above which `auto` builds an HNSW graph.
+        /// Reference size above which `auto` builds an HNSW graph (when the
+        /// search embedding has more than
+        /// [`crate::index::exact::KD_TREE_MAX_DIM`] components and the `hnsw`
+        /// cargo feature is on; default 2,000,000).
         hnsw_threshold: usize
     );
     setter!(

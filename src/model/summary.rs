@@ -61,6 +61,50 @@ pub struct GroupCount {
     pub n: usize,
 }
 
+/// One scoring channel of a model and its prior weight in the combination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSummary {
+    /// The channel's label: `knn`, `residual`, `value` or `block:NAME`.
+    pub channel: String,
+    /// Its prior weight in the combination (the weights sum to 1; see
+    /// [`crate::calibrate::Scorer`]).
+    pub weight: f64,
+}
+
+/// One feature block (multi-omic layer) of a model fitted with blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockSummary {
+    /// The block's name (`block:NAME` is its residual channel).
+    pub name: String,
+    /// Model features in the block.
+    pub features: usize,
+    /// Of those, the projected ones (not constant): the features its
+    /// residual is taken over.
+    pub projected: usize,
+    /// First eigenvalue of the block's standardised correlation matrix, the
+    /// mean over the fold models (each computes it on its training rows).
+    pub first_eigenvalue: f64,
+    /// The MFA weight of its features, `1 / sqrt(first_eigenvalue)`.
+    pub mfa_weight: f64,
+    /// Fewest leading components the block's coordinates use in a fold model.
+    pub components_min: usize,
+    /// Most leading components the block's coordinates use in a fold model.
+    pub components_max: usize,
+}
+
+/// What the value channel holds: the reference's observed support of every
+/// model feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupportSummary {
+    /// Features with a stored support (every model feature).
+    pub features: usize,
+    /// Of those, integer-valued ones whose every value seen is kept with its
+    /// count (the others keep a quantile sketch).
+    pub integer_valued: usize,
+    /// Features every reference member showed the same value of, by name.
+    pub constant: Vec<String>,
+}
+
 /// What a model holds (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSummary {
@@ -74,7 +118,14 @@ pub struct ModelSummary {
     pub reference_size: usize,
     /// Model features.
     pub n_features: usize,
-    /// Reference columns dropped as constant.
+    /// Model features in the projection (the others are constant in the
+    /// reference: kept for the value channel, not projected).
+    pub projected_features: usize,
+    /// Model features constant in the reference, kept for the value channel
+    /// and not projected.
+    pub constant_features: Vec<String>,
+    /// Reference columns dropped: empty ones, and constant ones when the
+    /// value channel is off.
     pub dropped_features: Vec<String>,
     /// Variant identities stored, for a model fitted on genotypes (genotype
     /// patients are then matched by position and alleles); `None` otherwise.
@@ -103,6 +154,14 @@ pub struct ModelSummary {
     pub exact_search: ExactSearch,
     /// Reference members per group, in group order (empty without groups).
     pub groups: Vec<GroupCount>,
+    /// The channels scored, in the model's channel order, with their prior
+    /// weights.
+    pub channels: Vec<ChannelSummary>,
+    /// The feature blocks, in block order (empty without `--blocks`).
+    pub blocks: Vec<BlockSummary>,
+    /// The value channel's observed support (`None` without the value
+    /// channel and in files of format version 5 and earlier).
+    pub value_support: Option<SupportSummary>,
 }
 
 impl Model {
@@ -115,6 +174,86 @@ impl Model {
             ExactSearch::FullScan
         };
         ModelSummary::of(&self.data, None, search)
+    }
+}
+
+/// The channels of the model's first fold model (every fold model scores
+/// the same list) with their weights.
+fn channel_summaries(data: &ModelData) -> Vec<ChannelSummary> {
+    let Some(fold) = data.calibration.folds.first() else {
+        return Vec::new();
+    };
+    fold.state
+        .channels()
+        .iter()
+        .enumerate()
+        .map(|(j, c)| ChannelSummary {
+            channel: c.label(&fold.state),
+            weight: fold.scorer.weights.get(j).copied().unwrap_or(f64::NAN),
+        })
+        .collect()
+}
+
+/// The blocks of a model fitted with blocks: sizes from the first fold
+/// model's blocks, eigenvalues averaged over the fold models.
+fn block_summaries(data: &ModelData) -> Vec<BlockSummary> {
+    let states: Vec<&crate::calibrate::BlockState> = data
+        .calibration
+        .folds
+        .iter()
+        .filter_map(|f| f.state.extra.blocks.as_ref())
+        .collect();
+    let Some(first) = states.first() else {
+        return Vec::new();
+    };
+    let st = &data.projector.standardiser;
+    let nb = first.len();
+    let mut features = vec![0usize; nb];
+    let mut projected = vec![0usize; nb];
+    for (j, &b) in first.blocks.of_feature.iter().enumerate() {
+        if let Some(n) = features.get_mut(b as usize) {
+            *n += 1;
+            if st.is_active(j) {
+                projected[b as usize] += 1;
+            }
+        }
+    }
+    (0..nb)
+        .map(|b| {
+            let eig: Vec<f64> = states
+                .iter()
+                .filter_map(|s| s.first_eigenvalue.get(b).copied())
+                .collect();
+            let first_eigenvalue = eig.iter().sum::<f64>() / eig.len().max(1) as f64;
+            BlockSummary {
+                name: first.name(b).to_string(),
+                features: features[b],
+                projected: projected[b],
+                first_eigenvalue,
+                mfa_weight: 1.0 / first_eigenvalue.max(1e-12).sqrt(),
+                components_min: states.iter().map(|s| s.n_components).min().unwrap_or(0),
+                components_max: states.iter().map(|s| s.n_components).max().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+fn support_summary(m: &crate::marginal::Marginals, features: &[String]) -> SupportSummary {
+    use crate::marginal::SupportKind;
+    SupportSummary {
+        features: m.len(),
+        integer_valued: m
+            .support
+            .iter()
+            .filter(|s| matches!(s.kind, SupportKind::Discrete { .. }))
+            .count(),
+        constant: m
+            .support
+            .iter()
+            .zip(features)
+            .filter(|(s, _)| s.is_constant())
+            .map(|(_, f)| f.clone())
+            .collect(),
     }
 }
 
@@ -164,12 +303,22 @@ impl ModelSummary {
             }
         }
         let cal = &data.calibration;
+        let st = &data.projector.standardiser;
+        let constant_features: Vec<String> = data
+            .features
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| !st.is_active(j))
+            .map(|(_, f)| f.clone())
+            .collect();
         ModelSummary {
             file,
             crate_version: data.crate_version.clone(),
             created: data.created,
             reference_size: data.reference.ids.len(),
             n_features: data.features.len(),
+            projected_features: data.features.len() - constant_features.len(),
+            constant_features,
             dropped_features: data.dropped_features.clone(),
             n_variants: data.variants.as_ref().map(Vec::len),
             components: data.components.clone(),
@@ -184,6 +333,12 @@ impl ModelSummary {
             index_check: data.index_check,
             exact_search,
             groups,
+            channels: channel_summaries(data),
+            blocks: block_summaries(data),
+            value_support: data
+                .support
+                .as_ref()
+                .map(|m| support_summary(m, &data.features)),
         }
     }
 
@@ -193,6 +348,33 @@ impl ModelSummary {
         let f = self.file.as_ref();
         let p = &self.params;
         let c = &self.components;
+        let channels: Vec<serde_json::Value> = self
+            .channels
+            .iter()
+            .map(|c| serde_json::json!({"channel": c.channel, "weight": c.weight}))
+            .collect();
+        let blocks: Vec<serde_json::Value> = self
+            .blocks
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "block": b.name,
+                    "features": b.features,
+                    "projected": b.projected,
+                    "first_eigenvalue": b.first_eigenvalue,
+                    "mfa_weight": b.mfa_weight,
+                    "components_min": b.components_min,
+                    "components_max": b.components_max,
+                })
+            })
+            .collect();
+        let value_support = self.value_support.as_ref().map(|v| {
+            serde_json::json!({
+                "features": v.features,
+                "integer_valued": v.integer_valued,
+                "constant": v.constant,
+            })
+        });
         serde_json::json!({
             "format_version": f.map(|f| f.format_version),
             "crate_version": self.crate_version,
@@ -200,6 +382,8 @@ impl ModelSummary {
             "checksum_crc32": f.map(|f| format!("{:08x}", f.checksum_crc32)),
             "reference_size": self.reference_size,
             "features": self.n_features,
+            "projected_features": self.projected_features,
+            "constant_features": self.constant_features,
             "dropped_features": self.dropped_features,
             "variants": self.n_variants,
             "components": c.n_components,
@@ -226,6 +410,9 @@ impl ModelSummary {
             "hnsw_graph_bytes": f.and_then(|f| f.hnsw_graph_bytes),
             "search_tree": self.exact_search.to_string(),
             "groups": self.groups.iter().map(|g| serde_json::json!({"group": g.group, "n": g.n})).collect::<Vec<_>>(),
+            "channels": channels,
+            "blocks": blocks,
+            "value_support": value_support,
         })
     }
 
@@ -264,16 +451,28 @@ impl ModelSummary {
             )?;
         }
         writeln!(out, "reference        {} members", self.reference_size)?;
+        let mut notes = vec![format!("{} projected", self.projected_features)];
+        if !self.constant_features.is_empty() {
+            notes.push(format!(
+                "{} constant, kept for the value channel: {}",
+                self.constant_features.len(),
+                preview_names(&self.constant_features)
+            ));
+        }
+        notes.push(if self.dropped_features.is_empty() {
+            "0 dropped".to_string()
+        } else {
+            format!(
+                "{} dropped: {}",
+                self.dropped_features.len(),
+                preview_names(&self.dropped_features)
+            )
+        });
         writeln!(
             out,
-            "features         {} ({} dropped as constant{})",
+            "features         {} ({})",
             self.n_features,
-            self.dropped_features.len(),
-            if self.dropped_features.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", preview_names(&self.dropped_features))
-            }
+            notes.join("; ")
         )?;
         if let Some(n) = self.n_variants {
             writeln!(
@@ -376,6 +575,7 @@ impl ModelSummary {
             self.index_kind,
             index_notes.join("; ")
         )?;
+        self.write_channels(out)?;
         writeln!(out, "seed             {}", p.seed)?;
         if self.groups.is_empty() {
             writeln!(out, "groups           none")?;
@@ -386,6 +586,53 @@ impl ModelSummary {
                 .map(|g| format!("{} {}", g.group, g.n))
                 .collect();
             writeln!(out, "groups           {}", g.join(", "))?;
+        }
+        Ok(())
+    }
+
+    /// The `channels`, `block` and `value support` lines.
+    fn write_channels(&self, out: &mut String) -> std::fmt::Result {
+        if !self.channels.is_empty() {
+            let c: Vec<String> = self
+                .channels
+                .iter()
+                .map(|c| format!("{} {:.3}", c.channel, c.weight))
+                .collect();
+            writeln!(out, "channels         {} (prior weights)", c.join(", "))?;
+        }
+        if let Some(v) = &self.value_support {
+            writeln!(
+                out,
+                "value support    {} features ({} integer-valued with every value counted; {} constant{})",
+                v.features,
+                v.integer_valued,
+                v.constant.len(),
+                if v.constant.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", preview_names(&v.constant))
+                }
+            )?;
+        }
+        if !self.blocks.is_empty() {
+            writeln!(
+                out,
+                "blocks           {} (MFA: each block's features weighted 1/sqrt(first eigenvalue), mean over {} fold model(s))",
+                self.blocks.len(),
+                self.folds
+            )?;
+        }
+        for b in &self.blocks {
+            let comps = if b.components_min == b.components_max {
+                b.components_min.to_string()
+            } else {
+                format!("{}-{}", b.components_min, b.components_max)
+            };
+            writeln!(
+                out,
+                "block            {}: {} features ({} projected); first eigenvalue {:.3}, MFA weight {:.4}; residual channel block:{} on {} components",
+                b.name, b.features, b.projected, b.first_eigenvalue, b.mfa_weight, b.name, comps
+            )?;
         }
         Ok(())
     }
@@ -434,5 +681,86 @@ mod tests {
         assert!(text.starts_with("model            m.nof1\n"), "{text}");
         assert!(text.contains("groups           g0 60, g1 60\n"), "{text}");
         assert_eq!(file.to_json()["reference_size"], 120);
+    }
+
+    #[test]
+    fn summary_lists_blocks_channels_and_constant_features() {
+        let n = 150;
+        let mut values = Vec::new();
+        for i in 0..n {
+            let t = i as f64 / 9.0;
+            // Block "a": three correlated columns; block "b": two; "k" constant.
+            values.extend_from_slice(&[
+                t.sin(),
+                t.sin() + 0.1 * t.cos(),
+                2.0 * t.sin(),
+                (3.0 * t).cos(),
+                (3.0 * t).cos() * 0.5 + 0.2 * (5.0 * t).sin(),
+                7.0,
+            ]);
+        }
+        let ids = (0..n).map(|i| format!("r{i}")).collect();
+        let names: Vec<String> = ["a1", "a2", "a3", "b1", "b2", "k"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let table = Table::from_rows(ids, names, values).unwrap();
+        let spec = crate::table::blocks::parse_blocks(
+            "feature,block\na1,a\na2,a\na3,a\nb1,b\nb2,b\nk,b\n",
+            "b.csv".as_ref(),
+        )
+        .unwrap();
+        let model = Params::default()
+            .k(5)
+            .blocks(Some(spec))
+            .fit(&table)
+            .unwrap();
+        let s = model.summary();
+        assert_eq!(s.n_features, 6);
+        assert_eq!(s.projected_features, 5);
+        assert_eq!(s.constant_features, ["k"]);
+        let labels: Vec<&str> = s.channels.iter().map(|c| c.channel.as_str()).collect();
+        assert_eq!(labels, ["knn", "residual", "value", "block:a", "block:b"]);
+        let w: f64 = s.channels.iter().map(|c| c.weight).sum();
+        assert!((w - 1.0).abs() < 1e-12, "{w}");
+        // The constant column is in block b, not projected.
+        let sizes: Vec<(&str, usize, usize)> = s
+            .blocks
+            .iter()
+            .map(|b| (b.name.as_str(), b.features, b.projected))
+            .collect();
+        assert_eq!(sizes, [("a", 3, 3), ("b", 3, 2)]);
+        let folds = &model.data.calibration.folds;
+        let mean_a = folds
+            .iter()
+            .map(|f| f.state.extra.blocks.as_ref().unwrap().first_eigenvalue[0])
+            .sum::<f64>()
+            / folds.len() as f64;
+        assert!((s.blocks[0].first_eigenvalue - mean_a).abs() < 1e-12);
+        // Three nearly collinear columns: a first eigenvalue near 3.
+        assert!(s.blocks[0].first_eigenvalue > 2.5, "{:?}", s.blocks[0]);
+        assert!((s.blocks[0].mfa_weight - 1.0 / mean_a.sqrt()).abs() < 1e-12);
+        let v = s.value_support.as_ref().unwrap();
+        assert_eq!((v.features, v.constant.clone()), (6, vec!["k".to_string()]));
+        // The file says the same.
+        let file =
+            super::ModelSummary::from_bytes(&model.to_bytes().unwrap(), "m.nof1".as_ref()).unwrap();
+        assert_eq!(file.blocks, s.blocks);
+        assert_eq!(file.channels, s.channels);
+        assert_eq!(file.value_support, s.value_support);
+        let text = file.to_text();
+        assert!(
+            text.contains("features         6 (5 projected; 1 constant, kept for the value channel: k; 0 dropped)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nblock            a: 3 features (3 projected); first eigenvalue "),
+            "{text}"
+        );
+        assert!(text.contains("\nblocks           2 (MFA"), "{text}");
+        let json = file.to_json();
+        assert_eq!(json["blocks"][1]["block"], "b");
+        assert_eq!(json["channels"][4]["channel"], "block:b");
+        assert_eq!(json["constant_features"][0], "k");
     }
 }

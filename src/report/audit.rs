@@ -1,6 +1,6 @@
 //! The equity audit: verdict rates per patient group, with exact intervals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -39,6 +39,25 @@ pub const TSV_COLUMNS: [&str; 18] = [
     "neighbour_entropy_bits",
     "pooled_fallback",
 ];
+
+/// Columns of [`Audit::channels_tsv`], in order.
+pub const CHANNEL_TSV_COLUMNS: [&str; 11] = [
+    "group",
+    "channel",
+    "n_scored",
+    "driving",
+    "driving_rate",
+    "driving_lo",
+    "driving_hi",
+    "p_le_alpha",
+    "p_le_alpha_rate",
+    "p_le_alpha_lo",
+    "p_le_alpha_hi",
+];
+
+/// At most this many features the value channel named are listed
+/// ([`Audit::value_features`]).
+pub const MAX_NAMED_FEATURES: usize = 20;
 
 /// The group label an assessment is audited under: its group, [`NO_GROUP`]
 /// when it has none and [`MISSING_GROUP`] when the label is empty.
@@ -119,6 +138,36 @@ impl VerdictRates {
     }
 }
 
+/// How often one scoring channel stands out among a set of scored patients
+/// (those with a p-value: every verdict but `insufficient_data`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelRate {
+    /// The channel's label: `knn`, `residual`, `value` or `block:NAME`.
+    pub channel: String,
+    /// Scored patients (the denominator of both rates).
+    pub n_scored: usize,
+    /// Patients that are not `supported` and whose `reason` names this
+    /// channel (it drove their combined novelty), out of the scored ones.
+    pub driving: Rate,
+    /// Patients whose own conformal p-value of this channel is at most
+    /// `alpha`, out of the scored ones (reported, not a verdict: the
+    /// channel p-values are not corrected for their number).
+    pub p_le_alpha: Rate,
+}
+
+/// A feature the value channel named in the `reason` of patients who are
+/// not `supported`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamedFeature {
+    /// The feature.
+    pub feature: String,
+    /// Patients whose reason names it.
+    pub named: usize,
+    /// Of those, patients whose value of it no reference member showed
+    /// (`never seen`, `below all`, `above all` in the reason).
+    pub unseen: usize,
+}
+
 /// One reference group's share of a patient group's nearest neighbours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NeighbourShare {
@@ -152,6 +201,9 @@ pub struct GroupAudit {
     pub neighbour_entropy_bits: f64,
     /// Patients whose calibration fell back to the pooled one.
     pub pooled_fallback: usize,
+    /// Per scoring channel, in the model's channel order: how often it drove
+    /// a verdict and how often its own p-value is at most `alpha`.
+    pub channels: Vec<ChannelRate>,
 }
 
 /// Does the empirical invisible rate agree with `alpha`?
@@ -217,6 +269,13 @@ pub struct Audit {
     pub pooled_fallback: usize,
     /// Empirical invisible rate against `alpha`.
     pub calibration: CalibrationCheck,
+    /// Per scoring channel over all patients, in the model's channel order
+    /// (see [`ChannelRate`]).
+    pub channels: Vec<ChannelRate>,
+    /// The features the value channel named most often (at most
+    /// [`MAX_NAMED_FEATURES`]; most named first, then most unseen, then by
+    /// name); empty without the value channel or when it drove no verdict.
+    pub value_features: Vec<NamedFeature>,
     /// Per patient group, sorted by label.
     pub groups: Vec<GroupAudit>,
     /// The variant match of the patients' genotype file, when there was one.
@@ -224,7 +283,140 @@ pub struct Audit {
     pub variant_match: Option<crate::table::MatchReport>,
 }
 
-fn audit_group(model: &Model, group: &str, members: &[&Assessment]) -> GroupAudit {
+/// Labels of the channels a model scores, in its channel order.
+fn channel_labels(model: &Model) -> Vec<String> {
+    model
+        .data()
+        .calibration
+        .folds
+        .first()
+        .map(|f| {
+            f.state
+                .channels()
+                .iter()
+                .map(|c| c.label(&f.state))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The channel a `reason` names: the longest label `l` with `reason == l`
+/// or `reason` starting with `l:` (`value: …`, `block:NAME: …`).
+pub(crate) fn reason_channel(reason: &str, labels: &[String]) -> Option<usize> {
+    labels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            reason
+                .strip_prefix(l.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+        })
+        .max_by_key(|(_, l)| l.len())
+        .map(|(i, _)| i)
+}
+
+/// The feature a value-channel `reason` (`value: NAME=VALUE …`) names, an
+/// index into `features` (by name), and whether the value was outside
+/// everything the reference showed.
+fn reason_feature(reason: &str, features: &HashMap<&str, usize>) -> Option<(usize, bool)> {
+    let rest = reason.strip_prefix("value: ")?;
+    // The longest prefix before an `=` that names a feature (names may hold `=`).
+    let (j, end) = rest
+        .rmatch_indices('=')
+        .find_map(|(i, _)| features.get(&rest[..i]).map(|&j| (j, i)))?;
+    let tail = &rest[end..];
+    let unseen = [" never seen in ", " below all ", " above all "]
+        .iter()
+        .any(|k| tail.contains(k));
+    Some((j, unseen))
+}
+
+fn channel_rates(labels: &[String], alpha: f64, members: &[&Assessment]) -> Vec<ChannelRate> {
+    let scored: Vec<&&Assessment> = members
+        .iter()
+        .filter(|a| a.verdict != Verdict::InsufficientData)
+        .collect();
+    let n = scored.len();
+    let mut driving = vec![0usize; labels.len()];
+    let mut low_p = vec![0usize; labels.len()];
+    for a in &scored {
+        if a.verdict != Verdict::Supported
+            && let Some(c) = reason_channel(&a.reason, labels)
+        {
+            driving[c] += 1;
+        }
+        for cp in &a.channel_p_values {
+            if cp.p_value <= alpha
+                && let Some(c) = labels.iter().position(|l| *l == cp.channel)
+            {
+                low_p[c] += 1;
+            }
+        }
+    }
+    labels
+        .iter()
+        .enumerate()
+        .map(|(c, l)| ChannelRate {
+            channel: l.clone(),
+            n_scored: n,
+            driving: Rate::new(driving[c], n),
+            p_le_alpha: Rate::new(low_p[c], n),
+        })
+        .collect()
+}
+
+fn value_features(
+    model: &Model,
+    labels: &[String],
+    assessments: &[Assessment],
+) -> Vec<NamedFeature> {
+    let Some(value) = labels.iter().position(|l| l == "value") else {
+        return Vec::new();
+    };
+    let names = model.features();
+    let by_name: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(j, f)| (f.as_str(), j))
+        .collect();
+    let mut counts: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for a in assessments {
+        if a.verdict == Verdict::Supported
+            || a.verdict == Verdict::InsufficientData
+            || reason_channel(&a.reason, labels) != Some(value)
+        {
+            continue;
+        }
+        if let Some((j, unseen)) = reason_feature(&a.reason, &by_name) {
+            let e = counts.entry(j).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += usize::from(unseen);
+        }
+    }
+    let mut out: Vec<NamedFeature> = counts
+        .into_iter()
+        .map(|(j, (named, unseen))| NamedFeature {
+            feature: names[j].clone(),
+            named,
+            unseen,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.named
+            .cmp(&a.named)
+            .then(b.unseen.cmp(&a.unseen))
+            .then(a.feature.cmp(&b.feature))
+    });
+    out.truncate(MAX_NAMED_FEATURES);
+    out
+}
+
+fn audit_group(
+    model: &Model,
+    labels: &[String],
+    group: &str,
+    members: &[&Assessment],
+) -> GroupAudit {
     let n = members.len();
     let mut counts = VerdictCounts::default();
     for a in members {
@@ -271,6 +463,7 @@ fn audit_group(model: &Model, group: &str, members: &[&Assessment]) -> GroupAudi
         neighbour_mix,
         neighbour_entropy_bits,
         pooled_fallback: members.iter().filter(|a| a.pooled_fallback).count(),
+        channels: channel_rates(labels, model.params().alpha, members),
     }
 }
 
@@ -350,11 +543,13 @@ pub fn audit(model: &Model, assessments: &[Assessment]) -> Audit {
         counts.push(a.verdict);
     }
     let counts = counts.to_array();
+    let labels = channel_labels(model);
     let groups = by_group
         .iter()
-        .map(|(g, members)| audit_group(model, g, members))
+        .map(|(g, members)| audit_group(model, &labels, g, members))
         .collect();
     let alpha = model.params().alpha;
+    let all: Vec<&Assessment> = assessments.iter().collect();
     Audit {
         schema: AUDIT_SCHEMA,
         n: assessments.len(),
@@ -367,6 +562,8 @@ pub fn audit(model: &Model, assessments: &[Assessment]) -> Audit {
         median_residual: median(assessments.iter().map(|a| a.residual)),
         pooled_fallback: assessments.iter().filter(|a| a.pooled_fallback).count(),
         calibration: calibration_check(alpha, model.data().calibration.pooled.n_members, counts),
+        channels: channel_rates(&labels, alpha, &all),
+        value_features: value_features(model, &labels, assessments),
         groups,
         variant_match: None,
     }
@@ -472,11 +669,17 @@ impl Audit {
     ///     "alpha": <f64>, "alpha_outside_interval": <bool>,
     ///     "warning": <string or null>
     ///   },
+    ///   "channels": [                      // model channel order
+    ///     {"channel", "n_scored", "driving": {"count", "rate", "lo", "hi"},
+    ///      "p_le_alpha": {…}}
+    ///   ],
+    ///   "value_features": [{"feature", "named", "unseen"}, …],
     ///   "groups": [                        // sorted by group label
     ///     {"group", "n", "verdicts": {…as above…},
     ///      "median_p_value", "median_novelty", "median_residual",   // null if none
     ///      "neighbour_mix": [{"group", "fraction"}, …],             // sorted by group
-    ///      "neighbour_entropy_bits", "pooled_fallback"}
+    ///      "neighbour_entropy_bits", "pooled_fallback",
+    ///      "channels": [… as above, over the group's patients …]}
     ///   ]
     /// }
     /// ```
@@ -487,6 +690,85 @@ impl Audit {
         // Plain structs with string keys and `Option`s: serialisation cannot fail.
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+    }
+
+    /// Per-channel rates as a tab-separated table with a header
+    /// ([`CHANNEL_TSV_COLUMNS`]): for each group in label order, then
+    /// [`ALL_ROW`], one row per channel in the model's channel order. Rates
+    /// and bounds have six decimals; undefined values are `NA`.
+    pub fn channels_tsv(&self) -> String {
+        let mut out = CHANNEL_TSV_COLUMNS.join("\t");
+        out.push('\n');
+        let rows = self
+            .groups
+            .iter()
+            .map(|g| (g.group.as_str(), &g.channels))
+            .chain(std::iter::once((ALL_ROW, &self.channels)));
+        for (group, channels) in rows {
+            for c in channels {
+                tsv_text(&mut out, group);
+                out.push('\t');
+                tsv_text(&mut out, &c.channel);
+                let _ = write!(out, "\t{}", c.n_scored);
+                for r in [&c.driving, &c.p_le_alpha] {
+                    let _ = write!(out, "\t{}", r.count);
+                    tsv_float(&mut out, r.rate);
+                    tsv_float(&mut out, r.lo);
+                    tsv_float(&mut out, r.hi);
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The per-channel rates over all patients as lines of plain text (the
+    /// lines `nof1 audit` prints on stderr), then the features the value
+    /// channel named most often. Empty when no patient was scored.
+    pub fn channel_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let n = self.calibration.n_scored;
+        if n == 0 {
+            return out;
+        }
+        for c in &self.channels {
+            out.push(format!(
+                "channel {}: drove {} of {n} scored patients ({:.1}%, 95% CI {:.1}–{:.1}%); own p ≤ alpha for {} ({:.1}%)",
+                c.channel,
+                c.driving.count,
+                100.0 * c.driving.rate,
+                100.0 * c.driving.lo,
+                100.0 * c.driving.hi,
+                c.p_le_alpha.count,
+                100.0 * c.p_le_alpha.rate
+            ));
+        }
+        if !self.value_features.is_empty() {
+            let named: Vec<String> = self
+                .value_features
+                .iter()
+                .take(5)
+                .map(|f| {
+                    format!(
+                        "{} ({} patient{}, {} never seen)",
+                        f.feature,
+                        f.named,
+                        if f.named == 1 { "" } else { "s" },
+                        f.unseen
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "value channel named: {}{}",
+                named.join(", "),
+                if self.value_features.len() > 5 {
+                    ", …"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out
     }
 
     /// The audit as a tab-separated table with a header ([`TSV_COLUMNS`]),
@@ -521,5 +803,61 @@ impl Audit {
             self.pooled_fallback,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_names_its_channel_and_the_value_channel_its_feature() {
+        let labels: Vec<String> = [
+            "knn",
+            "residual",
+            "value",
+            "block:a",
+            "block:a: b",
+            "block:ab",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let at = |r: &str| reason_channel(r, &labels);
+        assert_eq!(at("knn"), Some(0));
+        assert_eq!(at("residual"), Some(1));
+        assert_eq!(
+            at("value: x=1 never seen in 4 reference members (all 0)"),
+            Some(2)
+        );
+        assert_eq!(at("block:a: residual p = 0.0004"), Some(3));
+        assert_eq!(at("block:ab: residual p = 0.0004"), Some(5));
+        // The longest label wins when a block name holds ": ".
+        assert_eq!(at("block:a: b: residual p = 0.01"), Some(4));
+        assert_eq!(at("missing"), None);
+        assert_eq!(at("knnx"), None);
+        assert_eq!(at(""), None);
+
+        let names = ["x", "x=y", "rs1"];
+        let by: HashMap<&str, usize> = names.iter().enumerate().map(|(j, n)| (*n, j)).collect();
+        let f = |r: &str| reason_feature(r, &by);
+        assert_eq!(
+            f("value: rs1=2 never seen in 400 reference members (0: 399, 1: 1)"),
+            Some((2, true))
+        );
+        assert_eq!(
+            f("value: x=1 seen in 3 of 400 reference members (0: 397, 1: 3)"),
+            Some((0, false))
+        );
+        assert_eq!(
+            f("value: x=y=3 above all 40 reference members (range 0 to 1)"),
+            Some((1, true))
+        );
+        assert_eq!(
+            f("value: x=0.5 among the lowest 1.0% of 400 reference members"),
+            Some((0, false))
+        );
+        assert_eq!(f("value: z=1 never seen"), None);
+        assert_eq!(f("knn"), None);
     }
 }

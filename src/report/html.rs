@@ -115,10 +115,14 @@ fn neighbour_groups(model: &Model, a: &Assessment) -> Option<String> {
 /// reference member within radius 3.21; nearest 10 are all group EUR;
 /// features rs123, rs456 are 4.1–6.0 SD from the reference mean".
 ///
-/// Parts, joined by "; ": the support (reference members within the pooled
+/// Parts, joined by "; ": the `reason` (`reason value: rs_private=1 never
+/// seen in 400 reference members (all 0)`, `reason block:metabolome:
+/// residual p = 0.0004`, `reason knn`) when the verdict is not `supported`;
+/// the support (reference members within the pooled
 /// support radius, [`Model::support_radius`]); the reference groups of the
-/// nearest neighbours; the channel that decided (the residual when its
-/// p-value is the smaller one, the kNN distance otherwise); the features of
+/// nearest neighbours; for the kNN and residual channels, the one that
+/// decided (the residual when its p-value is the smaller one, the kNN
+/// distance otherwise); the features of
 /// `top_features` at least 2 SD from the reference mean, or else the largest
 /// contributors; a pooled-calibration fallback; the input note. For
 /// `insufficient_data`, the observed coverage. The text is plain (not escaped).
@@ -127,7 +131,7 @@ pub fn explain(model: &Model, a: &Assessment) -> String {
     if a.reason.is_empty() {
         text
     } else {
-        format!("reason {}: {text}", a.reason)
+        format!("reason {}; {text}", a.reason)
     }
 }
 
@@ -175,7 +179,11 @@ fn explain_scores(model: &Model, a: &Assessment) -> String {
             )),
         }
     }
-    if a.p_residual.is_finite() && a.p_residual < a.p_novelty {
+    // The value and block channels explain themselves in the reason.
+    let other_channel = a.reason.starts_with("value") || a.reason.starts_with("block:");
+    if other_channel {
+        // Nothing to add: the reason names the channel and its evidence.
+    } else if a.p_residual.is_finite() && a.p_residual < a.p_novelty {
         parts.push(format!(
             "off the reference's principal components: residual {} (channel p = {})",
             num(a.residual),
@@ -246,45 +254,72 @@ fn write_model_summary(out: &mut String, model: &Model, n_patients: usize) {
     let d = model.data();
     let params = model.params();
     let radius = model.support_radius();
-    let rows: Vec<(&str, String)> = vec![
-        ("reference members", model.reference().len().to_string()),
+    let summary = model.summary();
+    let mut features = summary.n_features.to_string();
+    let mut notes = Vec::new();
+    if !summary.constant_features.is_empty() {
+        notes.push(format!(
+            "{} constant, kept for the value channel",
+            summary.constant_features.len()
+        ));
+    }
+    if !summary.dropped_features.is_empty() {
+        notes.push(format!("{} dropped", summary.dropped_features.len()));
+    }
+    if !notes.is_empty() {
+        let _ = write!(features, " ({})", notes.join("; "));
+    }
+    let mut rows: Vec<(String, String)> = vec![
         (
-            "features",
-            if d.dropped_features.is_empty() {
-                model.features().len().to_string()
-            } else {
-                format!(
-                    "{} ({} constant dropped)",
-                    model.features().len(),
-                    d.dropped_features.len()
-                )
-            },
+            "reference members".into(),
+            model.reference().len().to_string(),
         ),
+        ("features".into(), features),
         (
-            "components",
+            "components".into(),
             format!(
                 "{} ({} of variance)",
                 model.n_components(),
                 pct(d.components.explained)
             ),
         ),
-        ("k (neighbours)", params.k.to_string()),
-        ("alpha (invisible at p ≤)", params.alpha.to_string()),
         (
-            "warn_alpha (low_support at p ≤)",
+            "channels (prior weight)".into(),
+            summary
+                .channels
+                .iter()
+                .map(|c| format!("{} {:.3}", c.channel, c.weight))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ];
+    for b in &summary.blocks {
+        rows.push((
+            format!("block {}", b.name),
+            format!(
+                "{} features ({} projected); MFA weight {:.4} (first eigenvalue {:.3})",
+                b.features, b.projected, b.mfa_weight, b.first_eigenvalue
+            ),
+        ));
+    }
+    rows.extend([
+        ("k (neighbours)".into(), params.k.to_string()),
+        ("alpha (invisible at p ≤)".into(), params.alpha.to_string()),
+        (
+            "warn_alpha (low_support at p ≤)".into(),
             params.warn_alpha.to_string(),
         ),
-        ("calibration", d.calibration.method.clone()),
-        ("index", model.index_kind().to_string()),
-        ("support radius", num(radius)),
-        ("patients assessed", n_patients.to_string()),
-    ];
+        ("calibration".into(), d.calibration.method.clone()),
+        ("index".into(), model.index_kind().to_string()),
+        ("support radius".into(), num(radius)),
+        ("patients assessed".into(), n_patients.to_string()),
+    ]);
     out.push_str("<table class=\"model\"><tbody>");
     for (k, v) in rows {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td></tr>",
-            escape(k),
+            escape(&k),
             escape(&v)
         );
     }
@@ -418,6 +453,89 @@ fn write_groups(out: &mut String, audit: &Audit) {
     out.push_str("</tbody></table>");
 }
 
+fn rate_count_cell(r: &Rate) -> String {
+    format!(
+        "<td class=\"num\">{} · {} <span style=\"color:#777\">({}–{})</span></td>",
+        r.count,
+        pct(r.rate),
+        pct(r.lo),
+        pct(r.hi)
+    )
+}
+
+/// The per-channel rates (overall, then per group when there are several)
+/// and the features the value channel named.
+fn write_channels(out: &mut String, audit: &Audit) {
+    if audit.channels.is_empty() {
+        return;
+    }
+    let n = audit.channels.first().map_or(0, |c| c.n_scored);
+    let _ = write!(
+        out,
+        "<p class=\"note\">Of the {n} scored patients: those whose verdict the channel drove (it is \
+         named in their reason; not supported), and those whose own channel p-value is at most \
+         alpha = {} (reported, not a verdict). Counts, shares and 95% Clopper–Pearson intervals.</p>",
+        audit.alpha
+    );
+    out.push_str(
+        "<table><thead><tr><th>channel</th><th class=\"num\">drove the verdict</th>\
+         <th class=\"num\">own p ≤ alpha</th></tr></thead><tbody>",
+    );
+    for c in &audit.channels {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td>{}{}</tr>",
+            escape(&c.channel),
+            rate_count_cell(&c.driving),
+            rate_count_cell(&c.p_le_alpha)
+        );
+    }
+    out.push_str("</tbody></table>");
+    if audit.groups.len() > 1 {
+        out.push_str(
+            "<p class=\"note\">Share of each group's scored patients whose verdict the channel drove.</p>\
+             <table><thead><tr><th>channel</th>",
+        );
+        for g in &audit.groups {
+            let _ = write!(
+                out,
+                "<th class=\"num\">{}</th>",
+                escape(&truncate(&g.group, 20))
+            );
+        }
+        out.push_str("</tr></thead><tbody>");
+        for (i, c) in audit.channels.iter().enumerate() {
+            let _ = write!(out, "<tr><td>{}</td>", escape(&c.channel));
+            for g in &audit.groups {
+                match g.channels.get(i) {
+                    Some(r) => out.push_str(&rate_cell(&r.driving)),
+                    None => out.push_str("<td class=\"num\">–</td>"),
+                }
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    if !audit.value_features.is_empty() {
+        out.push_str(
+            "<p class=\"note\">Features the value channel named in the reasons, most often first \
+             (never seen: a value no reference member showed, or outside their range).</p>\
+             <table><thead><tr><th>feature</th><th class=\"num\">patients</th>\
+             <th class=\"num\">never seen</th></tr></thead><tbody>",
+        );
+        for f in &audit.value_features {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                escape(&f.feature),
+                f.named,
+                f.unseen
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+}
+
 fn write_patient_list(out: &mut String, model: &Model, assessments: &[Assessment]) {
     let mut flagged: Vec<&Assessment> = assessments
         .iter()
@@ -484,7 +602,10 @@ fn write_patient_list(out: &mut String, model: &Model, assessments: &[Assessment
 /// `model`: a header with the model summary, the verdict summary (with the
 /// calibration check when `audit` is given), per-group rates and bar charts
 /// with 95% intervals (only with `audit`), the embedding scatter
-/// ([`scatter_svg`]), the p-value histogram and a table of the non-supported
+/// ([`scatter_svg`]), per-channel rates (which channel or block drove the
+/// verdicts, whose own p-value is at most alpha, and the features the value
+/// channel named; from `audit`, or computed from `assessments` without it),
+/// the p-value histogram and a table of the non-supported
 /// patients (at most [`MAX_LISTED`], most novel first) with
 /// [`explain`] lines.
 ///
@@ -529,6 +650,18 @@ pub fn render_html(
             100.0 * CONFIDENCE
         );
     }
+    let own;
+    let by_channel = match audit {
+        Some(a) => a,
+        None => {
+            own = super::audit::audit(model, assessments);
+            &own
+        }
+    };
+    if !by_channel.channels.is_empty() {
+        out.push_str("\n<h2>By channel</h2>\n");
+        write_channels(&mut out, by_channel);
+    }
     out.push_str("\n<h2>Embedding</h2>\n");
     let _ = writeln!(
         out,
@@ -541,8 +674,7 @@ pub fn render_html(
         out,
         "<figure>{}<figcaption>Combined p-values of all assessed patients in 20 bins. Patients \
          drawn from the reference population give a roughly flat histogram (dashed line); a \
-         pile-up near 0 means patients unlike the reference. The combination min(1, 2·min(p<sub>kNN</sub>, \
-         p<sub>residual</sub>)) puts extra mass in the last bin.</figcaption></figure>",
+         pile-up near 0 means patients unlike the reference.</figcaption></figure>",
         p_histogram_svg(assessments, params.alpha, params.warn_alpha)
     );
     out.push_str("\n<h2>Patients not supported</h2>\n");

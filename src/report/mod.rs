@@ -14,8 +14,9 @@ pub mod stats;
 mod svg;
 
 pub use audit::{
-    ALL_ROW, AUDIT_SCHEMA, Audit, CalibrationCheck, GroupAudit, MISSING_GROUP, NO_GROUP,
-    NeighbourShare, Rate, TSV_COLUMNS, VerdictRates, audit, group_label,
+    ALL_ROW, AUDIT_SCHEMA, Audit, CHANNEL_TSV_COLUMNS, CalibrationCheck, ChannelRate, GroupAudit,
+    MAX_NAMED_FEATURES, MISSING_GROUP, NO_GROUP, NamedFeature, NeighbourShare, Rate, TSV_COLUMNS,
+    VerdictRates, audit, group_label,
 };
 pub use html::{MAX_LISTED, explain, render_html};
 pub use svg::{MAX_REFERENCE_POINTS, scatter_svg, verdict_colour};

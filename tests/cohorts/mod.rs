@@ -1,5 +1,6 @@
-//! Used by `tests/properties.rs` and `tests/calibration.rs` (the library
-//! tests): seeded synthetic cohorts, table builders, a field-by-field bitwise
+//! Used by the library's integration tests (`tests/properties.rs`,
+//! `tests/calibration.rs`, `tests/guarantee.rs`, `tests/rare_values.rs`):
+//! seeded synthetic cohorts, table builders, a field-by-field bitwise
 //! comparison of assessments and binomial bounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 #![allow(dead_code)]

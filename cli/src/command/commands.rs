@@ -449,7 +449,13 @@ fn audit(a: AuditArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 /// The files `audit` and `demo --out-dir` write, in order.
-const AUDIT_FILES: [&str; 4] = ["audit.json", "audit.tsv", "report.html", "scatter.svg"];
+const AUDIT_FILES: [&str; 5] = [
+    "audit.json",
+    "audit.tsv",
+    "channels.tsv",
+    "report.html",
+    "scatter.svg",
+];
 
 fn write_audit(
     model: &Model,
@@ -468,13 +474,17 @@ fn write_audit(
     };
     write(AUDIT_FILES[0], &audit.to_json())?;
     write(AUDIT_FILES[1], &audit.to_tsv())?;
+    write(AUDIT_FILES[2], &audit.channels_tsv())?;
     let html = nof1::report::render_html(model, rows, Some(&audit), "nof1 audit");
-    write(AUDIT_FILES[2], &html)?;
-    write(AUDIT_FILES[3], &nof1::report::scatter_svg(model, rows))?;
+    write(AUDIT_FILES[3], &html)?;
+    write(AUDIT_FILES[4], &nof1::report::scatter_svg(model, rows))?;
+    for line in audit.channel_lines() {
+        note(quiet, line);
+    }
     note(
         quiet,
         format!(
-            "wrote audit.json, audit.tsv, report.html and scatter.svg to {}",
+            "wrote audit.json, audit.tsv, channels.tsv, report.html and scatter.svg to {}",
             dir.display()
         ),
     );

@@ -1,5 +1,6 @@
-//! Used by `cli/tests/cli.rs`, `cli/tests/never_lose.rs` and
-//! `cli/tests/workflows.rs` (the tests that run the real `nof1` binary): a
+//! Used by the CLI tests that run the real `nof1` binary (`cli.rs`,
+//! `behaviours.rs`, `genotypes.rs`, `never_lose.rs`, `omics.rs`,
+//! `pipes_and_signals.rs`, `schema.rs`, `workflows.rs` in `cli/tests/`): a
 //! scratch directory, a command builder and assertions on the exit code and
 //! stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
