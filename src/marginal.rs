@@ -431,6 +431,31 @@ pub struct ValueScore {
     pub p_value: f64,
 }
 
+/// `max_j s_j + TIE_WEIGHT · mean_j s_j` over the surprisals that are not
+/// `NaN` (0 when none is), and the first feature of largest surprisal.
+fn aggregate(surprisals: impl Iterator<Item = f64>) -> (f64, Option<usize>) {
+    let mut best = f64::NEG_INFINITY;
+    let mut best_j = None;
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for (j, surprisal) in surprisals.enumerate() {
+        if surprisal.is_nan() {
+            continue;
+        }
+        sum += surprisal;
+        n += 1;
+        if surprisal > best {
+            best = surprisal;
+            best_j = Some(j);
+        }
+    }
+    if n == 0 {
+        (0.0, None)
+    } else {
+        (best + TIE_WEIGHT * sum / n as f64, best_j)
+    }
+}
+
 /// Columns gathered together by [`Marginals::fit`] (at 1M rows, 128 MB).
 const FIT_BLOCK_COLUMNS: usize = 16;
 
@@ -474,39 +499,51 @@ impl Marginals {
     /// If `row.len()` differs from the number of features.
     pub fn score(&self, row: &[f64], own: bool) -> ValueScore {
         assert_eq!(row.len(), self.support.len(), "row length");
-        let mut best = f64::NEG_INFINITY;
-        let mut best_j = None;
-        let mut sum = 0.0;
-        let mut n = 0usize;
-        for (j, (s, &x)) in self.support.iter().zip(row).enumerate() {
-            let surprisal = s.surprisal(x, own.then_some(x));
-            if surprisal.is_nan() {
-                continue;
-            }
-            sum += surprisal;
-            n += 1;
-            if surprisal > best {
-                best = surprisal;
-                best_j = Some(j);
-            }
-        }
+        let (score, best_j) = aggregate(
+            self.support
+                .iter()
+                .zip(row)
+                .map(|(s, &x)| s.surprisal(x, own.then_some(x))),
+        );
         // The p-value of the most surprising feature only (the surprisal
         // already computed each one's).
-        let best_p = best_j.map_or(f64::NAN, |j| {
+        let p_value = best_j.map_or(f64::NAN, |j| {
             self.support[j].p_value(row[j], own.then_some(row[j]))
         });
-        if n == 0 {
-            return ValueScore {
-                score: 0.0,
-                feature: None,
-                p_value: f64::NAN,
-            };
-        }
         ValueScore {
-            score: best + TIE_WEIGHT * sum / n as f64,
+            score,
             feature: best_j,
-            p_value: best_p,
+            p_value,
         }
+    }
+
+    /// Every feature's surprisal of a row that is not a reference member
+    /// (`NaN` where the value is missing): what [`Marginals::score`]
+    /// aggregates, kept to score the same row again with features masked
+    /// ([`Marginals::score_of_surprisals`]).
+    ///
+    /// # Panics
+    /// If `row.len()` differs from the number of features.
+    pub fn surprisals(&self, row: &[f64]) -> Vec<f64> {
+        assert_eq!(row.len(), self.support.len(), "row length");
+        self.support
+            .iter()
+            .zip(row)
+            .map(|(s, &x)| s.surprisal(x, None))
+            .collect()
+    }
+
+    /// The score of [`Marginals::score`] (`own = false`) of a row whose
+    /// [`Marginals::surprisals`] are `surprisals`, with the features where
+    /// `row` is `NaN` masked: bit-identical to scoring the masked row.
+    pub fn score_of_surprisals(surprisals: &[f64], row: &[f64]) -> f64 {
+        aggregate(
+            surprisals
+                .iter()
+                .zip(row)
+                .map(|(&s, x)| if x.is_nan() { f64::NAN } else { s }),
+        )
+        .0
     }
 
     /// `feature=value explanation` for feature `j` (named `name`) holding

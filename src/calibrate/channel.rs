@@ -268,6 +268,13 @@ impl ChannelState {
 
     /// Scores of every channel for one point, in [`ChannelState::channels`] order.
     pub fn score(&self, view: &PointView<'_>) -> Vec<f64> {
+        self.score_given(view, None)
+    }
+
+    /// [`ChannelState::score`] with the value channel's score given when
+    /// `value` is `Some` (computed by the caller, e.g. from kept surprisals:
+    /// [`Marginals::score_of_surprisals`]).
+    pub fn score_given(&self, view: &PointView<'_>, value: Option<f64>) -> Vec<f64> {
         let has_blocks = self.channels.iter().any(|c| matches!(c, Channel::Block(_)));
         let blocks = match (&self.extra.blocks, has_blocks) {
             (Some(bs), true) => bs.residuals(view.z, view.projector),
@@ -277,6 +284,10 @@ impl ChannelState {
             .iter()
             .map(|&c| match c {
                 Channel::Block(b) => blocks.get(b as usize).copied().unwrap_or(0.0),
+                Channel::Value => match (value, &self.extra.value) {
+                    (Some(v), Some(_)) => v,
+                    _ => c.score(view, self),
+                },
                 _ => c.score(view, self),
             })
             .collect()

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::{ChannelState, PointView, Scorer};
 use crate::index::{ExactIndex, Neighbour};
+use crate::marginal::Marginals;
 use crate::project::{MaskedSolver, Projector};
 use crate::score::KnnStatistic;
 
@@ -75,7 +76,36 @@ impl FoldScorer<'_> {
         self.score_with(raw, None, solver)
     }
 
+    /// [`FoldScorer::score_reusing`] for a calibration member's row `raw`
+    /// with some features hidden (`NaN`), given the value channel's
+    /// surprisals of the member's unmasked row
+    /// ([`crate::marginal::Marginals::surprisals`] under this fold, kept by
+    /// [`super::KeptMembers`]): the same scores, without scoring every
+    /// value again.
+    pub fn score_kept(
+        &self,
+        raw: &[f64],
+        solver: &mut MaskedSolver,
+        surprisals: &[f64],
+    ) -> PointScore {
+        let value = (surprisals.len() == raw.len())
+            .then(|| Marginals::score_of_surprisals(surprisals, raw));
+        self.score_full(raw, None, solver, value)
+    }
+
     fn score_with(&self, raw: &[f64], skip: Option<u32>, solver: &mut MaskedSolver) -> PointScore {
+        self.score_full(raw, skip, solver, None)
+    }
+
+    /// Projects, searches and scores a raw row (`value`: the value
+    /// channel's score when already known).
+    fn score_full(
+        &self,
+        raw: &[f64],
+        skip: Option<u32>,
+        solver: &mut MaskedSolver,
+        value: Option<f64>,
+    ) -> PointScore {
         let projector = &self.model.projector;
         let mut z = vec![0.0; raw.len()];
         let mut y = vec![0.0; projector.n_components];
@@ -87,7 +117,8 @@ impl FoldScorer<'_> {
         } else {
             self.index.search(&q, self.k, skip, None).neighbours
         };
-        self.score_view(raw, &z, &y, residual, n_obs, &nb, skip.is_some())
+        let view = self.view(raw, &z, &y, residual, n_obs, &nb, skip.is_some());
+        self.score_of(&view, value)
     }
 
     /// Scores a point already projected by this fold's projection and searched
@@ -115,7 +146,22 @@ impl FoldScorer<'_> {
         neighbours: &[Neighbour],
         own: bool,
     ) -> PointScore {
-        let view = PointView {
+        let view = self.view(raw, z, y, residual, n_obs, neighbours, own);
+        self.score_of(&view, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn view<'v>(
+        &'v self,
+        raw: &'v [f64],
+        z: &'v [f64],
+        y: &'v [f64],
+        residual: f64,
+        n_obs: usize,
+        neighbours: &'v [Neighbour],
+        own: bool,
+    ) -> PointView<'v> {
+        PointView {
             own,
             raw,
             z,
@@ -125,11 +171,17 @@ impl FoldScorer<'_> {
             neighbours,
             statistic: self.statistic,
             projector: &self.model.projector,
-        };
+        }
+    }
+
+    /// Every channel's score of a point and its novelty (`value`: the value
+    /// channel's score when already known).
+    fn score_of(&self, view: &PointView<'_>, value: Option<f64>) -> PointScore {
+        let n_obs = view.n_obs;
         let scores = if n_obs == 0 {
             vec![f64::NAN; self.model.state.channels().len()]
         } else {
-            self.model.state.score(&view)
+            self.model.state.score_given(view, value)
         };
         let novelty = if scores.iter().any(|s| !s.is_finite()) {
             f64::NAN
