@@ -10,12 +10,13 @@ use nof1::table::{Role, Table, TableOptions, read_table};
 use nof1::verdict::{Assessment, Verdict};
 
 /// Area under the ROC curve of `scores` for `labels` (true = positive); ties
-/// count one half. `NaN` when a class is empty.
+/// count one half. Rows whose score is `NaN` (no verdict: too few features
+/// observed) are left out. `NaN` when a class is empty.
 pub fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    let mut idx: Vec<usize> = (0..scores.len()).filter(|&i| !scores[i].is_nan()).collect();
     idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let n_pos = labels.iter().filter(|&&l| l).count() as f64;
-    let n_neg = labels.len() as f64 - n_pos;
+    let n_pos = idx.iter().filter(|&&i| labels[i]).count() as f64;
+    let n_neg = idx.len() as f64 - n_pos;
     if n_pos == 0.0 || n_neg == 0.0 {
         return f64::NAN;
     }
@@ -57,7 +58,13 @@ pub struct RunQuality {
     pub auroc_p: f64,
     /// Number of held-out normal rows.
     pub n_normal: usize,
-    /// Fraction of held-out normal rows called `invisible`.
+    /// Held-out normal rows without a verdict (`insufficient_data`: too few
+    /// features observed, or a score that is not a number).
+    pub n_insufficient: usize,
+    /// Held-out normal rows called `invisible`.
+    pub n_invisible: usize,
+    /// Fraction of the held-out normal rows with a verdict called
+    /// `invisible` (`n_invisible / (n_normal − n_insufficient)`).
     pub false_invisible: f64,
     /// Fraction of held-out normal rows flagged (invisible or low_support).
     pub false_flagged: f64,
@@ -164,6 +171,16 @@ pub fn quality(
     };
     let inv = |a: &Assessment| a.verdict == Verdict::Invisible;
     let flag = |a: &Assessment| matches!(a.verdict, Verdict::Invisible | Verdict::LowSupport);
+    let normal = |pred: &dyn Fn(&Assessment) -> bool| {
+        out.iter()
+            .zip(labels)
+            .filter(|(a, l)| !**l && pred(a))
+            .count()
+    };
+    let n_normal = labels.iter().filter(|&&l| !l).count();
+    let n_insufficient = normal(&|a| a.verdict == Verdict::InsufficientData);
+    let n_invisible = normal(&inv);
+    let n_assessed = n_normal - n_insufficient;
     RunQuality {
         name: name.to_string(),
         n_reference,
@@ -172,8 +189,14 @@ pub fn quality(
         auroc_knn: auroc(&col(&|a| a.knn_distance), labels),
         auroc_residual: auroc(&col(&|a| a.residual), labels),
         auroc_p: auroc(&col(&|a| -a.p_value), labels),
-        n_normal: labels.iter().filter(|&&l| !l).count(),
-        false_invisible: frac(false, &inv),
+        n_normal,
+        n_insufficient,
+        n_invisible,
+        false_invisible: if n_assessed == 0 {
+            f64::NAN
+        } else {
+            n_invisible as f64 / n_assessed as f64
+        },
         false_flagged: frac(false, &flag),
         detected: frac(true, &inv),
         flagged: frac(true, &flag),
@@ -354,5 +377,9 @@ mod tests {
         assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
         assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &labels), 0.0);
         assert_eq!(auroc(&[1.0, 1.0, 1.0, 1.0], &labels), 0.5);
+        // Rows without a score (insufficient_data) are left out.
+        let nan = f64::NAN;
+        assert_eq!(auroc(&[0.1, nan, 0.8, nan], &labels), 1.0);
+        assert!(auroc(&[0.1, 0.2, nan, nan], &labels).is_nan());
     }
 }

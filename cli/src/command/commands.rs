@@ -673,7 +673,9 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             let above = all.iter().filter(|q| q.false_invisible > 0.10).count();
             let tails: Vec<f64> = all
                 .iter()
-                .map(|q| crate::eval::binomial_rate_above(q.n_normal, alpha, 0.10))
+                .map(|q| {
+                    crate::eval::binomial_rate_above(q.n_normal - q.n_insufficient, alpha, 0.10)
+                })
                 .collect();
             let expected: f64 = tails.iter().sum();
             let p_none: f64 = tails.iter().map(|t| 1.0 - t).product();
@@ -684,16 +686,15 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             // Per table, the held-out normal rows of every seed together
             // against what exactly valid p-values would give.
             out!(
-                "false-invisible per table (held-out normal rows of all seeds) against the central 95% binomial range at alpha:"
+                "false-invisible per table (held-out normal rows of all seeds with a verdict) against the central 95% binomial range at alpha:"
             );
             let (mut below, mut over) = (Vec::new(), Vec::new());
             for runs in all.chunk_by(|a, b| a.name == b.name) {
-                let n: usize = runs.iter().map(|q| q.n_normal).sum();
-                let inv: f64 = runs
-                    .iter()
-                    .map(|q| (q.false_invisible * q.n_normal as f64).round())
-                    .sum();
-                let rate = inv / n.max(1) as f64;
+                let normal: usize = runs.iter().map(|q| q.n_normal).sum();
+                let none: usize = runs.iter().map(|q| q.n_insufficient).sum();
+                let inv: usize = runs.iter().map(|q| q.n_invisible).sum();
+                let n = normal - none;
+                let rate = inv as f64 / n.max(1) as f64;
                 let (lo, hi) = crate::eval::binomial_range(n, alpha, 0.95);
                 let side = if rate < lo {
                     below.push(runs[0].name.clone());
@@ -705,10 +706,12 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                     ""
                 };
                 out!(
-                    "  {:<16} n {:>5} invisible {:>4} rate {:.3} range {:.3}-{:.3}{side}",
+                    "  {:<16} normal {:>5} insufficient_data {:>4} invisible {:>4} of {:>5} rate {:.3} range {:.3}-{:.3}{side}",
                     runs[0].name,
-                    n,
+                    normal,
+                    none,
                     inv,
+                    n,
                     rate,
                     lo,
                     hi
