@@ -209,15 +209,15 @@ impl FeatureSupport {
                 (le as f64, n - below as f64)
             }
             SupportKind::Continuous { knots } => {
+                // One binary search: the knots equal to x follow the first
+                // one not below it (few, for a continuous column).
+                let lo = knots.partition_point(|&v| v < x);
+                let hi = lo + knots[lo..].iter().take_while(|&&v| v <= x).count();
                 if knots.len() as u32 == self.n_observed {
-                    let le = knots.partition_point(|&v| v <= x) as f64;
-                    let lt = knots.partition_point(|&v| v < x) as f64;
-                    return (le, n - lt);
+                    return (hi as f64, n - lo as f64);
                 }
                 // Interpolated rank of x among the order statistics.
                 let step = self.rank_step();
-                let hi = knots.partition_point(|&v| v <= x);
-                let lo = knots.partition_point(|&v| v < x);
                 let rank_le = if hi == 0 {
                     0.0
                 } else if hi >= knots.len() {
@@ -474,39 +474,36 @@ impl Marginals {
     /// If `row.len()` differs from the number of features.
     pub fn score(&self, row: &[f64], own: bool) -> ValueScore {
         assert_eq!(row.len(), self.support.len(), "row length");
-        let mut best = f64::NEG_INFINITY;
-        let mut best_j = None;
-        let mut sum = 0.0;
-        let mut n = 0usize;
+        let mut acc = RowAccumulator::default();
         for (j, (s, &x)) in self.support.iter().zip(row).enumerate() {
-            let surprisal = s.surprisal(x, own.then_some(x));
-            if surprisal.is_nan() {
-                continue;
+            acc.add(j, s.surprisal(x, own.then_some(x)));
+        }
+        acc.finish(self, row, own)
+    }
+
+    /// [`Marginals::score`] of many rows, feature by feature: one feature's
+    /// support stays in cache while every row is scored against it (a wide
+    /// reference's supports outgrow the cache; row by row, each feature's
+    /// binary search missed it). The same scores, bit for bit: each row
+    /// adds its features' surprisals in the same order.
+    ///
+    /// # Panics
+    /// If a row's length differs from the number of features.
+    pub fn score_rows(&self, rows: &[&[f64]], own: bool) -> Vec<ValueScore> {
+        for row in rows {
+            assert_eq!(row.len(), self.support.len(), "row length");
+        }
+        let mut accs = vec![RowAccumulator::default(); rows.len()];
+        for (j, s) in self.support.iter().enumerate() {
+            for (acc, row) in accs.iter_mut().zip(rows) {
+                let x = row[j];
+                acc.add(j, s.surprisal(x, own.then_some(x)));
             }
-            sum += surprisal;
-            n += 1;
-            if surprisal > best {
-                best = surprisal;
-                best_j = Some(j);
-            }
         }
-        // The p-value of the most surprising feature only (the surprisal
-        // already computed each one's).
-        let best_p = best_j.map_or(f64::NAN, |j| {
-            self.support[j].p_value(row[j], own.then_some(row[j]))
-        });
-        if n == 0 {
-            return ValueScore {
-                score: 0.0,
-                feature: None,
-                p_value: f64::NAN,
-            };
-        }
-        ValueScore {
-            score: best + TIE_WEIGHT * sum / n as f64,
-            feature: best_j,
-            p_value: best_p,
-        }
+        accs.into_iter()
+            .zip(rows)
+            .map(|(acc, row)| acc.finish(self, row, own))
+            .collect()
     }
 
     /// `feature=value explanation` for feature `j` (named `name`) holding
@@ -515,6 +512,61 @@ impl Marginals {
         match self.support.get(j) {
             Some(s) => format!("{name}={} {}", crate::output::fmt_f64(x), s.explain(x)),
             None => String::new(),
+        }
+    }
+}
+
+/// One row's running value-channel score ([`Marginals::score`]).
+#[derive(Debug, Clone, Copy)]
+struct RowAccumulator {
+    best: f64,
+    best_j: Option<usize>,
+    sum: f64,
+    n: usize,
+}
+
+impl Default for RowAccumulator {
+    fn default() -> Self {
+        RowAccumulator {
+            best: f64::NEG_INFINITY,
+            best_j: None,
+            sum: 0.0,
+            n: 0,
+        }
+    }
+}
+
+impl RowAccumulator {
+    /// Adds feature `j`'s surprisal (`NaN`: not observed, skipped).
+    fn add(&mut self, j: usize, surprisal: f64) {
+        if surprisal.is_nan() {
+            return;
+        }
+        self.sum += surprisal;
+        self.n += 1;
+        if surprisal > self.best {
+            self.best = surprisal;
+            self.best_j = Some(j);
+        }
+    }
+
+    fn finish(self, marginals: &Marginals, row: &[f64], own: bool) -> ValueScore {
+        // The p-value of the most surprising feature only (the surprisal
+        // already computed each one's).
+        let best_p = self.best_j.map_or(f64::NAN, |j| {
+            marginals.support[j].p_value(row[j], own.then_some(row[j]))
+        });
+        if self.n == 0 {
+            return ValueScore {
+                score: 0.0,
+                feature: None,
+                p_value: f64::NAN,
+            };
+        }
+        ValueScore {
+            score: self.best + TIE_WEIGHT * self.sum / self.n as f64,
+            feature: self.best_j,
+            p_value: best_p,
         }
     }
 }
@@ -528,6 +580,39 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Scoring rows feature by feature gives each row's own score bit for
+        /// bit: integer, continuous (exact and sketched) and constant columns,
+        /// missing values, members (`own`) and patients.
+        #[test]
+        fn rows_scored_together_equal_rows_scored_alone(
+            p in 1usize..12,
+            n in 2usize..400,
+            seed in 0u64..1000,
+            own in proptest::bool::ANY,
+        ) {
+            let mut rng = crate::rng::SplitMix64::new(seed);
+            let cell = |rng: &mut crate::rng::SplitMix64, j: usize| match j % 4 {
+                0 => (rng.next_u64() % 3) as f64,
+                1 => rng.normal(),
+                2 => 0.0,
+                _ => if rng.next_u64().is_multiple_of(5) { f64::NAN } else { rng.normal().round() * 0.5 },
+            };
+            let values: Vec<f64> = (0..n * p).map(|i| cell(&mut rng, i % p)).collect();
+            let rows: Vec<usize> = (0..n).collect();
+            let m = Marginals::fit(&values, p, &rows);
+            let scored: Vec<Vec<f64>> = (0..20)
+                .map(|_| (0..p).map(|j| cell(&mut rng, j) * 1.5).collect())
+                .collect();
+            let views: Vec<&[f64]> = scored.iter().map(|r| r.as_slice()).collect();
+            let together = m.score_rows(&views, own);
+            for (row, t) in views.iter().zip(&together) {
+                let alone = m.score(row, own);
+                proptest::prop_assert_eq!(alone.score.to_bits(), t.score.to_bits());
+                proptest::prop_assert_eq!(alone.feature, t.feature);
+                proptest::prop_assert_eq!(alone.p_value.to_bits(), t.p_value.to_bits());
+            }
+        }
+
         /// Gathering columns a block at a time gives each column's own support,
         /// whatever the width (blocks of 16 and a remainder) and row subset.
         #[test]

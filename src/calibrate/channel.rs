@@ -101,11 +101,13 @@ impl Channel {
         match self {
             Channel::Knn => knn_statistic(view.neighbours, view.statistic),
             Channel::Residual => view.residual,
-            Channel::Value => state
-                .extra
-                .value
-                .as_ref()
-                .map_or(0.0, |m| m.score(view.raw, view.own).score),
+            Channel::Value => view.value.unwrap_or_else(|| {
+                state
+                    .extra
+                    .value
+                    .as_ref()
+                    .map_or(0.0, |m| m.score(view.raw, view.own).score)
+            }),
             Channel::Block(b) => state.extra.blocks.as_ref().map_or(0.0, |bs| {
                 bs.residuals(view.z, view.projector)
                     .get(b as usize)
@@ -189,6 +191,10 @@ pub struct PointView<'a> {
     /// the others to fit the tail transforms (its own values leave the
     /// value channel's counts, as it is left out of the kNN search).
     pub own: bool,
+    /// The value channel's score when already computed for this point
+    /// ([`crate::marginal::Marginals::score_rows`] over a batch); `None`:
+    /// the channel computes it.
+    pub value: Option<f64>,
 }
 
 /// Which optional channels a model fits (from [`crate::Params`]).

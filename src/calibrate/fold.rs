@@ -65,17 +65,54 @@ impl FoldScorer<'_> {
     /// As [`FoldScorer::score`], leaving index entry `skip` out of the search
     /// (a training member scored among the others, to fit the tail transforms).
     pub fn score_skipping(&self, raw: &[f64], skip: Option<u32>) -> PointScore {
-        self.score_with(raw, skip, &mut MaskedSolver::default())
+        self.score_with(raw, skip, &mut MaskedSolver::default(), None)
     }
 
     /// [`FoldScorer::score`] for one of many rows sharing a missingness
     /// pattern: `solver` keeps the projection's factorisation between calls
     /// (same results, see [`crate::project::Projector::project_reusing`]).
     pub fn score_reusing(&self, raw: &[f64], solver: &mut MaskedSolver) -> PointScore {
-        self.score_with(raw, None, solver)
+        self.score_with(raw, None, solver, None)
     }
 
-    fn score_with(&self, raw: &[f64], skip: Option<u32>, solver: &mut MaskedSolver) -> PointScore {
+    /// [`FoldScorer::score_skipping`] of many rows (each with the index
+    /// entry to leave out), the value channel scored for all of them
+    /// together ([`crate::marginal::Marginals::score_rows`]): the same
+    /// scores, faster for wide references.
+    pub fn score_rows_skipping(&self, rows: &[(&[f64], Option<u32>)]) -> Vec<PointScore> {
+        let values: Vec<Option<f64>> = match &self.model.state.extra.value {
+            Some(m) if self.model.state.channels().contains(&super::Channel::Value) => {
+                let raws: Vec<&[f64]> = rows.iter().map(|(raw, _)| *raw).collect();
+                // Own values leave the counts exactly for the rows left
+                // out of the search (the fold's training members).
+                let (own, other): (Vec<usize>, Vec<usize>) =
+                    (0..rows.len()).partition(|&i| rows[i].1.is_some());
+                let mut out = vec![None; rows.len()];
+                for (subset, is_own) in [(own, true), (other, false)] {
+                    let picked: Vec<&[f64]> = subset.iter().map(|&i| raws[i]).collect();
+                    for (&i, v) in subset.iter().zip(m.score_rows(&picked, is_own)) {
+                        out[i] = Some(v.score);
+                    }
+                }
+                out
+            }
+            _ => vec![None; rows.len()],
+        };
+        rows.iter()
+            .zip(values)
+            .map(|(&(raw, skip), value)| {
+                self.score_with(raw, skip, &mut MaskedSolver::default(), value)
+            })
+            .collect()
+    }
+
+    fn score_with(
+        &self,
+        raw: &[f64],
+        skip: Option<u32>,
+        solver: &mut MaskedSolver,
+        value: Option<f64>,
+    ) -> PointScore {
         let projector = &self.model.projector;
         let mut z = vec![0.0; raw.len()];
         let mut y = vec![0.0; projector.n_components];
@@ -87,7 +124,7 @@ impl FoldScorer<'_> {
         } else {
             self.index.search(&q, self.k, skip, None).neighbours
         };
-        self.score_view(raw, &z, &y, residual, n_obs, &nb, skip.is_some())
+        self.score_view(raw, &z, &y, residual, n_obs, &nb, skip.is_some(), value)
     }
 
     /// Scores a point already projected by this fold's projection and searched
@@ -101,7 +138,7 @@ impl FoldScorer<'_> {
         n_obs: usize,
         neighbours: &[Neighbour],
     ) -> PointScore {
-        self.score_view(raw, z, y, residual, n_obs, neighbours, false)
+        self.score_view(raw, z, y, residual, n_obs, neighbours, false, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -114,6 +151,7 @@ impl FoldScorer<'_> {
         n_obs: usize,
         neighbours: &[Neighbour],
         own: bool,
+        value: Option<f64>,
     ) -> PointScore {
         let view = PointView {
             own,
@@ -125,6 +163,7 @@ impl FoldScorer<'_> {
             neighbours,
             statistic: self.statistic,
             projector: &self.model.projector,
+            value,
         };
         let scores = if n_obs == 0 {
             vec![f64::NAN; self.model.state.channels().len()]

@@ -535,6 +535,7 @@ impl Model {
             statistic: self.data.params.knn_statistic,
             projector,
             own: false,
+            value: None,
         };
         let per_fold: Vec<f64> = scores
             .iter()
