@@ -676,8 +676,13 @@ pub fn parallel_analysis(
     scale: &[f64],
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let sub: Vec<usize> = rows.iter().take(PARALLEL_ANALYSIS_ROWS).copied().collect();
-    let z = standardised_block(values, p, &sub, mean, scale);
+    let z = parallel_analysis_sample(StandardisedRows {
+        values,
+        p,
+        rows,
+        mean,
+        scale,
+    });
     let real = eigenvalues_of(z.as_ref())?;
     Ok((real, null_spectrum(&z, seed)?))
 }
@@ -688,17 +693,20 @@ pub fn parallel_analysis(
 ///
 /// # Errors
 /// [`ErrorKind::Numerical`] if an eigendecomposition fails.
-pub fn parallel_analysis_null(
-    values: &[f64],
-    p: usize,
-    rows: &[usize],
-    mean: &[f64],
-    scale: &[f64],
-    seed: u64,
-) -> Result<Vec<f64>> {
-    // The first rows in the given order (callers pass a seeded id order).
-    let sub: Vec<usize> = rows.iter().take(PARALLEL_ANALYSIS_ROWS).copied().collect();
-    null_spectrum(&standardised_block(values, p, &sub, mean, scale), seed)
+pub fn parallel_analysis_null(sample: StandardisedRows<'_>, seed: u64) -> Result<Vec<f64>> {
+    null_spectrum(&parallel_analysis_sample(sample), seed)
+}
+
+/// The first [`PARALLEL_ANALYSIS_ROWS`] rows in the given order (callers
+/// pass a seeded id order), standardised.
+fn parallel_analysis_sample(sample: StandardisedRows<'_>) -> Mat<f64> {
+    let sub: Vec<usize> = sample
+        .rows
+        .iter()
+        .take(PARALLEL_ANALYSIS_ROWS)
+        .copied()
+        .collect();
+    standardised_block(sample.values, sample.p, &sub, sample.mean, sample.scale)
 }
 
 /// The largest of each eigenvalue over the seeded column permutations of `z`.

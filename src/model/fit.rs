@@ -574,11 +574,13 @@ impl ProjectionParams {
         );
         let null_eigenvalues = if needs_pa {
             project::parallel_analysis_null(
-                values,
-                p,
-                by_id,
-                standardiser.mean(),
-                standardiser.scale(),
+                project::StandardisedRows {
+                    values,
+                    p,
+                    rows: by_id,
+                    mean: standardiser.mean(),
+                    scale: standardiser.scale(),
+                },
                 self.seed,
             )?
         } else {
