@@ -431,6 +431,31 @@ pub struct ValueScore {
     pub p_value: f64,
 }
 
+/// `max_j s_j + TIE_WEIGHT · mean_j s_j` over the surprisals that are not
+/// `NaN` (0 when none is), and the first feature of largest surprisal.
+fn aggregate(surprisals: impl Iterator<Item = f64>) -> (f64, Option<usize>) {
+    let mut best = f64::NEG_INFINITY;
+    let mut best_j = None;
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for (j, surprisal) in surprisals.enumerate() {
+        if surprisal.is_nan() {
+            continue;
+        }
+        sum += surprisal;
+        n += 1;
+        if surprisal > best {
+            best = surprisal;
+            best_j = Some(j);
+        }
+    }
+    if n == 0 {
+        (0.0, None)
+    } else {
+        (best + TIE_WEIGHT * sum / n as f64, best_j)
+    }
+}
+
 /// Columns gathered together by [`Marginals::fit`] (at 1M rows, 128 MB).
 const FIT_BLOCK_COLUMNS: usize = 16;
 
@@ -474,36 +499,88 @@ impl Marginals {
     /// If `row.len()` differs from the number of features.
     pub fn score(&self, row: &[f64], own: bool) -> ValueScore {
         assert_eq!(row.len(), self.support.len(), "row length");
-        let mut acc = RowAccumulator::default();
-        for (j, (s, &x)) in self.support.iter().zip(row).enumerate() {
-            acc.add(j, s.surprisal(x, own.then_some(x)));
+        let (score, best_j) = aggregate(
+            self.support
+                .iter()
+                .zip(row)
+                .map(|(s, &x)| s.surprisal(x, own.then_some(x))),
+        );
+        // The p-value of the most surprising feature only (the surprisal
+        // already computed each one's).
+        let p_value = best_j.map_or(f64::NAN, |j| {
+            self.support[j].p_value(row[j], own.then_some(row[j]))
+        });
+        ValueScore {
+            score,
+            feature: best_j,
+            p_value,
         }
-        acc.finish(self, row, own)
     }
 
     /// [`Marginals::score`] of many rows, feature by feature: one feature's
     /// support stays in cache while every row is scored against it (a wide
     /// reference's supports outgrow the cache; row by row, each feature's
-    /// binary search missed it). The same scores, bit for bit: each row
-    /// adds its features' surprisals in the same order.
+    /// binary search missed it). The same scores, bit for bit: each row's
+    /// surprisals are aggregated in feature order.
     ///
     /// # Panics
     /// If a row's length differs from the number of features.
     pub fn score_rows(&self, rows: &[&[f64]], own: bool) -> Vec<ValueScore> {
+        let p = self.support.len();
         for row in rows {
-            assert_eq!(row.len(), self.support.len(), "row length");
+            assert_eq!(row.len(), p, "row length");
         }
-        let mut accs = vec![RowAccumulator::default(); rows.len()];
+        // Row-major surprisals, filled a feature (column) at a time.
+        let mut surprisals = vec![f64::NAN; rows.len() * p];
         for (j, s) in self.support.iter().enumerate() {
-            for (acc, row) in accs.iter_mut().zip(rows) {
+            for (i, row) in rows.iter().enumerate() {
                 let x = row[j];
-                acc.add(j, s.surprisal(x, own.then_some(x)));
+                surprisals[i * p + j] = s.surprisal(x, own.then_some(x));
             }
         }
-        accs.into_iter()
-            .zip(rows)
-            .map(|(acc, row)| acc.finish(self, row, own))
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let (score, best_j) = aggregate(surprisals[i * p..(i + 1) * p].iter().copied());
+                let p_value = best_j.map_or(f64::NAN, |j| {
+                    self.support[j].p_value(row[j], own.then_some(row[j]))
+                });
+                ValueScore {
+                    score,
+                    feature: best_j,
+                    p_value,
+                }
+            })
             .collect()
+    }
+
+    /// Every feature's surprisal of a row that is not a reference member
+    /// (`NaN` where the value is missing): what [`Marginals::score`]
+    /// aggregates, kept to score the same row again with features masked
+    /// ([`Marginals::score_of_surprisals`]).
+    ///
+    /// # Panics
+    /// If `row.len()` differs from the number of features.
+    pub fn surprisals(&self, row: &[f64]) -> Vec<f64> {
+        assert_eq!(row.len(), self.support.len(), "row length");
+        self.support
+            .iter()
+            .zip(row)
+            .map(|(s, &x)| s.surprisal(x, None))
+            .collect()
+    }
+
+    /// The score of [`Marginals::score`] (`own = false`) of a row whose
+    /// [`Marginals::surprisals`] are `surprisals`, with the features where
+    /// `row` is `NaN` masked: bit-identical to scoring the masked row.
+    pub fn score_of_surprisals(surprisals: &[f64], row: &[f64]) -> f64 {
+        aggregate(
+            surprisals
+                .iter()
+                .zip(row)
+                .map(|(&s, x)| if x.is_nan() { f64::NAN } else { s }),
+        )
+        .0
     }
 
     /// `feature=value explanation` for feature `j` (named `name`) holding
@@ -512,61 +589,6 @@ impl Marginals {
         match self.support.get(j) {
             Some(s) => format!("{name}={} {}", crate::output::fmt_f64(x), s.explain(x)),
             None => String::new(),
-        }
-    }
-}
-
-/// One row's running value-channel score ([`Marginals::score`]).
-#[derive(Debug, Clone, Copy)]
-struct RowAccumulator {
-    best: f64,
-    best_j: Option<usize>,
-    sum: f64,
-    n: usize,
-}
-
-impl Default for RowAccumulator {
-    fn default() -> Self {
-        RowAccumulator {
-            best: f64::NEG_INFINITY,
-            best_j: None,
-            sum: 0.0,
-            n: 0,
-        }
-    }
-}
-
-impl RowAccumulator {
-    /// Adds feature `j`'s surprisal (`NaN`: not observed, skipped).
-    fn add(&mut self, j: usize, surprisal: f64) {
-        if surprisal.is_nan() {
-            return;
-        }
-        self.sum += surprisal;
-        self.n += 1;
-        if surprisal > self.best {
-            self.best = surprisal;
-            self.best_j = Some(j);
-        }
-    }
-
-    fn finish(self, marginals: &Marginals, row: &[f64], own: bool) -> ValueScore {
-        // The p-value of the most surprising feature only (the surprisal
-        // already computed each one's).
-        let best_p = self.best_j.map_or(f64::NAN, |j| {
-            marginals.support[j].p_value(row[j], own.then_some(row[j]))
-        });
-        if self.n == 0 {
-            return ValueScore {
-                score: 0.0,
-                feature: None,
-                p_value: f64::NAN,
-            };
-        }
-        ValueScore {
-            score: self.best + TIE_WEIGHT * self.sum / self.n as f64,
-            feature: self.best_j,
-            p_value: best_p,
         }
     }
 }

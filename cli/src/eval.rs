@@ -94,6 +94,52 @@ pub fn binomial_rate_above(n: usize, p: f64, threshold: f64) -> f64 {
         .sum()
 }
 
+/// The central `level` range of the rate `X / n` for `X ~ Binomial(n, p)`:
+/// `(lo, hi)` with `P(X < lo·n) ≤ (1 − level)/2` and `P(X > hi·n) ≤ (1 −
+/// level)/2`, both as large a range as those allow to be narrow. A rate
+/// outside it is what exactly valid p-values at level `p` give less than
+/// `1 − level` of the time on `n` independent rows. `(NaN, NaN)` when `n =
+/// 0` or `p` is not in `[0, 1]`.
+///
+/// ```
+/// // 1,000 rows at alpha 0.05: about 36 to 64 false alarms.
+/// let (lo, hi) = nof1_cli::eval::binomial_range(1000, 0.05, 0.95);
+/// assert_eq!((lo, hi), (0.037, 0.064));
+/// ```
+pub fn binomial_range(n: usize, p: f64, level: f64) -> (f64, f64) {
+    if n == 0 || !(0.0..=1.0).contains(&p) {
+        return (f64::NAN, f64::NAN);
+    }
+    let tail = (1.0 - level) / 2.0;
+    let mut ln_fact = vec![0.0f64; n + 1];
+    for i in 1..=n {
+        ln_fact[i] = ln_fact[i - 1] + (i as f64).ln();
+    }
+    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
+    let pmf = |x: usize| {
+        let ln = ln_fact[n] - ln_fact[x] - ln_fact[n - x]
+            + if x > 0 { x as f64 * ln_p } else { 0.0 }
+            + if n > x { (n - x) as f64 * ln_q } else { 0.0 };
+        ln.exp()
+    };
+    let mut cdf = 0.0;
+    let mut lo = None;
+    let mut hi = n;
+    for x in 0..=n {
+        cdf += pmf(x);
+        // The smallest count whose lower tail P(X ≤ x) exceeds `tail`.
+        if lo.is_none() && cdf > tail {
+            lo = Some(x);
+        }
+        // The smallest count whose upper tail P(X > x) is at most `tail`.
+        if 1.0 - cdf <= tail {
+            hi = x;
+            break;
+        }
+    }
+    (lo.unwrap_or(0) as f64 / n as f64, hi as f64 / n as f64)
+}
+
 /// Scores a set of assessments against labels (true = anomaly / out-of-cohort).
 pub fn quality(
     name: &str,

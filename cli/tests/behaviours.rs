@@ -805,3 +805,79 @@ fn fdr_adds_bh_q_values_and_decides_invisible_by_them() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     check("1.5").error(&["--fdr must be in (0, 1)"]);
 }
+
+// ------------------------------------------------- eval adbench --missing
+
+/// An ADBench-style table (`id,label,f0,...,f5`): `normal` rows from a
+/// correlated Gaussian, then `anomalies` rows shifted by 5 in every feature.
+fn adbench_table(normal: usize, anomalies: usize, seed: u64) -> String {
+    let mut rng = nof1::rng::SplitMix64::new(seed);
+    let mut out = String::from("id,label,f0,f1,f2,f3,f4,f5\n");
+    for i in 0..normal + anomalies {
+        let anomaly = i >= normal;
+        let shift = if anomaly { 5.0 } else { 0.0 };
+        let (a, b) = (rng.normal(), rng.normal());
+        let row: Vec<String> = (0..6)
+            .map(|j| {
+                let v = if j % 2 == 0 { a } else { b } + 0.4 * rng.normal() + shift;
+                format!("{v:.4}")
+            })
+            .collect();
+        out.push_str(&format!("r{i},{},{}\n", u8::from(anomaly), row.join(",")));
+    }
+    out
+}
+
+#[test]
+fn eval_adbench_missing_rescores_masked_patients_and_checks_the_binomial_range() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path("tables")).unwrap();
+    s.write("tables/a.csv", adbench_table(200, 20, 1));
+    s.write("tables/b.csv", adbench_table(150, 15, 2));
+    let eval = |missing: &str, threads: &str| {
+        s.run(&os(&[
+            "eval",
+            "--threads",
+            threads,
+            "adbench",
+            "tables",
+            "--seeds",
+            "1",
+            "--missing",
+            missing,
+        ]))
+    };
+    let masked = eval("0.3", "1");
+    masked.ok();
+    let text = masked.stdout_text();
+    // Per table: n_ref, c, AUROC, knn, resid, false_inv, detected.
+    for name in ["a ", "b "] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no line for table {name:?}:\n{text}"));
+        let f: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert!(
+            f[2] > 0.9,
+            "AUROC of shifted anomalies with 30% missing: {line}"
+        );
+        // 60 or 45 held-out normal rows at alpha 0.05: above 0.2 has
+        // binomial probability below 1e-4.
+        assert!(f[5] <= 0.2, "false-invisible rate: {line}");
+    }
+    assert!(
+        text.contains("against the central 95% binomial range at alpha")
+            && text.contains("  a                n    60 invisible")
+            && text.contains("  b                n    45 invisible")
+            && text.contains("tables outside the range: "),
+        "{text}"
+    );
+    // The masked path is what ran, and it does not depend on the threads.
+    assert_ne!(eval("0", "1").stdout, masked.stdout);
+    assert_eq!(eval("0.3", "2").stdout, masked.stdout);
+    eval("1", "1").error(&["--missing must be in [0, 1)"]);
+}

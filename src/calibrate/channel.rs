@@ -101,13 +101,11 @@ impl Channel {
         match self {
             Channel::Knn => knn_statistic(view.neighbours, view.statistic),
             Channel::Residual => view.residual,
-            Channel::Value => view.value.unwrap_or_else(|| {
-                state
-                    .extra
-                    .value
-                    .as_ref()
-                    .map_or(0.0, |m| m.score(view.raw, view.own).score)
-            }),
+            Channel::Value => state
+                .extra
+                .value
+                .as_ref()
+                .map_or(0.0, |m| m.score(view.raw, view.own).score),
             Channel::Block(b) => state.extra.blocks.as_ref().map_or(0.0, |bs| {
                 bs.residuals(view.z, view.projector)
                     .get(b as usize)
@@ -191,10 +189,6 @@ pub struct PointView<'a> {
     /// the others to fit the tail transforms (its own values leave the
     /// value channel's counts, as it is left out of the kNN search).
     pub own: bool,
-    /// The value channel's score when already computed for this point
-    /// ([`crate::marginal::Marginals::score_rows`] over a batch); `None`:
-    /// the channel computes it.
-    pub value: Option<f64>,
 }
 
 /// Which optional channels a model fits (from [`crate::Params`]).
@@ -274,6 +268,13 @@ impl ChannelState {
 
     /// Scores of every channel for one point, in [`ChannelState::channels`] order.
     pub fn score(&self, view: &PointView<'_>) -> Vec<f64> {
+        self.score_given(view, None)
+    }
+
+    /// [`ChannelState::score`] with the value channel's score given when
+    /// `value` is `Some` (computed by the caller, e.g. from kept surprisals:
+    /// [`Marginals::score_of_surprisals`]).
+    pub fn score_given(&self, view: &PointView<'_>, value: Option<f64>) -> Vec<f64> {
         let has_blocks = self.channels.iter().any(|c| matches!(c, Channel::Block(_)));
         let blocks = match (&self.extra.blocks, has_blocks) {
             (Some(bs), true) => bs.residuals(view.z, view.projector),
@@ -283,6 +284,10 @@ impl ChannelState {
             .iter()
             .map(|&c| match c {
                 Channel::Block(b) => blocks.get(b as usize).copied().unwrap_or(0.0),
+                Channel::Value => match (value, &self.extra.value) {
+                    (Some(v), Some(_)) => v,
+                    _ => c.score(view, self),
+                },
                 _ => c.score(view, self),
             })
             .collect()

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fold::{FoldModel, FoldScorer};
+use super::masked::KeptMembers;
 use super::scores::ChannelScores;
 use crate::verdict::Verdict;
 
@@ -198,12 +199,16 @@ impl Calibration {
 
     /// Rescores the masked members under `mask` (`true` = observed): members
     /// that observe every feature of the mask, scored by their fold's model
-    /// with the other features hidden. `scorer(k)` gives fold `k`'s scorer.
+    /// with the other features hidden. `scorer(k)` gives fold `k`'s scorer;
+    /// `kept`, what was kept of the members to rescore them faster (built by
+    /// [`KeptMembers::build`] on this calibration and these scorers; the
+    /// result is the same with or without).
     pub fn masked<'a>(
         &self,
         mask: &[bool],
         scorer: impl Fn(usize) -> FoldScorer<'a>,
         min_group: usize,
+        kept: Option<&KeptMembers>,
     ) -> MaskedCalibration {
         let p = mask.len();
         let mut rescored: Vec<CalibrationMember> = Vec::new();
@@ -211,7 +216,13 @@ impl Calibration {
         // Every rescored member misses the same features: each fold model
         // factorises its projection once.
         let mut solvers = vec![crate::project::MaskedSolver::default(); self.n_folds().max(1)];
-        for (slot, &pos) in self.masked.members.iter().enumerate() {
+        // Fold by fold, so that one fold's index stays in cache while its
+        // members are searched (the sets below do not depend on the order).
+        let fold_of = |pos: u32| self.members.get(pos as usize).map_or(u32::MAX, |m| m.fold);
+        let mut order: Vec<usize> = (0..self.masked.members.len()).collect();
+        order.sort_by_key(|&slot| (fold_of(self.masked.members[slot]), slot));
+        for slot in order {
+            let pos = self.masked.members[slot];
             let Some(m) = self.members.get(pos as usize) else {
                 continue;
             };
@@ -225,9 +236,10 @@ impl Calibration {
                 row[j] = if mask[j] { raw[j] } else { f64::NAN };
             }
             let f = m.fold as usize;
-            let s = match solvers.get_mut(f) {
-                Some(solver) => scorer(f).score_reusing(&row, solver),
-                None => scorer(f).score(&row),
+            let s = match (solvers.get_mut(f), kept.and_then(|k| k.surprisals(slot))) {
+                (Some(solver), Some(kept)) => scorer(f).score_kept(&row, solver, kept),
+                (Some(solver), None) => scorer(f).score_reusing(&row, solver),
+                (None, _) => scorer(f).score(&row),
             };
             rescored.push(CalibrationMember {
                 row: m.row,

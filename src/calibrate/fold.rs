@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::{ChannelState, PointView, Scorer};
 use crate::index::{ExactIndex, Neighbour};
+use crate::marginal::Marginals;
 use crate::project::{MaskedSolver, Projector};
 use crate::score::KnnStatistic;
 
@@ -65,31 +66,47 @@ impl FoldScorer<'_> {
     /// As [`FoldScorer::score`], leaving index entry `skip` out of the search
     /// (a training member scored among the others, to fit the tail transforms).
     pub fn score_skipping(&self, raw: &[f64], skip: Option<u32>) -> PointScore {
-        self.score_with(raw, skip, &mut MaskedSolver::default(), None)
+        self.score_with(raw, skip, &mut MaskedSolver::default())
     }
 
     /// [`FoldScorer::score`] for one of many rows sharing a missingness
     /// pattern: `solver` keeps the projection's factorisation between calls
     /// (same results, see [`crate::project::Projector::project_reusing`]).
     pub fn score_reusing(&self, raw: &[f64], solver: &mut MaskedSolver) -> PointScore {
-        self.score_with(raw, None, solver, None)
+        self.score_with(raw, None, solver)
+    }
+
+    /// [`FoldScorer::score_reusing`] for a calibration member's row `raw`
+    /// with some features hidden (`NaN`), given the value channel's
+    /// surprisals of the member's unmasked row
+    /// ([`crate::marginal::Marginals::surprisals`] under this fold, kept by
+    /// [`super::KeptMembers`]): the same scores, without scoring every
+    /// value again.
+    pub fn score_kept(
+        &self,
+        raw: &[f64],
+        solver: &mut MaskedSolver,
+        surprisals: &[f64],
+    ) -> PointScore {
+        let value = (surprisals.len() == raw.len())
+            .then(|| Marginals::score_of_surprisals(surprisals, raw));
+        self.score_full(raw, None, solver, value)
     }
 
     /// [`FoldScorer::score_skipping`] of many rows (each with the index
     /// entry to leave out), the value channel scored for all of them
-    /// together ([`crate::marginal::Marginals::score_rows`]): the same
-    /// scores, faster for wide references.
+    /// together ([`Marginals::score_rows`]): the same scores, faster for
+    /// wide references.
     pub fn score_rows_skipping(&self, rows: &[(&[f64], Option<u32>)]) -> Vec<PointScore> {
         let values: Vec<Option<f64>> = match &self.model.state.extra.value {
             Some(m) if self.model.state.channels().contains(&super::Channel::Value) => {
-                let raws: Vec<&[f64]> = rows.iter().map(|(raw, _)| *raw).collect();
                 // Own values leave the counts exactly for the rows left
                 // out of the search (the fold's training members).
                 let (own, other): (Vec<usize>, Vec<usize>) =
                     (0..rows.len()).partition(|&i| rows[i].1.is_some());
                 let mut out = vec![None; rows.len()];
                 for (subset, is_own) in [(own, true), (other, false)] {
-                    let picked: Vec<&[f64]> = subset.iter().map(|&i| raws[i]).collect();
+                    let picked: Vec<&[f64]> = subset.iter().map(|&i| rows[i].0).collect();
                     for (&i, v) in subset.iter().zip(m.score_rows(&picked, is_own)) {
                         out[i] = Some(v.score);
                     }
@@ -101,12 +118,18 @@ impl FoldScorer<'_> {
         rows.iter()
             .zip(values)
             .map(|(&(raw, skip), value)| {
-                self.score_with(raw, skip, &mut MaskedSolver::default(), value)
+                self.score_full(raw, skip, &mut MaskedSolver::default(), value)
             })
             .collect()
     }
 
-    fn score_with(
+    fn score_with(&self, raw: &[f64], skip: Option<u32>, solver: &mut MaskedSolver) -> PointScore {
+        self.score_full(raw, skip, solver, None)
+    }
+
+    /// Projects, searches and scores a raw row (`value`: the value
+    /// channel's score when already known).
+    fn score_full(
         &self,
         raw: &[f64],
         skip: Option<u32>,
@@ -124,7 +147,8 @@ impl FoldScorer<'_> {
         } else {
             self.index.search(&q, self.k, skip, None).neighbours
         };
-        self.score_view(raw, &z, &y, residual, n_obs, &nb, skip.is_some(), value)
+        let view = self.view(raw, &z, &y, residual, n_obs, &nb, skip.is_some());
+        self.score_of(&view, value)
     }
 
     /// Scores a point already projected by this fold's projection and searched
@@ -138,7 +162,7 @@ impl FoldScorer<'_> {
         n_obs: usize,
         neighbours: &[Neighbour],
     ) -> PointScore {
-        self.score_view(raw, z, y, residual, n_obs, neighbours, false, None)
+        self.score_view(raw, z, y, residual, n_obs, neighbours, false)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -151,9 +175,23 @@ impl FoldScorer<'_> {
         n_obs: usize,
         neighbours: &[Neighbour],
         own: bool,
-        value: Option<f64>,
     ) -> PointScore {
-        let view = PointView {
+        let view = self.view(raw, z, y, residual, n_obs, neighbours, own);
+        self.score_of(&view, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn view<'v>(
+        &'v self,
+        raw: &'v [f64],
+        z: &'v [f64],
+        y: &'v [f64],
+        residual: f64,
+        n_obs: usize,
+        neighbours: &'v [Neighbour],
+        own: bool,
+    ) -> PointView<'v> {
+        PointView {
             own,
             raw,
             z,
@@ -163,12 +201,17 @@ impl FoldScorer<'_> {
             neighbours,
             statistic: self.statistic,
             projector: &self.model.projector,
-            value,
-        };
+        }
+    }
+
+    /// Every channel's score of a point and its novelty (`value`: the value
+    /// channel's score when already known).
+    fn score_of(&self, view: &PointView<'_>, value: Option<f64>) -> PointScore {
+        let n_obs = view.n_obs;
         let scores = if n_obs == 0 {
             vec![f64::NAN; self.model.state.channels().len()]
         } else {
-            self.model.state.score(&view)
+            self.model.state.score_given(view, value)
         };
         let novelty = if scores.iter().any(|s| !s.is_finite()) {
             f64::NAN

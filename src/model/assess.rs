@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::Model;
 use crate::calibrate::{
-    CalibrationSet, Channel, FoldScorer, MaskedCalibration, PointScore, PointView, Scheme,
-    conformal,
+    CalibrationSet, Channel, FoldScorer, KeptMembers, MaskedCalibration, PointScore, PointView,
+    Scheme, conformal,
 };
 use crate::error::Result;
 use crate::score::{self, knn_statistic};
@@ -190,7 +190,13 @@ impl Model {
             return (set, fallback, None);
         };
         let masked = cache.get(mask, || {
-            cal.masked(mask, |k| self.fold_scorer(k), min_group)
+            // Kept once per loaded model, built sequentially (see
+            // KeptMembers::build): never from inside its own initialiser.
+            let kept = self
+                .folds
+                .kept
+                .get_or_init(|| KeptMembers::build(cal, |k| self.fold_scorer(k)));
+            cal.masked(mask, |k| self.fold_scorer(k), min_group, Some(kept))
         });
         if masked.pooled.n_members < min_group {
             let note = format!(
@@ -221,7 +227,10 @@ impl Model {
         let cal = &self.data.calibration;
         let index = match cal.scheme {
             Scheme::Split => &self.exact,
-            Scheme::CrossConformal => &self.folds[k.min(self.folds.len().saturating_sub(1))],
+            Scheme::CrossConformal => {
+                let folds = &self.folds.indexes;
+                &folds[k.min(folds.len().saturating_sub(1))]
+            }
         };
         FoldScorer {
             model: &cal.folds[k.min(cal.folds.len().saturating_sub(1))],
@@ -535,7 +544,6 @@ impl Model {
             statistic: self.data.params.knn_statistic,
             projector,
             own: false,
-            value: None,
         };
         let per_fold: Vec<f64> = scores
             .iter()
@@ -596,5 +604,49 @@ impl MaskCache {
                 .or_insert_with(|| Arc::clone(&made));
         }
         made
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::calibrate::KeptMembers;
+    use crate::model::Params;
+    use crate::rng::SplitMix64;
+    use crate::table::Table;
+
+    /// `n` rows of 9 features: 6 continuous (two clusters), 3 integer-valued.
+    fn cohort(n: usize, seed: u64) -> Table {
+        let mut rng = SplitMix64::new(seed);
+        let mut values = Vec::with_capacity(n * 9);
+        for i in 0..n {
+            let c = if i % 3 == 0 { 3.0 } else { 0.0 };
+            for j in 0..6 {
+                values.push(c + rng.normal() * (1.0 + j as f64 * 0.2));
+            }
+            for _ in 0..3 {
+                values.push((rng.next_f64() * 3.0).floor());
+            }
+        }
+        let ids = (0..n).map(|i| format!("r{i}")).collect();
+        let names = (0..9).map(|j| format!("f{j}")).collect();
+        Table::from_rows(ids, names, values).expect("a valid table")
+    }
+
+    #[test]
+    fn kept_surprisals_rescore_masked_members_bit_identically() {
+        for n in [150, 700] {
+            let model = Params::default().k(5).fit(&cohort(n, 7)).expect("fit");
+            let cal = &model.data.calibration;
+            let kept = KeptMembers::build(cal, |k| model.fold_scorer(k));
+            assert!(kept.surprisals(0).is_some(), "the value channel is kept");
+            let mut rng = SplitMix64::new(3);
+            for _ in 0..20 {
+                let mask: Vec<bool> = (0..9).map(|_| rng.next_f64() >= 0.4).collect();
+                let with = cal.masked(&mask, |k| model.fold_scorer(k), 19, Some(&kept));
+                let without = cal.masked(&mask, |k| model.fold_scorer(k), 19, None);
+                // Debug formatting tells every f64 apart (NaN included).
+                assert_eq!(format!("{with:?}"), format!("{without:?}"), "mask {mask:?}");
+            }
+        }
     }
 }

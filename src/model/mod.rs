@@ -188,20 +188,35 @@ pub struct Model {
     /// Index over the density sample of a model fitted by an earlier version,
     /// when that sample is not the whole reference.
     density: Option<ExactIndex>,
-    /// Under cross-conformal calibration, each fold model's index over its
-    /// training members (empty under split conformal: `exact` serves).
-    folds: Vec<ExactIndex>,
+    /// The fold models' indexes, and what is kept of the masked calibration
+    /// members once a patient needs them.
+    folds: FoldIndexes,
+}
+
+/// Under cross-conformal calibration, each fold model's index over its
+/// training members (empty under split conformal: the model's own exact
+/// index serves); and, built at the first patient with missing features,
+/// what is kept of the masked calibration members to rescore them
+/// ([`crate::calibrate::KeptMembers`]).
+#[derive(Debug, Default)]
+pub(crate) struct FoldIndexes {
+    pub(crate) indexes: Vec<ExactIndex>,
+    pub(crate) kept: std::sync::OnceLock<crate::calibrate::KeptMembers>,
 }
 
 /// The indexes of a calibration's fold models (none under split conformal).
-pub(crate) fn fold_indexes(cal: &Calibration) -> Vec<ExactIndex> {
-    match cal.scheme {
+pub(crate) fn fold_indexes(cal: &Calibration) -> FoldIndexes {
+    let indexes = match cal.scheme {
         Scheme::Split => Vec::new(),
         Scheme::CrossConformal => cal
             .folds
             .iter()
             .map(|f| ExactIndex::new(f.points.clone(), f.search_dims.max(1)))
             .collect(),
+    };
+    FoldIndexes {
+        indexes,
+        kept: std::sync::OnceLock::new(),
     }
 }
 

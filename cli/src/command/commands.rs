@@ -681,6 +681,54 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 "runs above 0.10: {above} of {}; if every p-value were exactly valid: {expected:.2} expected, P(none) = {p_none:.2} (binomial, same held-out sizes)",
                 all.len()
             );
+            // Per table, the held-out normal rows of every seed together
+            // against what exactly valid p-values would give.
+            out!(
+                "false-invisible per table (held-out normal rows of all seeds) against the central 95% binomial range at alpha:"
+            );
+            let (mut below, mut over) = (Vec::new(), Vec::new());
+            for runs in all.chunk_by(|a, b| a.name == b.name) {
+                let n: usize = runs.iter().map(|q| q.n_normal).sum();
+                let inv: f64 = runs
+                    .iter()
+                    .map(|q| (q.false_invisible * q.n_normal as f64).round())
+                    .sum();
+                let rate = inv / n.max(1) as f64;
+                let (lo, hi) = crate::eval::binomial_range(n, alpha, 0.95);
+                let side = if rate < lo {
+                    below.push(runs[0].name.clone());
+                    " below"
+                } else if rate > hi {
+                    over.push(runs[0].name.clone());
+                    " ABOVE"
+                } else {
+                    ""
+                };
+                out!(
+                    "  {:<16} n {:>5} invisible {:>4} rate {:.3} range {:.3}-{:.3}{side}",
+                    runs[0].name,
+                    n,
+                    inv,
+                    rate,
+                    lo,
+                    hi
+                );
+            }
+            let n_tables = all.chunk_by(|a, b| a.name == b.name).count();
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(" ")
+                }
+            };
+            out!(
+                "tables outside the range: {} of {n_tables} (below: {}; above: {}); about {:.1} expected if every p-value were exactly valid and independent",
+                below.len() + over.len(),
+                list(&below),
+                list(&over),
+                0.05 * n_tables as f64
+            );
         }
         EvalWhat::Genomes { seeds } => {
             let panel = crate::demo::panel()?;
