@@ -499,14 +499,26 @@ impl Marginals {
     /// If `row.len()` differs from the number of features.
     pub fn score(&self, row: &[f64], own: bool) -> ValueScore {
         assert_eq!(row.len(), self.support.len(), "row length");
-        let (score, best_j) = aggregate(
+        self.value_score(
+            row,
+            own,
             self.support
                 .iter()
                 .zip(row)
                 .map(|(s, &x)| s.surprisal(x, own.then_some(x))),
-        );
-        // The p-value of the most surprising feature only (the surprisal
-        // already computed each one's).
+        )
+    }
+
+    /// The value score of `row` from its features' surprisals (in feature
+    /// order), with the p-value of the most surprising feature only (the
+    /// surprisal already computed each one's).
+    fn value_score(
+        &self,
+        row: &[f64],
+        own: bool,
+        surprisals: impl Iterator<Item = f64>,
+    ) -> ValueScore {
+        let (score, best_j) = aggregate(surprisals);
         let p_value = best_j.map_or(f64::NAN, |j| {
             self.support[j].p_value(row[j], own.then_some(row[j]))
         });
@@ -541,15 +553,7 @@ impl Marginals {
         rows.iter()
             .enumerate()
             .map(|(i, row)| {
-                let (score, best_j) = aggregate(surprisals[i * p..(i + 1) * p].iter().copied());
-                let p_value = best_j.map_or(f64::NAN, |j| {
-                    self.support[j].p_value(row[j], own.then_some(row[j]))
-                });
-                ValueScore {
-                    score,
-                    feature: best_j,
-                    p_value,
-                }
+                self.value_score(row, own, surprisals[i * p..(i + 1) * p].iter().copied())
             })
             .collect()
     }
