@@ -621,10 +621,53 @@ pub fn n_for_variance(eigenvalues: &[f64], fraction: f64) -> usize {
     eigenvalues.len()
 }
 
+/// Permutations parallel analysis uses for a wide reference (at least
+/// [`WIDE_MIN_FEATURES`] features): the first of the same seeded sequence.
+///
+/// Each null spectrum of a `p × p` matrix costs a full eigenvalue
+/// decomposition (2 s at `p` = 2,500 on one core), and for wide data the
+/// spread of an eigenvalue over permutations is small (eigenvalue rigidity:
+/// of the order of the spacing at the edge, `1/p` relative in the bulk), so
+/// the largest of three (the 75th percentile) stands in for that of 19.
+/// Chosen on `nof1 bench synth --profile omics` (docs/performance.md): the
+/// component count and the noise-likeness verdict are the same as with 19.
+pub const WIDE_PARALLEL_ANALYSIS_PERMUTATIONS: usize = 3;
+
+/// Permutations of the permuted-residual null ([`residual_null_flatness`])
+/// for a wide reference (see [`WIDE_PARALLEL_ANALYSIS_PERMUTATIONS`]).
+pub const WIDE_RESIDUAL_NULL_PERMUTATIONS: usize = 1;
+
+/// Permutations of parallel analysis for `p` features:
+/// [`PARALLEL_ANALYSIS_PERMUTATIONS`], or
+/// [`WIDE_PARALLEL_ANALYSIS_PERMUTATIONS`] from [`WIDE_MIN_FEATURES`] on.
+pub fn parallel_analysis_permutations(p: usize) -> usize {
+    if p >= WIDE_MIN_FEATURES {
+        WIDE_PARALLEL_ANALYSIS_PERMUTATIONS
+    } else {
+        PARALLEL_ANALYSIS_PERMUTATIONS
+    }
+}
+
+/// Permutations of the permuted-residual null for `p` features:
+/// [`RESIDUAL_NULL_PERMUTATIONS`], or [`WIDE_RESIDUAL_NULL_PERMUTATIONS`]
+/// from [`WIDE_MIN_FEATURES`] on.
+pub fn residual_null_permutations(p: usize) -> usize {
+    if p >= WIDE_MIN_FEATURES {
+        WIDE_RESIDUAL_NULL_PERMUTATIONS
+    } else {
+        RESIDUAL_NULL_PERMUTATIONS
+    }
+}
+
 /// Parallel analysis: the 95th percentile of each eigenvalue of column-permuted
-/// data, and the real eigenvalues on the same subsample.
+/// data (the largest over [`parallel_analysis_permutations`] seeded
+/// permutations of the subsample), and the real eigenvalues on the same
+/// subsample.
 ///
 /// Returns `(real, null95)`, both non-increasing in index.
+///
+/// # Errors
+/// [`ErrorKind::Numerical`] if an eigendecomposition fails.
 pub fn parallel_analysis(
     values: &[f64],
     p: usize,
@@ -633,27 +676,57 @@ pub fn parallel_analysis(
     scale: &[f64],
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
+    let z = parallel_analysis_sample(StandardisedRows {
+        values,
+        p,
+        rows,
+        mean,
+        scale,
+    });
+    let real = eigenvalues_of(z.as_ref())?;
+    Ok((real, null_spectrum(&z, seed)?))
+}
+
+/// The null half of [`parallel_analysis`] alone (fit keeps the whole
+/// reference's spectrum as the real one: the subsample's would be a
+/// decomposition more).
+///
+/// # Errors
+/// [`ErrorKind::Numerical`] if an eigendecomposition fails.
+pub fn parallel_analysis_null(sample: StandardisedRows<'_>, seed: u64) -> Result<Vec<f64>> {
+    null_spectrum(&parallel_analysis_sample(sample), seed)
+}
+
+/// The first [`PARALLEL_ANALYSIS_ROWS`] rows in the given order (callers
+/// pass a seeded id order), standardised.
+fn parallel_analysis_sample(sample: StandardisedRows<'_>) -> Mat<f64> {
+    let sub: Vec<usize> = sample
+        .rows
+        .iter()
+        .take(PARALLEL_ANALYSIS_ROWS)
+        .copied()
+        .collect();
+    standardised_block(sample.values, sample.p, &sub, sample.mean, sample.scale)
+}
+
+/// The largest of each eigenvalue over the seeded column permutations of `z`.
+fn null_spectrum(z: &Mat<f64>, seed: u64) -> Result<Vec<f64>> {
+    let p = z.ncols();
     let mut rng = SplitMix64::new(seed ^ 0x5041_5241);
-    // The first rows in the given order (callers pass a seeded id order).
-    let sub: Vec<usize> = rows.iter().take(PARALLEL_ANALYSIS_ROWS).copied().collect();
-    let z = standardised_block(values, p, &sub, mean, scale);
-    let eig = eigenvalues_of;
-    let real = eig(z.as_ref())?;
-    let seeds: Vec<u64> = (0..PARALLEL_ANALYSIS_PERMUTATIONS)
+    let seeds: Vec<u64> = (0..parallel_analysis_permutations(p))
         .map(|_| rng.next_u64())
         .collect();
     let nulls: Vec<Vec<f64>> = seeds
         .par_iter()
         .map(|&s| {
-            let zp = permuted_columns(&z, s, &vec![1.0; p]);
-            eig(zp.as_ref())
+            let zp = permuted_columns(z, s, &vec![1.0; p]);
+            eigenvalues_of(zp.as_ref())
         })
         .collect::<Result<Vec<_>>>()?;
     // 95th percentile over 19 permutations = the largest value.
-    let null95 = (0..p)
+    Ok((0..p)
         .map(|k| nulls.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max))
-        .collect();
-    Ok((real, null95))
+        .collect())
 }
 
 /// Each column of `z` permuted independently (seeded) and multiplied by `scale[j]`.
@@ -684,7 +757,7 @@ pub const RESIDUAL_NULL_PERMUTATIONS: usize = 5;
 /// independently (keeping its variance and distribution, breaking every
 /// correlation), the permuted residuals are projected off `V` again, and the
 /// flatness of the `p − c` leading eigenvalues is averaged over
-/// [`RESIDUAL_NULL_PERMUTATIONS`] seeded permutations. Column-permuting the
+/// [`residual_null_permutations`] seeded permutations. Column-permuting the
 /// standardised data instead (classical parallel analysis) gives a flat null
 /// even when the noise variance differs from feature to feature.
 ///
@@ -745,7 +818,7 @@ pub fn residual_null_flatness(
         })
         .collect();
     let mut rng = SplitMix64::new(seed ^ 0x5245_5344);
-    let seeds: Vec<u64> = (0..RESIDUAL_NULL_PERMUTATIONS)
+    let seeds: Vec<u64> = (0..residual_null_permutations(p))
         .map(|_| rng.next_u64())
         .collect();
     let flatness = seeds

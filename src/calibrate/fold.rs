@@ -93,6 +93,36 @@ impl FoldScorer<'_> {
         self.score_full(raw, None, solver, value)
     }
 
+    /// [`FoldScorer::score_skipping`] of many rows (each with the index
+    /// entry to leave out), the value channel scored for all of them
+    /// together ([`Marginals::score_rows`]): the same scores, faster for
+    /// wide references.
+    pub fn score_rows_skipping(&self, rows: &[(&[f64], Option<u32>)]) -> Vec<PointScore> {
+        let values: Vec<Option<f64>> = match &self.model.state.extra.value {
+            Some(m) if self.model.state.channels().contains(&super::Channel::Value) => {
+                // Own values leave the counts exactly for the rows left
+                // out of the search (the fold's training members).
+                let (own, other): (Vec<usize>, Vec<usize>) =
+                    (0..rows.len()).partition(|&i| rows[i].1.is_some());
+                let mut out = vec![None; rows.len()];
+                for (subset, is_own) in [(own, true), (other, false)] {
+                    let picked: Vec<&[f64]> = subset.iter().map(|&i| rows[i].0).collect();
+                    for (&i, v) in subset.iter().zip(m.score_rows(&picked, is_own)) {
+                        out[i] = Some(v.score);
+                    }
+                }
+                out
+            }
+            _ => vec![None; rows.len()],
+        };
+        rows.iter()
+            .zip(values)
+            .map(|(&(raw, skip), value)| {
+                self.score_full(raw, skip, &mut MaskedSolver::default(), value)
+            })
+            .collect()
+    }
+
     fn score_with(&self, raw: &[f64], skip: Option<u32>, solver: &mut MaskedSolver) -> PointScore {
         self.score_full(raw, skip, solver, None)
     }

@@ -573,15 +573,16 @@ impl ProjectionParams {
             ComponentRule::Auto | ComponentRule::ParallelAnalysis
         );
         let null_eigenvalues = if needs_pa {
-            project::parallel_analysis(
-                values,
-                p,
-                by_id,
-                standardiser.mean(),
-                standardiser.scale(),
+            project::parallel_analysis_null(
+                project::StandardisedRows {
+                    values,
+                    p,
+                    rows: by_id,
+                    mean: standardiser.mean(),
+                    scale: standardiser.scale(),
+                },
                 self.seed,
             )?
-            .1
         } else {
             Vec::new()
         };
@@ -745,10 +746,17 @@ impl CalibrationParams {
             .par_chunks(PROGRESS_EVERY)
             .flat_map_iter(|chunk| {
                 progress.advance(0);
-                chunk.iter().map(|&r| {
-                    let at = train.binary_search(&r).ok().map(|i| i as u32);
-                    scorer.score_skipping(input.row(r), at).scores
-                })
+                let rows: Vec<(&[f64], Option<u32>)> = chunk
+                    .iter()
+                    .map(|&r| {
+                        let at = train.binary_search(&r).ok().map(|i| i as u32);
+                        (input.row(r), at)
+                    })
+                    .collect();
+                scorer
+                    .score_rows_skipping(&rows)
+                    .into_iter()
+                    .map(|s| s.scores)
             })
             .collect();
         Scorer::fit(fold.state.channels(), &scores)
@@ -800,15 +808,15 @@ impl CalibrationParams {
                     .par_chunks(PROGRESS_EVERY)
                     .flat_map_iter(|chunk| {
                         progress.advance(chunk.len() as u64);
-                        chunk.iter().map(|&r| {
-                            let s = scorer_of(&fold, exact).score(input.row(r));
-                            CalibrationMember {
-                                row: r as u32,
-                                fold: 0,
-                                group: group_of(r),
-                                scores: s.scores,
-                                novelty: s.novelty,
-                            }
+                        let rows: Vec<(&[f64], Option<u32>)> =
+                            chunk.iter().map(|&r| (input.row(r), None)).collect();
+                        let scored = scorer_of(&fold, exact).score_rows_skipping(&rows);
+                        chunk.iter().zip(scored).map(|(&r, s)| CalibrationMember {
+                            row: r as u32,
+                            fold: 0,
+                            group: group_of(r),
+                            scores: s.scores,
+                            novelty: s.novelty,
                         })
                     })
                     .collect();
@@ -896,15 +904,15 @@ impl CalibrationParams {
                         .par_chunks(PROGRESS_EVERY)
                         .flat_map_iter(|chunk| {
                             progress.advance(0);
-                            chunk.iter().map(|&r| {
-                                let s = sc.score(input.row(r));
-                                CalibrationMember {
-                                    row: r as u32,
-                                    fold: f as u32,
-                                    group: group_of(r),
-                                    scores: s.scores,
-                                    novelty: s.novelty,
-                                }
+                            let rows: Vec<(&[f64], Option<u32>)> =
+                                chunk.iter().map(|&r| (input.row(r), None)).collect();
+                            let scored = sc.score_rows_skipping(&rows);
+                            chunk.iter().zip(scored).map(|(&r, s)| CalibrationMember {
+                                row: r as u32,
+                                fold: f as u32,
+                                group: group_of(r),
+                                scores: s.scores,
+                                novelty: s.novelty,
                             })
                         })
                         .collect();
