@@ -590,13 +590,19 @@ fn eigenvalues_of(z: MatRef<'_, f64>) -> Result<Vec<f64>> {
     let (m, p) = (z.nrows(), z.ncols());
     let denom = (m.max(2) - 1) as f64;
     let small = p.min(m);
-    let mut c = Mat::<f64>::zeros(small, small);
-    let (lhs, rhs) = if p <= m {
-        (z.transpose(), z)
+    let c = if p >= WIDE_MIN_FEATURES && p <= m {
+        // Wide: the symmetric product, half the work (as `covariance`).
+        gram_sym(z, 1.0 / denom)
     } else {
-        (z, z.transpose())
+        let mut c = Mat::<f64>::zeros(small, small);
+        let (lhs, rhs) = if p <= m {
+            (z.transpose(), z)
+        } else {
+            (z, z.transpose())
+        };
+        faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, lhs, rhs, 1.0 / denom, Par::Seq);
+        c
     };
-    faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, lhs, rhs, 1.0 / denom, Par::Seq);
     let mut ev = c
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| ErrorKind::Numerical(format!("eigenvalues failed: {e:?}")))?;

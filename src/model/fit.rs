@@ -559,34 +559,43 @@ impl ProjectionParams {
         let n = rows.len();
         let (standardiser, block_eigenvalues) = self.standardise(values, p, rows);
         let max_c = self.max_components.min(p).min(n.saturating_sub(1)).max(1);
-        let pca = project::fit_pca(
-            values,
-            p,
-            rows,
-            standardiser.mean(),
-            standardiser.scale(),
-            max_c,
-        )?;
-        progress.advance(1);
         let needs_pa = matches!(
             self.components,
             ComponentRule::Auto | ComponentRule::ParallelAnalysis
         );
-        let null_eigenvalues = if needs_pa {
-            project::parallel_analysis_null(
-                project::StandardisedRows {
+        // The reference's spectrum and the parallel-analysis null are
+        // independent: computed side by side (a wide reference's
+        // eigendecompositions are partly sequential).
+        let (pca, null_eigenvalues) = rayon::join(
+            || {
+                project::fit_pca(
                     values,
                     p,
-                    rows: by_id,
-                    mean: standardiser.mean(),
-                    scale: standardiser.scale(),
-                },
-                self.seed,
-            )?
-        } else {
-            Vec::new()
-        };
-        progress.advance(1);
+                    rows,
+                    standardiser.mean(),
+                    standardiser.scale(),
+                    max_c,
+                )
+            },
+            || {
+                if needs_pa {
+                    project::parallel_analysis_null(
+                        project::StandardisedRows {
+                            values,
+                            p,
+                            rows: by_id,
+                            mean: standardiser.mean(),
+                            scale: standardiser.scale(),
+                        },
+                        self.seed,
+                    )
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+        );
+        let (pca, null_eigenvalues) = (pca?, null_eigenvalues?);
+        progress.advance(2);
         let n_parallel = if needs_pa {
             project::n_for_parallel_analysis(&pca.eigenvalues, &null_eigenvalues)
         } else {
@@ -722,8 +731,8 @@ impl CalibrationParams {
         }
     }
 
-    /// The tail transforms of a fold model: its first [`TUNE_MAX`] training
-    /// members in id order, each scored with itself left out of the search.
+    /// The tail transforms of a fold model: its first [`tune_members`]
+    /// training members in id order, each scored with itself left out of the search.
     /// A symmetric function of the training rows (docs/method.md §5).
     fn fit_scorer(
         &self,
@@ -734,7 +743,11 @@ impl CalibrationParams {
         index: &ExactIndex,
         progress: &dyn Progress,
     ) -> Scorer {
-        let tune: Vec<usize> = train_by_id.iter().take(TUNE_MAX).copied().collect();
+        let tune: Vec<usize> = train_by_id
+            .iter()
+            .take(tune_members(input.p))
+            .copied()
+            .collect();
         let scorer = FoldScorer {
             model: fold,
             index,
@@ -847,7 +860,8 @@ impl CalibrationParams {
                     input.n,
                     self.projection.seed,
                 );
-                for f in 0..kf {
+                // One fold model fitted, and its held-out members scored.
+                let fit_fold = |f: usize| -> Result<(FoldModel, Vec<CalibrationMember>)> {
                     let out = |r: usize| fold_of[r] == f;
                     let train: Vec<usize> = (0..input.n).filter(|&r| !out(r)).collect();
                     let train_by_id: Vec<usize> =
@@ -916,9 +930,22 @@ impl CalibrationParams {
                             })
                         })
                         .collect();
-                    members.extend(mine);
-                    folds.push(fold);
-                    progress.advance(1);
+                    Ok((fold, mine))
+                };
+                // As many folds at once as there are threads (each fold's own
+                // steps are partly sequential: its eigensolver, its sorts),
+                // no more, so that memory holds that many fold covariances.
+                let batch = rayon::current_num_threads().max(1);
+                let order: Vec<usize> = (0..kf).collect();
+                for fs in order.chunks(batch) {
+                    let fitted: Vec<Result<(FoldModel, Vec<CalibrationMember>)>> =
+                        fs.par_iter().map(|&f| fit_fold(f)).collect();
+                    for one in fitted {
+                        let (fold, mine) = one?;
+                        members.extend(mine);
+                        folds.push(fold);
+                        progress.advance(1);
+                    }
                 }
                 progress.finish();
                 // Calibration order: the members' id order.
@@ -1346,3 +1373,47 @@ pub const LARGE_COHORT_RATIO: usize = 100;
 /// Most training members each fold model scores (among the others) to fit
 /// its tail transforms: the first in the seeded id order.
 pub const TUNE_MAX: usize = 5000;
+/// Feature values the tuning members of one fold model may hold: from
+/// `TUNE_VALUES / TUNE_MAX` = 512 features on, fewer members than
+/// [`TUNE_MAX`] tune (see [`tune_members`]).
+pub const TUNE_VALUES: usize = TUNE_MAX * 512;
+/// Fewest members a fold model tunes on, however wide the reference.
+pub const TUNE_MIN: usize = 1000;
+
+/// Training members each fold model scores to fit its tail transforms, for
+/// `p` features: [`TUNE_MAX`] up to 512 features, then `TUNE_VALUES / p`
+/// (at least [`TUNE_MIN`]), so that tuning a wide reference's fold costs
+/// about as much as a 512-feature one's: each member scored costs `p`
+/// value-channel surprisals and a projection of `p` features. The
+/// transforms model their top 5% (`TAIL_FRACTION`), 50 points from 1,000
+/// members. Chosen on `nof1 bench synth --profile omics` and
+/// `nof1 eval omics` (docs/performance.md).
+pub fn tune_members(p: usize) -> usize {
+    (TUNE_VALUES / p.max(1)).clamp(TUNE_MIN, TUNE_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// References narrower than 512 features tune on [`TUNE_MAX`]
+        /// members as before; wider ones on fewer, never below
+        /// [`TUNE_MIN`], and a wider reference never on more.
+        #[test]
+        fn tuning_members_shrink_with_width_within_bounds(p in 1usize..20_000, q in 1usize..20_000) {
+            let (t_p, t_q) = (tune_members(p), tune_members(q));
+            prop_assert!((TUNE_MIN..=TUNE_MAX).contains(&t_p));
+            if p <= 512 {
+                prop_assert_eq!(t_p, TUNE_MAX);
+            } else {
+                prop_assert!(t_p < TUNE_MAX);
+                prop_assert!(t_p == TUNE_MIN || t_p * p <= TUNE_VALUES);
+            }
+            if p <= q {
+                prop_assert!(t_p >= t_q);
+            }
+        }
+    }
+}
