@@ -5,6 +5,7 @@
 //! `hnsw_rs`, kept as nof1's own arrays) for large cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
 //! broken by increasing reference index. Distances are Euclidean (not squared).
 
+pub mod blocked;
 pub mod check;
 pub mod exact;
 mod graph;

@@ -1333,23 +1333,38 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
         index: 0,
         distance: f32::NAN,
     };
-    let mut found = vec![blank; n * k];
     progress.start("reference densities", n as u64);
-    // In chunks of PROGRESS_EVERY members, each reported before it is
-    // searched (so a cancelling report stops every thread within a chunk).
-    found
-        .par_chunks_mut(k.max(1) * PROGRESS_EVERY)
-        .zip(order.par_chunks(PROGRESS_EVERY))
-        .with_min_len(4)
-        .for_each(|(out, chunk)| {
-            progress.advance(chunk.len() as u64);
-            for (out, &(_, i)) in out.chunks_mut(k.max(1)).zip(chunk) {
-                let nb = exact
-                    .search(exact.point(i as usize), k, Some(i), None)
-                    .neighbours;
-                out[..nb.len()].copy_from_slice(&nb);
-            }
-        });
+    let ids: Vec<u32> = order.iter().map(|&(_, i)| i).collect();
+    let blocked = if blocked_search_pays(exact, k, &ids) {
+        crate::index::blocked::all_knn(exact.points(), exact.dim(), k, &ids, &|m| {
+            progress.advance(m as u64)
+        })
+    } else {
+        None
+    };
+    let found = match blocked {
+        Some(found) => found,
+        None => {
+            let mut found = vec![blank; n * k];
+            // In chunks of PROGRESS_EVERY members, each reported before it
+            // is searched (so a cancelling report stops every thread
+            // within a chunk).
+            found
+                .par_chunks_mut(k.max(1) * PROGRESS_EVERY)
+                .zip(order.par_chunks(PROGRESS_EVERY))
+                .with_min_len(4)
+                .for_each(|(out, chunk)| {
+                    progress.advance(chunk.len() as u64);
+                    for (out, &(_, i)) in out.chunks_mut(k.max(1)).zip(chunk) {
+                        let nb = exact
+                            .search(exact.point(i as usize), k, Some(i), None)
+                            .neighbours;
+                        out[..nb.len()].copy_from_slice(&nb);
+                    }
+                });
+            found
+        }
+    };
     progress.finish();
     let mut kdist = vec![f32::NAN; n];
     for (nb, &(_, i)) in found.chunks_exact(k.max(1)).zip(&order) {
@@ -1364,6 +1379,37 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
         lrd[i as usize] = l;
     }
     (kdist, lrd)
+}
+
+/// Members from which fit times the k-d tree against blocked distance
+/// products for the member densities ([`blocked_search_pays`]).
+pub const BLOCKED_PROBE_MIN: usize = 20_000;
+/// Members the probe searches each way.
+const BLOCKED_PROBE_QUERIES: usize = 128;
+
+/// Whether every member's neighbours are found faster by blocked distance
+/// products ([`crate::index::blocked`]) than by one k-d tree search each:
+/// both are timed, on one thread, on [`BLOCKED_PROBE_QUERIES`] members
+/// (`ids` in locality order; the tree on members spread over it, the
+/// blocks on the first). Both give the same lists, bit for bit, so the
+/// choice changes the time only. In few dimensions the tree prunes almost
+/// everything and wins; from about 16 the blocks do (docs/performance.md).
+fn blocked_search_pays(exact: &ExactIndex, k: usize, ids: &[u32]) -> bool {
+    let n = ids.len();
+    if n < BLOCKED_PROBE_MIN || exact.tree_layout().is_none() {
+        return false;
+    }
+    let m = BLOCKED_PROBE_QUERIES.min(n);
+    let t = std::time::Instant::now();
+    for s in 0..m {
+        let i = ids[s * (n / m)];
+        std::hint::black_box(exact.search(exact.point(i as usize), k, Some(i), None));
+    }
+    let tree = t.elapsed();
+    let Some(blocks) = crate::index::blocked::probe(exact.points(), exact.dim(), k, ids, m) else {
+        return false;
+    };
+    blocks < tree
 }
 
 /// Reference size from which calibration is split conformal (docs/method.md §4).
