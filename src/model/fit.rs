@@ -1382,7 +1382,7 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
 }
 
 /// Members from which fit times the k-d tree against blocked distance
-/// products for the member densities ([`blocked_search_pays`]).
+/// products for the member densities (`blocked_search_pays`).
 pub const BLOCKED_PROBE_MIN: usize = 20_000;
 /// Members the probe searches each way.
 const BLOCKED_PROBE_QUERIES: usize = 128;
