@@ -224,6 +224,44 @@ pub fn adbench_table_masked(
     seed: u64,
     missing: f64,
 ) -> Result<RunQuality> {
+    let AdbenchSplit {
+        reference,
+        mut test,
+        labels,
+    } = adbench_split(path, seed)?;
+    hide_at_random(&mut test, missing, seed);
+    let model = params.clone().seed(seed).fit(&reference)?;
+    let out = model.assess(&test)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(quality(
+        &name,
+        reference.n_rows(),
+        model.n_components(),
+        &out,
+        &labels,
+    ))
+}
+
+/// An ADBench-style table split as [`adbench_table`] splits it.
+#[derive(Debug, Clone)]
+pub struct AdbenchSplit {
+    /// 70% of the label-0 rows (seeded), in file order.
+    pub reference: Table,
+    /// The other label-0 rows and every label-1 row, in file order.
+    pub test: Table,
+    /// Per test row: whether it is an anomaly (label 1).
+    pub labels: Vec<bool>,
+}
+
+/// Reads an ADBench-style table (`id`, features, `label`) and splits it
+/// with `seed` (see [`AdbenchSplit`]).
+///
+/// # Errors
+/// When the file cannot be read or has no `label` column.
+pub fn adbench_split(path: &Path, seed: u64) -> Result<AdbenchSplit> {
     let opts = TableOptions {
         id_col: Some("id".into()),
         group_col: Some("label".into()),
@@ -241,30 +279,25 @@ pub fn adbench_table_masked(
     let mut test_rows: Vec<usize> = normal[n_fit..].to_vec();
     test_rows.extend((0..table.n_rows()).filter(|&i| is_anomaly[i]));
     test_rows.sort_unstable();
-    let reference = table.select_rows(&fit_rows).without_groups();
-    let mut test = table.select_rows(&test_rows).without_groups();
+    Ok(AdbenchSplit {
+        reference: table.select_rows(&fit_rows).without_groups(),
+        test: table.select_rows(&test_rows).without_groups(),
+        labels: test_rows.iter().map(|&i| is_anomaly[i]).collect(),
+    })
+}
+
+/// Hides each value of `table` (sets it missing) with probability
+/// `missing`, independently, seeded by `seed`: missing completely at random,
+/// the cells [`adbench_table_masked`] hides. Nothing when `missing ≤ 0`.
+pub fn hide_at_random(table: &mut Table, missing: f64, seed: u64) {
     if missing > 0.0 {
         let mut rng = SplitMix64::new(seed ^ 0x6d61_736b);
-        for v in test.values_mut().iter_mut() {
+        for v in table.values_mut().iter_mut() {
             if rng.next_f64() < missing {
                 *v = f64::NAN;
             }
         }
     }
-    let labels: Vec<bool> = test_rows.iter().map(|&i| is_anomaly[i]).collect();
-    let model = params.clone().seed(seed).fit(&reference)?;
-    let out = model.assess(&test)?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok(quality(
-        &name,
-        reference.n_rows(),
-        model.n_components(),
-        &out,
-        &labels,
-    ))
 }
 
 /// Every `*.csv` in `dir`, sorted by name.

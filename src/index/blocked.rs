@@ -18,7 +18,8 @@
 //!
 //! Its cost is `n²·d` multiply-adds whatever the data, the tree's grows
 //! with the dimension: fit times both on a few members and keeps the faster
-//! (`blocked_search_pays` in `src/model/fit.rs`).
+//! (`blocked_search_if_faster` in `src/model/fit.rs`; the members are laid
+//! out once for both).
 //!
 //! Error bound. For `f32` vectors `p`, `q` of dimension `d`, any summation
 //! order of the product gives `|fl(p·q) − p·q| ≤ γ_d ‖p‖‖q‖` with
@@ -34,12 +35,18 @@
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
 
-use super::{Neighbour, TopK};
+use super::{Neighbour, TopK, squared_distance};
 
 /// Members per query block.
 const QUERY_BLOCK: usize = 128;
 /// Members per point block.
 const POINT_BLOCK: usize = 2048;
+
+/// An empty slot of a neighbour list.
+const BLANK: Neighbour = Neighbour {
+    index: 0,
+    distance: f32::NAN,
+};
 
 /// Unit roundoff of `f32`, `u = 2⁻²⁴`.
 const UNIT: f64 = f32::EPSILON as f64 / 2.0;
@@ -50,93 +57,14 @@ fn gamma(m: usize) -> f64 {
     mu / (1.0 - mu)
 }
 
-/// Squared distance exactly as the k-d tree's leaves and the scan compute it.
-#[inline]
-fn exact_sq(point: &[f32], query: &[f32]) -> f32 {
-    let mut d = 0.0f32;
-    for (a, b) in point.iter().zip(query) {
-        let t = a - b;
-        d += t * t;
-    }
-    d
-}
-
-/// The members of `points` (row-major, `dim` columns) in the order `order`
-/// (a permutation of their indices; nearby members adjacent makes the
-/// filter tight early), each with its `k` nearest other members: row `pos`
-/// of the result (`k` entries, ascending distance, ties by index) belongs to
-/// member `order[pos]`; rows hold fewer than `k` real entries (the rest
-/// with `NaN` distances) only when there are not `k` other members.
-/// `on_block(m)` is called before each block of `m` queries is searched.
-///
-/// Returns `None` when a coordinate is not finite (the filter's bound needs
-/// finite norms): the caller searches the tree instead.
-pub fn all_knn(
-    points: &[f32],
-    dim: usize,
-    k: usize,
-    order: &[u32],
-    on_block: &(dyn Fn(usize) + Sync),
-) -> Option<Vec<Neighbour>> {
-    all_knn_blocks(points, dim, k, order, QUERY_BLOCK, POINT_BLOCK, on_block)
-}
-
-/// How long [`all_knn`] takes to search the first `m` members of `order`,
-/// on the calling thread, once the members are laid out in blocks (a cost
-/// paid once for all queries): what fit times against the k-d tree. `None`
-/// as for [`all_knn`].
-pub fn probe(
-    points: &[f32],
-    dim: usize,
-    k: usize,
-    order: &[u32],
-    m: usize,
-) -> Option<std::time::Duration> {
-    let blocks = Blocks::new(points, dim, order, POINT_BLOCK)?;
-    let m = m.min(order.len());
-    let blank = Neighbour {
-        index: 0,
-        distance: f32::NAN,
-    };
-    let mut out = vec![blank; m * k];
-    let t = std::time::Instant::now();
-    blocks.search(k, 0, m, &mut out);
-    Some(t.elapsed())
-}
-
-fn all_knn_blocks(
-    points: &[f32],
-    dim: usize,
-    k: usize,
-    order: &[u32],
-    query_block: usize,
-    point_block: usize,
-    on_block: &(dyn Fn(usize) + Sync),
-) -> Option<Vec<Neighbour>> {
-    let blocks = Blocks::new(points, dim, order, point_block)?;
-    let n = order.len();
-    let query_block = query_block.max(1);
-    let blank = Neighbour {
-        index: 0,
-        distance: f32::NAN,
-    };
-    let mut out = vec![blank; n * k];
-    if k == 0 {
-        return Some(out);
-    }
-    out.par_chunks_mut(k * query_block)
-        .enumerate()
-        .for_each(|(qb, out)| {
-            let q0 = qb * query_block;
-            let ql = query_block.min(n - q0);
-            on_block(ql);
-            blocks.search(k, q0, ql, out);
-        });
-    Some(out)
-}
-
-/// The members in search order as one matrix, with what the filter needs.
-struct Blocks<'a> {
+/// Every member's exact k nearest other members, by blocked distance
+/// products over the members of `points` (row-major, `dim` columns) taken
+/// in the order `order` (a permutation of their indices; nearby members
+/// adjacent makes the filter tight early). Laid out once by
+/// [`BlockedSearch::new`]; [`BlockedSearch::time_first`] times it on a few
+/// members (what fit weighs against the k-d tree), and
+/// [`BlockedSearch::all_knn`] searches them all.
+pub struct BlockedSearch<'a> {
     points: &'a [f32],
     dim: usize,
     order: &'a [u32],
@@ -153,8 +81,20 @@ struct Blocks<'a> {
     max_norm: Vec<f64>,
 }
 
-impl<'a> Blocks<'a> {
-    fn new(points: &'a [f32], dim: usize, order: &'a [u32], point_block: usize) -> Option<Self> {
+impl<'a> BlockedSearch<'a> {
+    /// The members of `points` laid out in blocks in the order `order`.
+    /// `None` when a coordinate is not finite (the filter's bound needs
+    /// finite norms) or `dim` is 0: the caller searches the tree instead.
+    pub fn new(points: &'a [f32], dim: usize, order: &'a [u32]) -> Option<Self> {
+        Self::with_point_block(points, dim, order, POINT_BLOCK)
+    }
+
+    fn with_point_block(
+        points: &'a [f32],
+        dim: usize,
+        order: &'a [u32],
+        point_block: usize,
+    ) -> Option<Self> {
         if dim == 0 || points.iter().any(|v| !v.is_finite()) {
             return None;
         }
@@ -178,7 +118,7 @@ impl<'a> Blocks<'a> {
             })
             .collect();
         let norm_sq32 = norm_sq.iter().map(|&v| v as f32).collect();
-        Some(Blocks {
+        Some(BlockedSearch {
             points,
             dim,
             order,
@@ -189,6 +129,48 @@ impl<'a> Blocks<'a> {
             point_block,
             max_norm,
         })
+    }
+
+    /// How long searching the first `m` members (`k` neighbours each) takes
+    /// on the calling thread.
+    pub fn time_first(&self, k: usize, m: usize) -> std::time::Duration {
+        let m = m.min(self.order.len());
+        let mut out = vec![BLANK; m * k];
+        let t = std::time::Instant::now();
+        self.search(k, 0, m, &mut out);
+        t.elapsed()
+    }
+
+    /// Each member with its `k` nearest other members: row `pos` of the
+    /// result (`k` entries, ascending distance, ties by index) belongs to
+    /// member `order[pos]`; rows hold fewer than `k` real entries (the rest
+    /// with `NaN` distances) only when there are not `k` other members.
+    /// `on_block(m)` is called before each block of `m` queries is searched.
+    pub fn all_knn(&self, k: usize, on_block: &(dyn Fn(usize) + Sync)) -> Vec<Neighbour> {
+        self.all_knn_in(k, QUERY_BLOCK, on_block)
+    }
+
+    fn all_knn_in(
+        &self,
+        k: usize,
+        query_block: usize,
+        on_block: &(dyn Fn(usize) + Sync),
+    ) -> Vec<Neighbour> {
+        let n = self.order.len();
+        let query_block = query_block.max(1);
+        let mut out = vec![BLANK; n * k];
+        if k == 0 {
+            return out;
+        }
+        out.par_chunks_mut(k * query_block)
+            .enumerate()
+            .for_each(|(qb, out)| {
+                let q0 = qb * query_block;
+                let ql = query_block.min(n - q0);
+                on_block(ql);
+                self.search(k, q0, ql, out);
+            });
+        out
     }
 
     fn row(&self, pos: usize) -> &[f32] {
@@ -216,7 +198,10 @@ impl<'a> Blocks<'a> {
                 let mut top = TopK::new(k);
                 for ppos in window(qpos) {
                     if ppos != qpos {
-                        top.offer(exact_sq(self.row(ppos), self.row(qpos)), self.order[ppos]);
+                        top.offer(
+                            squared_distance(self.row(ppos), self.row(qpos)),
+                            self.order[ppos],
+                        );
                     }
                 }
                 top
@@ -277,7 +262,7 @@ impl<'a> Blocks<'a> {
                             if ppos == qpos || seeded.contains(&ppos) {
                                 continue;
                             }
-                            top.offer(exact_sq(self.row(ppos), query), self.order[ppos]);
+                            top.offer(squared_distance(self.row(ppos), query), self.order[ppos]);
                         }
                     }
                 }
@@ -320,7 +305,9 @@ mod tests {
                 .collect();
             let mut order: Vec<u32> = (0..n as u32).collect();
             rng.shuffle(&mut order);
-            let found = all_knn_blocks(&points, dim, k, &order, qb, pb, &|_| {}).unwrap();
+            let found = BlockedSearch::with_point_block(&points, dim, &order, pb)
+                .unwrap()
+                .all_knn_in(k, qb, &|_| {});
             let exact = ExactIndex::new(points.clone(), dim);
             for (pos, &i) in order.iter().enumerate() {
                 let want = exact.search(exact.point(i as usize), k, Some(i), None).neighbours;
@@ -338,6 +325,6 @@ mod tests {
     #[test]
     fn non_finite_points_are_left_to_the_tree() {
         let points = vec![0.0, 1.0, f32::NAN, 2.0];
-        assert!(all_knn(&points, 1, 1, &[0, 1, 2, 3], &|_| {}).is_none());
+        assert!(BlockedSearch::new(&points, 1, &[0, 1, 2, 3]).is_none());
     }
 }

@@ -82,6 +82,11 @@ impl ExactIndex {
         dim <= KD_TREE_MAX_DIM && n >= KD_TREE_MIN_POINTS
     }
 
+    /// Whether this index searches a k-d tree (else it scans).
+    pub fn has_tree(&self) -> bool {
+        self.tree.is_some()
+    }
+
     /// The tree's structure, for storing (`None` when the index scans).
     pub fn tree_layout(&self) -> Option<TreeLayout> {
         self.tree.as_ref().map(KdTree::layout)
@@ -149,15 +154,10 @@ impl ExactIndex {
             let within = match radius {
                 Some(r) => {
                     let mut c = count;
-                    if let Some(s) = skip {
-                        let mut d = 0.0f32;
-                        for (a, b) in self.point(s as usize).iter().zip(query) {
-                            let t = a - b;
-                            d += t * t;
-                        }
-                        if d <= r * r {
-                            c = c.saturating_sub(1);
-                        }
+                    if let Some(s) = skip
+                        && super::squared_distance(self.point(s as usize), query) <= r * r
+                    {
+                        c = c.saturating_sub(1);
                     }
                     c.min(SUPPORT_CAP)
                 }
@@ -173,11 +173,7 @@ impl ExactIndex {
         let r_sq = radius.map_or(f32::NEG_INFINITY, |r| r * r);
         let mut within = 0u32;
         for (i, p) in self.points.chunks_exact(dim).enumerate() {
-            let mut d = 0.0f32;
-            for (a, b) in p.iter().zip(query) {
-                let t = a - b;
-                d += t * t;
-            }
+            let d = super::squared_distance(p, query);
             if Some(i as u32) == skip {
                 continue;
             }

@@ -317,12 +317,7 @@ impl Graph {
         }
         let dist_sq = |row: u32| -> f32 {
             let at = row as usize * dim;
-            let mut d = 0.0f32;
-            for (a, b) in points[at..at + dim].iter().zip(query) {
-                let t = a - b;
-                d += t * t;
-            }
-            d
+            super::squared_distance(&points[at..at + dim], query)
         };
         // Greedy descent through the upper layers.
         let mut best = key(dist_sq(self.entry), self.entry);

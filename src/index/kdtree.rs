@@ -677,14 +677,7 @@ mod tests {
     /// Points within squared distance `r_sq` of `q`, summed in the scan's order.
     fn brute_count(pts: &[f32], dim: usize, q: &[f32], r_sq: f32) -> u32 {
         pts.chunks_exact(dim)
-            .filter(|p| {
-                let mut d = 0.0f32;
-                for (a, b) in p.iter().zip(q) {
-                    let t = a - b;
-                    d += t * t;
-                }
-                d <= r_sq
-            })
+            .filter(|p| crate::index::squared_distance(p, q) <= r_sq)
             .count() as u32
     }
 

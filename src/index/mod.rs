@@ -19,6 +19,21 @@ pub use kdtree::TreeLayout;
 
 use serde::{Deserialize, Serialize};
 
+/// Squared Euclidean distance between two points, each coordinate's
+/// difference squared and summed in coordinate order in `f32`: the
+/// arithmetic of every exact search here (the scan, the k-d tree's leaves,
+/// the blocked re-check, the graph), so that their distances agree bit for
+/// bit.
+#[inline]
+pub(crate) fn squared_distance(point: &[f32], query: &[f32]) -> f32 {
+    let mut d = 0.0f32;
+    for (a, b) in point.iter().zip(query) {
+        let t = a - b;
+        d += t * t;
+    }
+    d
+}
+
 /// One reference member near a query.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Neighbour {

@@ -1335,15 +1335,8 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
     };
     progress.start("reference densities", n as u64);
     let ids: Vec<u32> = order.iter().map(|&(_, i)| i).collect();
-    let blocked = if blocked_search_pays(exact, k, &ids) {
-        crate::index::blocked::all_knn(exact.points(), exact.dim(), k, &ids, &|m| {
-            progress.advance(m as u64)
-        })
-    } else {
-        None
-    };
-    let found = match blocked {
-        Some(found) => found,
+    let found = match blocked_search_if_faster(exact, k, &ids) {
+        Some(blocked) => blocked.all_knn(k, &|m| progress.advance(m as u64)),
         None => {
             let mut found = vec![blank; n * k];
             // In chunks of PROGRESS_EVERY members, each reported before it
@@ -1382,22 +1375,27 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
 }
 
 /// Members from which fit times the k-d tree against blocked distance
-/// products for the member densities (`blocked_search_pays`).
+/// products for the member densities (`blocked_search_if_faster`).
 pub const BLOCKED_PROBE_MIN: usize = 20_000;
 /// Members the probe searches each way.
 const BLOCKED_PROBE_QUERIES: usize = 128;
 
-/// Whether every member's neighbours are found faster by blocked distance
-/// products ([`crate::index::blocked`]) than by one k-d tree search each:
-/// both are timed, on one thread, on [`BLOCKED_PROBE_QUERIES`] members
-/// (`ids` in locality order; the tree on members spread over it, the
-/// blocks on the first). Both give the same lists, bit for bit, so the
-/// choice changes the time only. In few dimensions the tree prunes almost
-/// everything and wins; from about 16 the blocks do (docs/performance.md).
-fn blocked_search_pays(exact: &ExactIndex, k: usize, ids: &[u32]) -> bool {
+/// The blocked search ([`crate::index::blocked`]) of every member's
+/// neighbours, when it is faster than one k-d tree search per member: both
+/// are timed, on one thread, on [`BLOCKED_PROBE_QUERIES`] members (`ids` in
+/// locality order; the tree on members spread over it, the blocks on the
+/// first), the members laid out once. Both give the same lists, bit for
+/// bit, so the choice changes the time only. In few dimensions the tree
+/// prunes almost everything and wins; from about 16 the blocks do
+/// (docs/performance.md).
+fn blocked_search_if_faster<'a>(
+    exact: &'a ExactIndex,
+    k: usize,
+    ids: &'a [u32],
+) -> Option<crate::index::blocked::BlockedSearch<'a>> {
     let n = ids.len();
-    if n < BLOCKED_PROBE_MIN || exact.tree_layout().is_none() {
-        return false;
+    if n < BLOCKED_PROBE_MIN || !exact.has_tree() {
+        return None;
     }
     let m = BLOCKED_PROBE_QUERIES.min(n);
     let t = std::time::Instant::now();
@@ -1406,10 +1404,8 @@ fn blocked_search_pays(exact: &ExactIndex, k: usize, ids: &[u32]) -> bool {
         std::hint::black_box(exact.search(exact.point(i as usize), k, Some(i), None));
     }
     let tree = t.elapsed();
-    let Some(blocks) = crate::index::blocked::probe(exact.points(), exact.dim(), k, ids, m) else {
-        return false;
-    };
-    blocks < tree
+    let blocked = crate::index::blocked::BlockedSearch::new(exact.points(), exact.dim(), ids)?;
+    (blocked.time_first(k, m) < tree).then_some(blocked)
 }
 
 /// Reference size from which calibration is split conformal (docs/method.md §4).

@@ -3,7 +3,7 @@
 //! missing features (docs/performance.md, "Patients with missing features").
 //!
 //! ```sh
-//! cargo run --release --example masked_folds -- TABLE.csv SEED MISSING MAX_ROWS
+//! cargo run --release -p nof1-cli --example masked_folds -- TABLE.csv SEED MISSING MAX_ROWS
 //! ```
 //!
 //! Splits the table as `nof1 eval adbench` does (fit on 70% of the label-0
@@ -25,8 +25,7 @@
 use nof1::calibrate::FoldScorer;
 use nof1::index::ExactIndex;
 use nof1::model::Params;
-use nof1::rng::SplitMix64;
-use nof1::table::{Role, TableOptions, read_table};
+use nof1_cli::eval::{AdbenchSplit, adbench_split, hide_at_random};
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -45,32 +44,13 @@ fn main() {
     let max: usize = a[4].parse().expect("MAX_ROWS");
 
     // The split and the hidden cells of nof1_cli::eval::adbench_table_masked.
-    let opts = TableOptions {
-        id_col: Some("id".into()),
-        group_col: Some("label".into()),
-        ..TableOptions::default()
-    };
-    let table = read_table(path, &opts, Role::Reference).expect("table");
-    let groups = table.groups().map(<[String]>::to_vec).unwrap_or_default();
-    let is_anomaly: Vec<bool> = groups.iter().map(|g| g.trim() == "1").collect();
-    let mut normal: Vec<usize> = (0..table.n_rows()).filter(|&i| !is_anomaly[i]).collect();
-    let mut rng = SplitMix64::new(seed);
-    rng.shuffle(&mut normal);
-    let n_fit = (normal.len() as f64 * 0.7).round() as usize;
-    let mut fit_rows = normal[..n_fit].to_vec();
-    fit_rows.sort_unstable();
-    let mut test_rows: Vec<usize> = normal[n_fit..].to_vec();
-    test_rows.extend((0..table.n_rows()).filter(|&i| is_anomaly[i]));
-    test_rows.sort_unstable();
-    let reference = table.select_rows(&fit_rows).without_groups();
-    let complete = table.select_rows(&test_rows).without_groups();
+    let AdbenchSplit {
+        reference,
+        test: complete,
+        labels,
+    } = adbench_split(path, seed).expect("table");
     let mut masked = complete.clone();
-    let mut rng = SplitMix64::new(seed ^ 0x6d61_736b);
-    for v in masked.values_mut().iter_mut() {
-        if rng.next_f64() < missing {
-            *v = f64::NAN;
-        }
-    }
+    hide_at_random(&mut masked, missing, seed);
     let model = Params::default().seed(seed).fit(&reference).expect("fit");
 
     let d = model.data();
@@ -102,8 +82,8 @@ fn main() {
     let mut spread = [0.0f64; 2];
     let mut n = 0usize;
     let (mut deltas, mut kth) = (Vec::new(), Vec::new());
-    for (t, &row) in test_rows.iter().enumerate() {
-        if is_anomaly[row] {
+    for (t, &anomaly) in labels.iter().enumerate() {
+        if anomaly {
             continue;
         }
         if n == max {
