@@ -12,9 +12,17 @@ use crate::calibrate::{
     Scheme, conformal,
 };
 use crate::error::Result;
+use crate::index::Neighbour;
+use crate::index::blocked::{BlockedSearch, QUERY_BLOCK};
+use crate::index::exact::ExactResult;
+use crate::model::fit::BLOCKED_PROBE_MIN;
 use crate::score::{self, knn_statistic};
 use crate::table::{FeatureMap, Table};
 use crate::verdict::{Assessment, FeatureContribution, Verdict};
+
+/// Patients searched in one batch from which assess weighs the blocked
+/// search against the k-d tree (`Model::blocked_for`).
+pub const BLOCKED_BATCH_MIN: usize = 2 * QUERY_BLOCK;
 
 /// Number of features listed in `top_features`.
 pub const TOP_FEATURES: usize = 5;
@@ -112,20 +120,130 @@ impl Model {
             .collect();
         projected.sort_unstable_by_key(|(key, i, _)| (*key, *i));
         let cache = MaskCache::default();
-        let mut assessed: Vec<(usize, Assessment)> = projected
-            .into_par_iter()
-            .with_min_len(64)
-            .map(|(_, i, x)| {
-                let group = patients.groups.as_ref().map(|g| g[i].clone());
-                let note = patients.notes.get(i).cloned().unwrap_or_default();
-                (
-                    i,
-                    self.assess_projected(&patients.ids[i], group, x, note, &cache),
-                )
-            })
-            .collect();
+        let group_of = |i: usize| patients.groups.as_ref().map(|g| g[i].clone());
+        let note_of = |i: usize| patients.notes.get(i).cloned().unwrap_or_default();
+        let mut assessed: Vec<(usize, Assessment)> = match self.blocked_for(&projected) {
+            // Batches of nearby patients searched together by blocked
+            // distance products.
+            Some(blocked) => projected
+                .into_par_iter()
+                .chunks(QUERY_BLOCK)
+                .flat_map_iter(|chunk| {
+                    let begun: Vec<(usize, u32, Begun<'_>)> = chunk
+                        .into_iter()
+                        .map(|(key, i, x)| {
+                            let b =
+                                self.begin(&patients.ids[i], group_of(i), x, note_of(i), &cache);
+                            (i, key, b)
+                        })
+                        .collect();
+                    self.search_and_complete(blocked, begun)
+                })
+                .collect(),
+            None => projected
+                .into_par_iter()
+                .with_min_len(64)
+                .map(|(_, i, x)| {
+                    let a =
+                        self.assess_projected(&patients.ids[i], group_of(i), x, note_of(i), &cache);
+                    (i, a)
+                })
+                .collect(),
+        };
         assessed.sort_unstable_by_key(|(i, _)| *i);
         Ok(assessed.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// The blocked search of the reference for a batch of patients (in
+    /// locality order), when it is faster than the k-d tree: decided once
+    /// per loaded model, at its first batch of at least
+    /// [`BLOCKED_BATCH_MIN`] patients, by timing both on [`QUERY_BLOCK`] of
+    /// them (one thread each). Both give the same results bit for bit
+    /// ([`crate::index::blocked`]), so the choice changes the time only.
+    fn blocked_for(&self, batch: &[(u32, usize, Projected)]) -> Option<&BlockedSearch> {
+        let searched = || {
+            batch
+                .iter()
+                .filter(|(_, _, x)| x.n_obs > 0 && x.q.iter().all(|v| v.is_finite()))
+        };
+        if let Some(chosen) = self.blocked.get() {
+            return chosen.as_ref();
+        }
+        if self.exact.len() < BLOCKED_PROBE_MIN
+            || !self.exact.has_tree()
+            || searched().count() < BLOCKED_BATCH_MIN
+        {
+            return None;
+        }
+        self.blocked
+            .get_or_init(|| {
+                let k = self.data.params.k;
+                let radius = self.data.support_radius as f32;
+                let n = searched().count();
+                let probe: Vec<&Projected> = searched()
+                    .skip((n - QUERY_BLOCK.min(n)) / 2)
+                    .take(QUERY_BLOCK)
+                    .map(|(_, _, x)| x)
+                    .collect();
+                let t = std::time::Instant::now();
+                for x in &probe {
+                    std::hint::black_box(self.exact.search(&x.q, k, None, Some(radius)));
+                }
+                let tree = t.elapsed();
+                let (points, dim) = (self.exact.points(), self.exact.dim());
+                let mut ordered: Vec<(u32, u32)> = (0..self.exact.len() as u32)
+                    .into_par_iter()
+                    .map(|i| (self.exact.locality_key(self.exact.point(i as usize)), i))
+                    .collect();
+                ordered.sort_unstable();
+                let blocked = BlockedSearch::new(points, dim, &ordered)?;
+                let queries: Vec<f32> = probe.iter().flat_map(|x| x.q.iter().copied()).collect();
+                let anchors: Vec<usize> = probe
+                    .iter()
+                    .map(|x| blocked.anchor(self.exact.locality_key(&x.q)))
+                    .collect();
+                let radii = vec![radius; probe.len()];
+                let t = std::time::Instant::now();
+                std::hint::black_box(blocked.search(&queries, &anchors, k, Some(&radii)));
+                (t.elapsed() < tree).then_some(blocked)
+            })
+            .as_ref()
+    }
+
+    /// Searches a batch of begun patients (nearby ones, in locality order)
+    /// with `blocked` and completes them.
+    fn search_and_complete(
+        &self,
+        blocked: &BlockedSearch,
+        begun: Vec<(usize, u32, Begun<'_>)>,
+    ) -> Vec<(usize, Assessment)> {
+        let k = self.data.params.k;
+        let waiting = begun.iter().filter_map(|(_, key, b)| match b {
+            Begun::Pending(p) if p.needs_search() => Some((key, p)),
+            _ => None,
+        });
+        let queries: Vec<f32> = waiting
+            .clone()
+            .flat_map(|(_, p)| p.x.q.iter().copied())
+            .collect();
+        let anchors: Vec<usize> = waiting
+            .clone()
+            .map(|(&key, _)| blocked.anchor(key))
+            .collect();
+        let radii: Vec<f32> = waiting.map(|(_, p)| p.radius).collect();
+        let mut found = blocked
+            .search(&queries, &anchors, k, Some(&radii))
+            .into_iter();
+        begun
+            .into_iter()
+            .map(|(i, _, b)| match b {
+                Begun::Done(a) => (i, a),
+                Begun::Pending(p) => {
+                    let r = if p.needs_search() { found.next() } else { None };
+                    (i, self.complete(p, r))
+                }
+            })
+            .collect()
     }
 
     /// Standardises and projects a patient's raw values (model feature order).
@@ -280,7 +398,8 @@ impl Model {
         Ok(self.assess_projected(id, group, self.project_patient(raw), note, &cache))
     }
 
-    /// [`Model::assess_one`] for a patient already projected.
+    /// [`Model::assess_one`] for a patient already projected: searched by
+    /// the k-d tree alone.
     fn assess_projected(
         &self,
         id: &str,
@@ -289,28 +408,43 @@ impl Model {
         note: String,
         cache: &MaskCache,
     ) -> Assessment {
+        match self.begin(id, group, x, note, cache) {
+            Begun::Done(a) => a,
+            Begun::Pending(p) => {
+                let exact = p.needs_search().then(|| {
+                    self.exact
+                        .search(&p.x.q, self.data.params.k, None, Some(p.radius))
+                });
+                self.complete(p, exact)
+            }
+        }
+    }
+
+    /// A patient's p-value and verdict from its scores under `set`.
+    fn decide(&self, set: &CalibrationSet, scores: &[PointScore]) -> (f64, Verdict) {
+        let params = &self.data.params;
+        let novelty: Vec<f64> = scores.iter().map(|s| s.novelty).collect();
+        let p = set.p_value(&novelty);
+        (p, conformal::verdict(p, params.alpha, params.warn_alpha))
+    }
+
+    /// Everything before a patient's exact search: the coverage floor, its
+    /// calibration set and support radius, and (with a graph) the graph's
+    /// answer when it is final.
+    fn begin<'a>(
+        &'a self,
+        id: &str,
+        group: Option<String>,
+        x: Projected,
+        note: String,
+        cache: &'a MaskCache,
+    ) -> Begun<'a> {
         let d = &self.data;
         let params = &d.params;
         let cal = &d.calibration;
         let p = d.features.len();
         let k = params.k;
-        let Projected {
-            raw,
-            z,
-            y,
-            q,
-            residual,
-            n_obs,
-        } = x;
-        let coverage = n_obs as f64 / p as f64;
-        let add_note = |note: &mut String, more: &str| {
-            if note.is_empty() {
-                *note = more.to_string();
-            } else {
-                note.push_str("; ");
-                note.push_str(more);
-            }
-        };
+        let coverage = x.n_obs as f64 / p as f64;
         let mut out = Assessment {
             id: id.to_string(),
             group,
@@ -334,15 +468,15 @@ impl Model {
             q_value: f64::NAN,
             channel_p_values: Vec::new(),
         };
-        if n_obs == 0 || coverage < params.min_coverage {
+        if x.n_obs == 0 || coverage < params.min_coverage {
             out.reason = "missing".to_string();
-            return out;
+            return Begun::Done(out);
         }
-        let needs_mask = n_obs < p || cal.incomplete_members > 0;
-        let mask: Option<Vec<bool>> = needs_mask.then(|| raw.iter().map(|v| !v.is_nan()).collect());
-        let (set_ref, pooled_fallback, mask_note) =
+        let needs_mask = x.n_obs < p || cal.incomplete_members > 0;
+        let mask: Option<Vec<bool>> =
+            needs_mask.then(|| x.raw.iter().map(|v| !v.is_nan()).collect());
+        let (set, pooled_fallback, mask_note) =
             self.calibration_for(out.group.as_deref(), mask.as_deref(), cache);
-        let set = set_ref.get();
         if pooled_fallback {
             add_note(
                 &mut out.note,
@@ -355,58 +489,84 @@ impl Model {
         out.pooled_fallback = pooled_fallback;
         let radius = self.radius_for(out.group.as_deref(), pooled_fallback);
         out.support_radius = radius;
-        let radius_f32 = if radius.is_finite() {
+        let radius = if radius.is_finite() {
             radius as f32
         } else {
             f32::MAX
         };
         let split = cal.scheme == Scheme::Split;
-        let decide = |scores: &[PointScore]| {
-            let novelty: Vec<f64> = scores.iter().map(|s| s.novelty).collect();
-            let p = set.p_value(&novelty);
-            (p, conformal::verdict(p, params.alpha, params.warn_alpha))
-        };
         // Under split conformal the model's own search gives the kNN channel.
         // Graph first; anything it would not call supported is re-checked
         // exactly. Graph distances are never shorter than exact ones and
         // novelty is non-decreasing in the kNN statistic, so a graph
         // `supported` is final.
-        let finite_q = q.iter().all(|v| v.is_finite());
+        let finite_q = x.q.iter().all(|v| v.is_finite());
         let mut found = None;
         if let Some(g) = &self.hnsw
             && finite_q
         {
-            let nb = g.search(&q, k);
+            let nb = g.search(&x.q, k);
             if nb.len() == k {
-                let support = nb.iter().filter(|x| x.distance <= radius_f32).count() as u32;
+                let support = nb.iter().filter(|n| n.distance <= radius).count() as u32;
                 if split {
                     let s = self
                         .fold_scorer(0)
-                        .score_projected(&raw, &z, &y, residual, n_obs, &nb);
-                    let (p, verdict) = decide(std::slice::from_ref(&s));
+                        .score_projected(&x.raw, &x.z, &x.y, x.residual, x.n_obs, &nb);
+                    let (p, verdict) = self.decide(set.get(), std::slice::from_ref(&s));
                     if verdict == Verdict::Supported {
                         found = Some((nb, vec![s], p, verdict, support));
                     }
                 } else {
                     let scores: Vec<PointScore> = (0..cal.n_folds())
-                        .map(|f| self.fold_scorer(f).score(&raw))
+                        .map(|f| self.fold_scorer(f).score(&x.raw))
                         .collect();
-                    let (p, verdict) = decide(&scores);
+                    let (p, verdict) = self.decide(set.get(), &scores);
                     found = Some((nb, scores, p, verdict, support));
                 }
             }
         }
+        Begun::Pending(Pending {
+            out,
+            x,
+            set,
+            radius,
+            finite_q,
+            found,
+        })
+    }
+
+    /// Everything after a patient's exact search (`exact`: its result, when
+    /// [`Pending::needs_search`]).
+    fn complete(&self, pending: Pending<'_>, exact: Option<ExactResult>) -> Assessment {
+        let d = &self.data;
+        let params = &d.params;
+        let cal = &d.calibration;
+        let p = d.features.len();
+        let Pending {
+            mut out,
+            x,
+            set: set_ref,
+            found,
+            ..
+        } = pending;
+        let set = set_ref.get();
+        let Projected {
+            raw,
+            z,
+            y,
+            q,
+            residual,
+            n_obs,
+        } = x;
+        let k = params.k;
+        let split = cal.scheme == Scheme::Split;
         let (neighbours, scores, p_value, verdict, support) = match found {
             Some(f) => f,
             None => {
-                let r = if finite_q {
-                    self.exact.search(&q, k, None, Some(radius_f32))
-                } else {
-                    crate::index::exact::ExactResult {
-                        neighbours: Vec::new(),
-                        within: 0,
-                    }
-                };
+                let r = exact.unwrap_or(ExactResult {
+                    neighbours: Vec::new(),
+                    within: 0,
+                });
                 let scores: Vec<PointScore> = if split {
                     vec![self.fold_scorer(0).score_projected(
                         &raw,
@@ -421,7 +581,7 @@ impl Model {
                         .map(|f| self.fold_scorer(f).score(&raw))
                         .collect()
                 };
-                let (p, verdict) = decide(&scores);
+                let (p, verdict) = self.decide(set, &scores);
                 (r.neighbours, scores, p, verdict, r.within)
             }
         };
@@ -559,6 +719,47 @@ impl Model {
     }
 }
 
+/// A patient's neighbours, scores, p-value, verdict and support.
+type Found = (Vec<Neighbour>, Vec<PointScore>, f64, Verdict, u32);
+
+/// A patient after [`Model::begin`]: assessed already, or waiting for its
+/// exact search. (Short-lived, one per patient, moved once: the size of
+/// the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Begun<'a> {
+    Done(Assessment),
+    Pending(Pending<'a>),
+}
+
+/// A patient waiting for its exact search.
+struct Pending<'a> {
+    out: Assessment,
+    x: Projected,
+    set: SetRef<'a>,
+    /// Support radius (`f32::MAX` when not finite).
+    radius: f32,
+    finite_q: bool,
+    /// The graph's answer, when final.
+    found: Option<Found>,
+}
+
+impl Pending<'_> {
+    /// Whether the patient needs an exact search of the reference.
+    fn needs_search(&self) -> bool {
+        self.found.is_none() && self.finite_q
+    }
+}
+
+/// Appends `more` to a note, `; `-separated.
+fn add_note(note: &mut String, more: &str) {
+    if note.is_empty() {
+        *note = more.to_string();
+    } else {
+        note.push_str("; ");
+        note.push_str(more);
+    }
+}
+
 /// A calibration set borrowed from the model, or one of a batch's masked
 /// sets (its pooled set, or group `Some(g)`'s).
 enum SetRef<'a> {
@@ -630,6 +831,54 @@ mod tests {
         let ids = (0..n).map(|i| format!("r{i}")).collect();
         let names = (0..9).map(|j| format!("f{j}")).collect();
         Table::from_rows(ids, names, values).expect("a valid table")
+    }
+
+    /// Patients searched in batches by blocked distance products get the
+    /// assessments the k-d tree gives, bit for bit: near and far patients,
+    /// patients with missing values and one with no values, under split
+    /// and cross-conformal calibration.
+    #[test]
+    fn blocked_batches_assess_as_the_tree_does() {
+        for n in [600, 2000] {
+            let model = Params::default().k(7).fit(&cohort(n, 11)).expect("fit");
+            let mut patients = cohort(400, 12);
+            let mut rng = SplitMix64::new(5);
+            let p = patients.n_features();
+            for i in 0..patients.n_rows() {
+                for j in 0..p {
+                    let v = &mut patients.values[i * p + j];
+                    match i % 5 {
+                        1 => *v += 4.0 * rng.normal(),
+                        2 if rng.next_f64() < 0.3 => *v = f64::NAN,
+                        3 if i % 50 == 3 => *v = f64::NAN,
+                        _ => {}
+                    }
+                }
+            }
+            let by_tree = model.assess(&patients).expect("assess");
+            assert!(model.blocked.get().is_none(), "too few members to weigh");
+            let mut ordered: Vec<(u32, u32)> = (0..model.exact.len() as u32)
+                .map(|i| (model.exact.locality_key(model.exact.point(i as usize)), i))
+                .collect();
+            ordered.sort_unstable();
+            let blocked = crate::index::blocked::BlockedSearch::new(
+                model.exact.points(),
+                model.exact.dim(),
+                &ordered,
+            );
+            assert!(blocked.is_some());
+            model.blocked.set(blocked).expect("unset");
+            let by_blocks = model.assess(&patients).expect("assess");
+            assert!(
+                by_tree
+                    .iter()
+                    .any(|a| a.verdict == crate::verdict::Verdict::Invisible)
+            );
+            for (a, b) in by_tree.iter().zip(&by_blocks) {
+                // Debug formatting tells every f64 apart (NaN included).
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "n {n}");
+            }
+        }
     }
 
     #[test]

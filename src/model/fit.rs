@@ -154,6 +154,7 @@ impl Params {
             hnsw: built.graph,
             density: None,
             folds,
+            blocked: std::sync::OnceLock::new(),
         })
     }
 }
@@ -1334,8 +1335,7 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
         distance: f32::NAN,
     };
     progress.start("reference densities", n as u64);
-    let ids: Vec<u32> = order.iter().map(|&(_, i)| i).collect();
-    let found = match blocked_search_if_faster(exact, k, &ids) {
+    let found = match blocked_search_if_faster(exact, k, &order) {
         Some(blocked) => blocked.all_knn(k, &|m| progress.advance(m as u64)),
         None => {
             let mut found = vec![blank; n * k];
@@ -1388,23 +1388,23 @@ const BLOCKED_PROBE_QUERIES: usize = 128;
 /// bit, so the choice changes the time only. In few dimensions the tree
 /// prunes almost everything and wins; from about 16 the blocks do
 /// (docs/performance.md).
-fn blocked_search_if_faster<'a>(
-    exact: &'a ExactIndex,
+fn blocked_search_if_faster(
+    exact: &ExactIndex,
     k: usize,
-    ids: &'a [u32],
-) -> Option<crate::index::blocked::BlockedSearch<'a>> {
-    let n = ids.len();
+    ordered: &[(u32, u32)],
+) -> Option<crate::index::blocked::BlockedSearch> {
+    let n = ordered.len();
     if n < BLOCKED_PROBE_MIN || !exact.has_tree() {
         return None;
     }
     let m = BLOCKED_PROBE_QUERIES.min(n);
     let t = std::time::Instant::now();
     for s in 0..m {
-        let i = ids[s * (n / m)];
+        let i = ordered[s * (n / m)].1;
         std::hint::black_box(exact.search(exact.point(i as usize), k, Some(i), None));
     }
     let tree = t.elapsed();
-    let blocked = crate::index::blocked::BlockedSearch::new(exact.points(), exact.dim(), ids)?;
+    let blocked = crate::index::blocked::BlockedSearch::new(exact.points(), exact.dim(), ordered)?;
     (blocked.time_first(k, m) < tree).then_some(blocked)
 }
 

@@ -191,6 +191,10 @@ pub struct Model {
     /// The fold models' indexes, and what is kept of the masked calibration
     /// members once a patient needs them.
     folds: FoldIndexes,
+    /// The blocked search of the reference, once a batch of patients has
+    /// been large enough to time it against the k-d tree (`None` inside:
+    /// the tree was faster, or the model does not qualify).
+    blocked: std::sync::OnceLock<Option<crate::index::blocked::BlockedSearch>>,
 }
 
 /// Under cross-conformal calibration, each fold model's index over its
@@ -275,6 +279,7 @@ impl Model {
             hnsw: Some(g),
             density,
             folds,
+            blocked: std::sync::OnceLock::new(),
         })
     }
 
@@ -321,6 +326,7 @@ impl Model {
             hnsw,
             density,
             folds,
+            blocked: std::sync::OnceLock::new(),
         })
     }
 
