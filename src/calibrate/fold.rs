@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::channel::{ChannelState, PointView, Scorer};
+use crate::index::blocked::BlockedSearch;
 use crate::index::{ExactIndex, Neighbour};
 use crate::marginal::Marginals;
 use crate::project::{MaskedSolver, Projector};
@@ -98,7 +99,69 @@ impl FoldScorer<'_> {
     /// together ([`Marginals::score_rows`]): the same scores, faster for
     /// wide references.
     pub fn score_rows_skipping(&self, rows: &[(&[f64], Option<u32>)]) -> Vec<PointScore> {
-        let values: Vec<Option<f64>> = match &self.model.state.extra.value {
+        let values = self.value_scores(rows);
+        rows.iter()
+            .zip(values)
+            .map(|(&(raw, skip), value)| {
+                self.score_full(raw, skip, &mut MaskedSolver::default(), value)
+            })
+            .collect()
+    }
+
+    /// [`FoldScorer::score_rows_skipping`] with the neighbours found by
+    /// `blocked` (laid out from this scorer's index) for the rows together,
+    /// nearby rows in one batch: the same scores, bit for bit, faster where
+    /// the k-d tree prunes little. Runs on the calling thread.
+    pub fn score_rows_blocked(
+        &self,
+        rows: &[(&[f64], Option<u32>)],
+        blocked: &BlockedSearch,
+    ) -> Vec<PointScore> {
+        let values = self.value_scores(rows);
+        let projector = &self.model.projector;
+        let dims = self.index.dim();
+        let projected: Vec<(Vec<f64>, Vec<f64>, f64, usize)> = rows
+            .iter()
+            .map(|&(raw, _)| {
+                let mut z = vec![0.0; raw.len()];
+                let mut y = vec![0.0; projector.n_components];
+                let (residual, n_obs) =
+                    projector.project_reusing(raw, &mut z, &mut y, &mut MaskedSolver::default());
+                (z, y, residual, n_obs)
+            })
+            .collect();
+        let q = |i: usize| projected[i].1[..dims].iter().map(|v| *v as f32);
+        let mut searched: Vec<(u32, usize)> = (0..rows.len())
+            .filter(|&i| projected[i].3 > 0 && q(i).all(f32::is_finite))
+            .map(|i| (self.index.locality_key(&q(i).collect::<Vec<f32>>()), i))
+            .collect();
+        searched.sort_unstable();
+        let queries: Vec<f32> = searched.iter().flat_map(|&(_, i)| q(i)).collect();
+        let skips: Vec<Option<u32>> = searched.iter().map(|&(_, i)| rows[i].1).collect();
+        let anchors: Vec<usize> = searched
+            .iter()
+            .zip(&skips)
+            .map(|(&(key, _), s)| s.map_or_else(|| blocked.anchor(key), |s| blocked.position_of(s)))
+            .collect();
+        let found = blocked.search_skipping(&queries, &anchors, &skips, self.k, None);
+        let mut neighbours: Vec<Vec<Neighbour>> = vec![Vec::new(); rows.len()];
+        for (&(_, i), r) in searched.iter().zip(found) {
+            neighbours[i] = r.neighbours;
+        }
+        rows.iter()
+            .zip(values)
+            .zip(projected.iter().zip(&neighbours))
+            .map(|((&(raw, skip), value), ((z, y, residual, n_obs), nb))| {
+                let view = self.view(raw, z, y, *residual, *n_obs, nb, skip.is_some());
+                self.score_of(&view, value)
+            })
+            .collect()
+    }
+
+    /// The value channel's score of each row, scored together (`None`
+    /// when the fold has no value channel).
+    fn value_scores(&self, rows: &[(&[f64], Option<u32>)]) -> Vec<Option<f64>> {
+        match &self.model.state.extra.value {
             Some(m) if self.model.state.channels().contains(&super::Channel::Value) => {
                 // Own values leave the counts exactly for the rows left
                 // out of the search (the fold's training members).
@@ -114,13 +177,7 @@ impl FoldScorer<'_> {
                 out
             }
             _ => vec![None; rows.len()],
-        };
-        rows.iter()
-            .zip(values)
-            .map(|(&(raw, skip), value)| {
-                self.score_full(raw, skip, &mut MaskedSolver::default(), value)
-            })
-            .collect()
+        }
     }
 
     fn score_with(&self, raw: &[f64], skip: Option<u32>, solver: &mut MaskedSolver) -> PointScore {

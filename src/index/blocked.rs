@@ -50,7 +50,7 @@ use super::{Neighbour, TopK, squared_distance};
 /// Queries per query block.
 pub const QUERY_BLOCK: usize = 128;
 /// Members per point block.
-const POINT_BLOCK: usize = 2048;
+const POINT_BLOCK: usize = 1024;
 
 /// An empty slot of a neighbour list.
 const BLANK: Neighbour = Neighbour {
@@ -78,6 +78,8 @@ pub struct BlockedSearch {
     dim: usize,
     /// Member index at each position.
     order: Vec<u32>,
+    /// Position of each member (the inverse of `order`).
+    position: Vec<u32>,
     /// Locality key (the tree's leaf) at each position, ascending.
     keys: Vec<u32>,
     /// Members in `order`, row-major `n × dim`.
@@ -99,8 +101,8 @@ struct Batch<'q> {
     rows: &'q [f32],
     /// Position in the order each query's list is seeded around.
     anchors: &'q [usize],
-    /// The member position of each query, skipped (at fit).
-    own: Option<usize>,
+    /// The member position each query skips (none when empty).
+    skip: &'q [Option<usize>],
     /// Support radius of each query (counted up to [`SUPPORT_CAP`]).
     radii: Option<&'q [f32]>,
 }
@@ -128,6 +130,10 @@ impl BlockedSearch {
         let point_block = point_block.max(1);
         let order: Vec<u32> = ordered.iter().map(|&(_, i)| i).collect();
         let keys: Vec<u32> = ordered.iter().map(|&(k, _)| k).collect();
+        let mut position = vec![0u32; n];
+        for (pos, &i) in order.iter().enumerate() {
+            *position.get_mut(i as usize)? = pos as u32;
+        }
         let mut rows = Vec::with_capacity(n * dim);
         for &i in &order {
             rows.extend_from_slice(&points[i as usize * dim..(i as usize + 1) * dim]);
@@ -163,6 +169,7 @@ impl BlockedSearch {
         Some(BlockedSearch {
             dim,
             order,
+            position,
             keys,
             rows,
             norm_sq32,
@@ -195,11 +202,12 @@ impl BlockedSearch {
         let m = m.min(self.order.len()).min(QUERY_BLOCK);
         let mut out = vec![BLANK; m * k];
         let anchors: Vec<usize> = (0..m).collect();
+        let skip: Vec<Option<usize>> = (0..m).map(Some).collect();
         let t = std::time::Instant::now();
         let batch = Batch {
             rows: &self.rows[..m * self.dim],
             anchors: &anchors,
-            own: Some(0),
+            skip: &skip,
             radii: None,
         };
         self.search_batch(k, &batch, &mut out, &mut []);
@@ -235,10 +243,11 @@ impl BlockedSearch {
                 let ql = query_block.min(n - q0);
                 on_block(ql);
                 let anchors: Vec<usize> = (q0..q0 + ql).collect();
+                let skip: Vec<Option<usize>> = anchors.iter().copied().map(Some).collect();
                 let batch = Batch {
                     rows: &self.rows[q0 * self.dim..(q0 + ql) * self.dim],
                     anchors: &anchors,
-                    own: Some(q0),
+                    skip: &skip,
                     radii: None,
                 };
                 self.search_batch(k, &batch, out, &mut []);
@@ -260,7 +269,29 @@ impl BlockedSearch {
         k: usize,
         radii: Option<&[f32]>,
     ) -> Vec<ExactResult> {
+        self.search_skipping(queries, anchors, &[], k, radii)
+    }
+
+    /// [`BlockedSearch::search`], query `i` leaving member `skips[i]` out
+    /// (as [`ExactIndex::search`](super::ExactIndex::search)'s `skip`; an
+    /// empty `skips` skips none). A query that skips a member is best
+    /// anchored at its position ([`BlockedSearch::position_of`]).
+    ///
+    /// # Panics
+    /// If a skipped index is not a member (a caller bug).
+    pub fn search_skipping(
+        &self,
+        queries: &[f32],
+        anchors: &[usize],
+        skips: &[Option<u32>],
+        k: usize,
+        radii: Option<&[f32]>,
+    ) -> Vec<ExactResult> {
         let dim = self.dim;
+        let skip: Vec<Option<usize>> = skips
+            .iter()
+            .map(|s| s.map(|i| self.position[i as usize] as usize))
+            .collect();
         let m = anchors.len();
         let mut out = Vec::with_capacity(m);
         for b0 in (0..m).step_by(QUERY_BLOCK) {
@@ -270,7 +301,7 @@ impl BlockedSearch {
             let batch = Batch {
                 rows: &queries[b0 * dim..(b0 + ql) * dim],
                 anchors: &anchors[b0..b0 + ql],
-                own: None,
+                skip: skip.get(b0..b0 + ql).unwrap_or(&[]),
                 radii: radii.map(|r| &r[b0..b0 + ql]),
             };
             self.search_batch(k, &batch, &mut nb, &mut within);
@@ -287,6 +318,14 @@ impl BlockedSearch {
             }
         }
         out
+    }
+
+    /// The position of member `i` in the order.
+    ///
+    /// # Panics
+    /// If `i` is not a member (a caller bug).
+    pub fn position_of(&self, i: u32) -> usize {
+        self.position[i as usize] as usize
     }
 
     fn row(&self, pos: usize) -> &[f32] {
@@ -319,7 +358,7 @@ impl BlockedSearch {
         }
         let (g_dot, g_own) = (gamma(dim), gamma(dim + 2));
         let query = |qi: usize| &batch.rows[qi * dim..(qi + 1) * dim];
-        let own = |qi: usize| batch.own.map(|q0| q0 + qi);
+        let own = |qi: usize| batch.skip.get(qi).copied().flatten();
         let r_sq = |qi: usize| batch.radii.map(|r| r[qi] * r[qi]);
         let mut count = vec![0u32; ql];
         // Each query's list starts from the members next to its anchor in
@@ -547,8 +586,9 @@ mod tests {
         }
 
         /// Outside queries (near the members, far from them, on the grid)
-        /// get the neighbours and the radius count of an exact search, bit
-        /// for bit, whatever their anchors.
+        /// and members skipping themselves get the neighbours and the
+        /// radius count of an exact search, bit for bit, whatever their
+        /// anchors.
         #[test]
         fn blocked_queries_equal_exact_search(
             n in 1usize..300,
@@ -565,18 +605,31 @@ mod tests {
             let (points, ordered) = cohort(n, dim, grid, sorted, seed);
             let blocked = BlockedSearch::with_point_block(&points, dim, &ordered, pb).unwrap();
             let mut rng = crate::rng::SplitMix64::new(seed ^ 0x5eed);
-            let queries: Vec<f32> = (0..m * dim)
+            let mut queries: Vec<f32> = (0..m * dim)
                 .map(|_| {
                     let v = spread * rng.normal();
                     if grid { v.round() as f32 } else { (v + 40.0) as f32 }
                 })
                 .collect();
-            let anchors: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
+            let mut anchors: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
+            // Every third query is a member searched among the others.
+            let skips: Vec<Option<u32>> = (0..m)
+                .map(|qi| {
+                    (qi % 3 == 0).then(|| {
+                        let j = rng.below(n);
+                        queries[qi * dim..(qi + 1) * dim].copy_from_slice(&points[j * dim..(j + 1) * dim]);
+                        if qi % 2 == 0 {
+                            anchors[qi] = blocked.position_of(j as u32);
+                        }
+                        j as u32
+                    })
+                })
+                .collect();
             let radii: Vec<f32> = (0..m).map(|i| if i % 7 == 3 { f32::MAX } else { radius }).collect();
-            let found = blocked.search(&queries, &anchors, k, Some(&radii));
+            let found = blocked.search_skipping(&queries, &anchors, &skips, k, Some(&radii));
             let exact = ExactIndex::new(points.clone(), dim);
             for (qi, got) in found.iter().enumerate() {
-                let want = exact.search(&queries[qi * dim..(qi + 1) * dim], k, None, Some(radii[qi]));
+                let want = exact.search(&queries[qi * dim..(qi + 1) * dim], k, skips[qi], Some(radii[qi]));
                 prop_assert_eq!(got.within, want.within, "query {}", qi);
                 prop_assert_eq!(got.neighbours.len(), want.neighbours.len());
                 for (a, b) in got.neighbours.iter().zip(&want.neighbours) {

@@ -12,6 +12,7 @@ use crate::calibrate::{
     ChannelState, FoldModel, FoldScorer, MASK_MEMBERS, MaskedMembers, Scheme, Scorer,
 };
 use crate::error::{Error, Position, Result};
+use crate::index::blocked::{BlockedSearch, QUERY_BLOCK};
 use crate::index::{ExactIndex, HnswIndex, IndexKind, Neighbour, check};
 use crate::model::IndexChoice;
 use crate::project::{self, ComponentRule, Projector};
@@ -75,6 +76,10 @@ impl Params {
             projection.choice.knn_components,
         );
         let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
+        // Members in locality order, and their blocked search when it is
+        // faster than the tree (for the calibration and the densities).
+        let ordered = locality_order(&exact);
+        let blocked = blocked_search_if_faster(&exact, self.k, &ordered);
         let groups = Groups::of(reference);
         let mut warnings = input.warnings.clone();
         let calibration = CalibrationParams::from(self)
@@ -84,6 +89,7 @@ impl Params {
                 &plan,
                 &projection,
                 &exact,
+                blocked.as_ref(),
                 &groups,
                 &mut warnings,
                 progress,
@@ -101,7 +107,7 @@ impl Params {
         )?;
         params.hnsw.ef_search = built.ef_search;
         // Reference densities: every member's k nearest other members, once.
-        let (kdist, lrd) = member_densities(&exact, self.k, progress);
+        let (kdist, lrd) = member_densities(&exact, self.k, &ordered, blocked.as_ref(), progress);
         let n_ref = plan.train.len();
         let support = self.value_channel.then(|| {
             // Under split conformal the one fold model was fitted on the
@@ -735,6 +741,7 @@ impl CalibrationParams {
     /// The tail transforms of a fold model: its first [`tune_members`]
     /// training members in id order, each scored with itself left out of the search.
     /// A symmetric function of the training rows (docs/method.md §5).
+    #[allow(clippy::too_many_arguments)]
     fn fit_scorer(
         &self,
         input: &Input<'_>,
@@ -742,6 +749,7 @@ impl CalibrationParams {
         train_by_id: &[usize],
         fold: &FoldModel,
         index: &ExactIndex,
+        blocked: Option<&BlockedSearch>,
         progress: &dyn Progress,
     ) -> Scorer {
         let tune: Vec<usize> = train_by_id
@@ -755,9 +763,11 @@ impl CalibrationParams {
             k: self.k,
             statistic: self.statistic,
         };
-        // Chunks of PROGRESS_EVERY, each a point where the work can stop.
+        // Chunks of PROGRESS_EVERY (of BLOCKED_CHUNK searched together by
+        // blocks), each a point where the work can stop.
+        let chunk_len = blocked.map_or(PROGRESS_EVERY, |_| BLOCKED_CHUNK);
         let scores: Vec<Vec<f64>> = tune
-            .par_chunks(PROGRESS_EVERY)
+            .par_chunks(chunk_len)
             .flat_map_iter(|chunk| {
                 progress.advance(0);
                 let rows: Vec<(&[f64], Option<u32>)> = chunk
@@ -767,10 +777,12 @@ impl CalibrationParams {
                         (input.row(r), at)
                     })
                     .collect();
-                scorer
-                    .score_rows_skipping(&rows)
-                    .into_iter()
-                    .map(|s| s.scores)
+                match blocked {
+                    Some(b) => scorer.score_rows_blocked(&rows, b),
+                    None => scorer.score_rows_skipping(&rows),
+                }
+                .into_iter()
+                .map(|s| s.scores)
             })
             .collect();
         Scorer::fit(fold.state.channels(), &scores)
@@ -783,6 +795,7 @@ impl CalibrationParams {
         plan: &Plan,
         projection: &Projection,
         exact: &ExactIndex,
+        blocked: Option<&BlockedSearch>,
         groups: &Groups,
         warnings: &mut Vec<String>,
         progress: &dyn Progress,
@@ -815,16 +828,22 @@ impl CalibrationParams {
                     &plan.train_by_id,
                     &fold,
                     exact,
+                    blocked,
                     progress,
                 );
+                let chunk_len = blocked.map_or(PROGRESS_EVERY, |_| BLOCKED_CHUNK);
                 let members: Vec<CalibrationMember> = plan
                     .scored
-                    .par_chunks(PROGRESS_EVERY)
+                    .par_chunks(chunk_len)
                     .flat_map_iter(|chunk| {
                         progress.advance(chunk.len() as u64);
                         let rows: Vec<(&[f64], Option<u32>)> =
                             chunk.iter().map(|&r| (input.row(r), None)).collect();
-                        let scored = scorer_of(&fold, exact).score_rows_skipping(&rows);
+                        let scorer = scorer_of(&fold, exact);
+                        let scored = match blocked {
+                            Some(b) => scorer.score_rows_blocked(&rows, b),
+                            None => scorer.score_rows_skipping(&rows),
+                        };
                         chunk.iter().zip(scored).map(|(&r, s)| CalibrationMember {
                             row: r as u32,
                             fold: 0,
@@ -913,7 +932,7 @@ impl CalibrationParams {
                             .collect()
                     };
                     fold.scorer =
-                        self.fit_scorer(input, &train, &train_by_id, &fold, &index, progress);
+                        self.fit_scorer(input, &train, &train_by_id, &fold, &index, None, progress);
                     let sc = self.scorer(&fold, &index);
                     let mine: Vec<CalibrationMember> = rows_of(f)
                         .par_chunks(PROGRESS_EVERY)
@@ -1301,6 +1320,10 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
     out
 }
 
+/// Rows scored together when the search is by blocks (sorted by locality
+/// and searched [`QUERY_BLOCK`] at a time): between two progress reports.
+pub const BLOCKED_CHUNK: usize = 8 * QUERY_BLOCK;
+
 /// Probes of each kind in the HNSW check at fit.
 pub const INDEX_CHECK_PROBES: usize = 1000;
 /// recall@k that fit widens the graph's search beam to reach, and below
@@ -1321,13 +1344,14 @@ pub const PROGRESS_EVERY: usize = 64;
 /// Every member's k-distance and local reachability density among the other
 /// members (exact; members searched in tree order, which keeps the points
 /// they share in cache).
-fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (Vec<f32>, Vec<f32>) {
+fn member_densities(
+    exact: &ExactIndex,
+    k: usize,
+    order: &[(u32, u32)],
+    blocked: Option<&BlockedSearch>,
+    progress: &dyn Progress,
+) -> (Vec<f32>, Vec<f32>) {
     let n = exact.len();
-    let mut order: Vec<(u32, u32)> = (0..n as u32)
-        .into_par_iter()
-        .map(|i| (exact.locality_key(exact.point(i as usize)), i))
-        .collect();
-    order.sort_unstable();
     // Fit refuses references of fewer than k + 2 rows, so every member has
     // exactly k neighbours.
     let blank = Neighbour {
@@ -1335,7 +1359,7 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
         distance: f32::NAN,
     };
     progress.start("reference densities", n as u64);
-    let found = match blocked_search_if_faster(exact, k, &order) {
+    let found = match blocked {
         Some(blocked) => blocked.all_knn(k, &|m| progress.advance(m as u64)),
         None => {
             let mut found = vec![blank; n * k];
@@ -1360,7 +1384,7 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
     };
     progress.finish();
     let mut kdist = vec![f32::NAN; n];
-    for (nb, &(_, i)) in found.chunks_exact(k.max(1)).zip(&order) {
+    for (nb, &(_, i)) in found.chunks_exact(k.max(1)).zip(order) {
         kdist[i as usize] = knn_statistic(nb, KnnStatistic::KthDistance) as f32;
     }
     let by_pos: Vec<f32> = found
@@ -1368,10 +1392,21 @@ fn member_densities(exact: &ExactIndex, k: usize, progress: &dyn Progress) -> (V
         .map(|nb| local_reachability(nb, &kdist) as f32)
         .collect();
     let mut lrd = vec![f32::NAN; n];
-    for (&l, &(_, i)) in by_pos.iter().zip(&order) {
+    for (&l, &(_, i)) in by_pos.iter().zip(order) {
         lrd[i as usize] = l;
     }
     (kdist, lrd)
+}
+
+/// Every member's `(locality key, index)`, sorted: the k-d tree's leaf
+/// order, nearby members adjacent.
+fn locality_order(exact: &ExactIndex) -> Vec<(u32, u32)> {
+    let mut order: Vec<(u32, u32)> = (0..exact.len() as u32)
+        .into_par_iter()
+        .map(|i| (exact.locality_key(exact.point(i as usize)), i))
+        .collect();
+    order.sort_unstable();
+    order
 }
 
 /// Members from which fit times the k-d tree against blocked distance
@@ -1392,7 +1427,7 @@ fn blocked_search_if_faster(
     exact: &ExactIndex,
     k: usize,
     ordered: &[(u32, u32)],
-) -> Option<crate::index::blocked::BlockedSearch> {
+) -> Option<BlockedSearch> {
     let n = ordered.len();
     if n < BLOCKED_PROBE_MIN || !exact.has_tree() {
         return None;
@@ -1404,7 +1439,7 @@ fn blocked_search_if_faster(
         std::hint::black_box(exact.search(exact.point(i as usize), k, Some(i), None));
     }
     let tree = t.elapsed();
-    let blocked = crate::index::blocked::BlockedSearch::new(exact.points(), exact.dim(), ordered)?;
+    let blocked = BlockedSearch::new(exact.points(), exact.dim(), ordered)?;
     (blocked.time_first(k, m) < tree).then_some(blocked)
 }
 
