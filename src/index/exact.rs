@@ -137,6 +137,18 @@ impl ExactIndex {
         self.tree.as_ref().map_or(0, |t| t.leaf_of(query))
     }
 
+    /// Every point as `(locality key, index)`, sorted ascending: the k-d
+    /// tree's leaves in order, read off the tree (`None` when the index
+    /// scans). A point's key here is the leaf that holds it, which is the
+    /// one [`ExactIndex::locality_key`] gives it unless it lies on a cut.
+    pub fn leaf_order(&self) -> Option<Vec<(u32, u32)>> {
+        let mut out = self.tree.as_ref()?.leaf_order();
+        if !out.is_sorted() {
+            out.sort_unstable();
+        }
+        Some(out)
+    }
+
     /// The `k` nearest points to `query` (ascending distance, ties by index),
     /// skipping the point `skip` if given, and the count of points within `radius`.
     pub fn search(

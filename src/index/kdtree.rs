@@ -417,6 +417,20 @@ impl KdTree {
         }
     }
 
+    /// Every point as `(leaf, original index)` in tree order: the leaves in
+    /// depth-first order (ascending ids), each leaf's points as stored.
+    pub fn leaf_order(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::with_capacity(self.order.len());
+        for (id, node) in self.nodes.iter().enumerate() {
+            if node.split == LEAF {
+                for pos in node.start..node.end {
+                    out.push((id as u32, self.order[pos as usize]));
+                }
+            }
+        }
+        out
+    }
+
     /// The leaf a query descends to (always the nearer child). Leaves are
     /// numbered in depth-first order, so nearby queries get nearby numbers:
     /// searching queries sorted by it reuses cached reference points.

@@ -191,11 +191,7 @@ impl Model {
                 }
                 let tree = t.elapsed();
                 let (points, dim) = (self.exact.points(), self.exact.dim());
-                let mut ordered: Vec<(u32, u32)> = (0..self.exact.len() as u32)
-                    .into_par_iter()
-                    .map(|i| (self.exact.locality_key(self.exact.point(i as usize)), i))
-                    .collect();
-                ordered.sort_unstable();
+                let ordered = crate::model::fit::locality_order(&self.exact);
                 let blocked = BlockedSearch::new(points, dim, &ordered)?;
                 let queries: Vec<f32> = probe.iter().flat_map(|x| x.q.iter().copied()).collect();
                 let anchors: Vec<usize> = probe

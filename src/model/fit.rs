@@ -1400,13 +1400,10 @@ fn member_densities(
 
 /// Every member's `(locality key, index)`, sorted: the k-d tree's leaf
 /// order, nearby members adjacent.
-fn locality_order(exact: &ExactIndex) -> Vec<(u32, u32)> {
-    let mut order: Vec<(u32, u32)> = (0..exact.len() as u32)
-        .into_par_iter()
-        .map(|i| (exact.locality_key(exact.point(i as usize)), i))
-        .collect();
-    order.sort_unstable();
-    order
+pub(crate) fn locality_order(exact: &ExactIndex) -> Vec<(u32, u32)> {
+    exact
+        .leaf_order()
+        .unwrap_or_else(|| (0..exact.len() as u32).map(|i| (0, i)).collect())
 }
 
 /// Members from which fit times the k-d tree against blocked distance
