@@ -71,7 +71,7 @@ fn gamma(m: usize) -> f64 {
 /// tree's leaf order, in point blocks with their bounding boxes. Built once
 /// by [`BlockedSearch::new`]; [`BlockedSearch::all_knn`] gives every
 /// member's neighbours among the others, [`BlockedSearch::search`] those of
-/// outside queries, [`BlockedSearch::time_first`] times a few members (what
+/// outside queries, [`BlockedSearch::time_runs`] times a few members (what
 /// fit weighs against the k-d tree).
 #[derive(Debug)]
 pub struct BlockedSearch {
@@ -196,22 +196,34 @@ impl BlockedSearch {
         self.keys.partition_point(|&k| k < key)
     }
 
-    /// How long searching the first `m` members (`k` neighbours each) takes
-    /// on the calling thread.
-    pub fn time_first(&self, k: usize, m: usize) -> std::time::Duration {
-        let m = m.min(self.order.len()).min(QUERY_BLOCK);
-        let mut out = vec![BLANK; m * k];
-        let anchors: Vec<usize> = (0..m).collect();
-        let skip: Vec<Option<usize>> = (0..m).map(Some).collect();
+    /// How long searching the members at positions `start..start + len`
+    /// of each run (`k` neighbours each, one batch per run) takes on the
+    /// calling thread; `None` as soon as it exceeds `limit`.
+    pub fn time_runs(
+        &self,
+        k: usize,
+        runs: &[(usize, usize)],
+        limit: std::time::Duration,
+    ) -> Option<std::time::Duration> {
         let t = std::time::Instant::now();
-        let batch = Batch {
-            rows: &self.rows[..m * self.dim],
-            anchors: &anchors,
-            skip: &skip,
-            radii: None,
-        };
-        self.search_batch(k, &batch, &mut out, &mut []);
-        t.elapsed()
+        for &(start, len) in runs {
+            let start = start.min(self.order.len());
+            let len = len.min(self.order.len() - start).min(QUERY_BLOCK);
+            let mut out = vec![BLANK; len * k];
+            let anchors: Vec<usize> = (start..start + len).collect();
+            let skip: Vec<Option<usize>> = anchors.iter().copied().map(Some).collect();
+            let batch = Batch {
+                rows: &self.rows[start * self.dim..(start + len) * self.dim],
+                anchors: &anchors,
+                skip: &skip,
+                radii: None,
+            };
+            self.search_batch(k, &batch, &mut out, &mut []);
+            if t.elapsed() >= limit {
+                return None;
+            }
+        }
+        Some(t.elapsed())
     }
 
     /// Each member with its `k` nearest other members: row `pos` of the
@@ -334,13 +346,20 @@ impl BlockedSearch {
 
     /// Squared distance from `q` to point block `b`'s box, in `f64`.
     fn box_distance_sq(&self, b: usize, q: &[f32]) -> f64 {
+        self.box_gap_sq(b, q, q)
+    }
+
+    /// Squared distance from the box `[lo, hi]` to point block `b`'s box,
+    /// in `f64`: a lower bound on the distance of any point of the one to
+    /// any point of the other.
+    fn box_gap_sq(&self, b: usize, lo_q: &[f32], hi_q: &[f32]) -> f64 {
         let dim = self.dim;
         let lo = &self.boxes[b * 2 * dim..b * 2 * dim + dim];
         let hi = &self.boxes[b * 2 * dim + dim..(b + 1) * 2 * dim];
         let mut s = 0.0f64;
-        for ((&l, &h), &v) in lo.iter().zip(hi).zip(q) {
-            let gap = (f64::from(l) - f64::from(v))
-                .max(f64::from(v) - f64::from(h))
+        for (((&l, &h), &ql), &qh) in lo.iter().zip(hi).zip(lo_q).zip(hi_q) {
+            let gap = (f64::from(l) - f64::from(qh))
+                .max(f64::from(ql) - f64::from(h))
                 .max(0.0);
             s += gap * gap;
         }
@@ -388,21 +407,23 @@ impl BlockedSearch {
         let norm_q: Vec<f64> = (0..ql)
             .map(|qi| query(qi).iter().map(|&v| f64::from(v) * f64::from(v)).sum())
             .collect();
-        // Squared distance of every query to every block's box; blocks
-        // visited nearest first (for the nearest query of the batch).
+        // Blocks visited nearest first to the box of the batch's queries
+        // (a lower bound on every query's distance to the block).
         let nb = self.starts.len();
-        let box_sq: Vec<f64> = (0..ql)
-            .flat_map(|qi| (0..nb).map(move |b| (qi, b)))
-            .map(|(qi, b)| self.box_distance_sq(b, query(qi)))
-            .collect();
-        let nearest: Vec<f64> = (0..nb)
-            .map(|b| (0..ql).fold(f64::INFINITY, |m, qi| m.min(box_sq[qi * nb + b])))
-            .collect();
+        let mut q_lo = vec![f32::INFINITY; dim];
+        let mut q_hi = vec![f32::NEG_INFINITY; dim];
+        for qi in 0..ql {
+            for ((l, h), &v) in q_lo.iter_mut().zip(q_hi.iter_mut()).zip(query(qi)) {
+                *l = l.min(v);
+                *h = h.max(v);
+            }
+        }
+        let batch_sq: Vec<f64> = (0..nb).map(|b| self.box_gap_sq(b, &q_lo, &q_hi)).collect();
         let home = batch.anchors[0] / self.point_block;
         let mut visit: Vec<usize> = (0..nb).collect();
         visit.sort_by(|&a, &b| {
-            nearest[a]
-                .total_cmp(&nearest[b])
+            batch_sq[a]
+                .total_cmp(&batch_sq[b])
                 .then(a.abs_diff(home).cmp(&b.abs_diff(home)))
                 .then(a.cmp(&b))
         });
@@ -420,11 +441,16 @@ impl BlockedSearch {
         let mut gathered: Vec<f32> = Vec::new();
         let mut g = vec![0.0f32; self.point_block.min(n) * ql];
         for b in visit {
+            // Blocks come nearest first: once one lies beyond every query's
+            // reach, so do the rest.
+            let farthest = (0..ql).fold(0.0f64, |m, qi| m.max(reach(&tops[qi], qi, count[qi])));
+            if batch_sq[b] * shrink > farthest {
+                break;
+            }
             active.clear();
-            active.extend(
-                (0..ql)
-                    .filter(|&qi| box_sq[qi * nb + b] * shrink <= reach(&tops[qi], qi, count[qi])),
-            );
+            active.extend((0..ql).filter(|&qi| {
+                self.box_distance_sq(b, query(qi)) * shrink <= reach(&tops[qi], qi, count[qi])
+            }));
             if active.is_empty() {
                 continue;
             }

@@ -24,6 +24,20 @@ use crate::verdict::{Assessment, FeatureContribution, Verdict};
 /// search against the k-d tree (`Model::blocked_for`).
 pub const BLOCKED_BATCH_MIN: usize = 2 * QUERY_BLOCK;
 
+/// Per-patient time of the k-d tree in the probe below which assess keeps
+/// the tree without laying out the blocks (`Model::blocked_for`): at 20,000
+/// patients the tree then costs under 3 CPU-s, and the layout (about 0.1 s
+/// at 1,000,000 × 8) would eat most of what the blocks could win. Chosen on
+/// the biobank and default `bench synth` profiles (docs/performance.md),
+/// where the tree's probe takes 30–105 µs per patient with 8 components
+/// and 330–550 µs with 16.
+pub const TREE_FAST_ENOUGH: std::time::Duration = std::time::Duration::from_micros(150);
+
+/// Share of the tree's time the blocks must beat in a probe to be chosen
+/// (at fit and at assess): a margin against timing noise where the two are
+/// close, since a wrong choice costs more than a missed small gain.
+pub const BLOCKED_MARGIN: f64 = 0.75;
+
 /// Patients of the probe searched at once by blocks (`Model::blocked_for`).
 const PROBE_PART: usize = QUERY_BLOCK / 2;
 
@@ -161,7 +175,9 @@ impl Model {
     /// locality order), when it is faster than the k-d tree: decided once
     /// per loaded model, at its first batch of at least
     /// [`BLOCKED_BATCH_MIN`] patients, by timing both on [`QUERY_BLOCK`] of
-    /// them (one thread each). Both give the same results bit for bit
+    /// them (one thread each): the blocks serve when the tree takes at least
+    /// [`TREE_FAST_ENOUGH`] per patient and the blocks at most
+    /// [`BLOCKED_MARGIN`] of its time. Both give the same results bit for bit
     /// ([`crate::index::blocked`]), so the choice changes the time only.
     fn blocked_for(&self, batch: &[(u32, usize, Projected)]) -> Option<&BlockedSearch> {
         let searched = || {
@@ -193,6 +209,10 @@ impl Model {
                     std::hint::black_box(self.exact.search(&x.q, k, None, Some(radius)));
                 }
                 let tree = t.elapsed();
+                // A tree this fast leaves the layout little to win back.
+                if tree < TREE_FAST_ENOUGH * probe.len() as u32 {
+                    return None;
+                }
                 let (points, dim) = (self.exact.points(), self.exact.dim());
                 let ordered = crate::model::fit::locality_order(&self.exact);
                 let blocked = BlockedSearch::new(points, dim, &ordered)?;
@@ -203,8 +223,9 @@ impl Model {
                     .collect();
                 let radii = vec![radius; probe.len()];
                 // Half at a time, given up as soon as the blocks have
-                // taken longer than the tree took for all (where the tree
-                // wins by far, the probe costs about the tree's time).
+                // taken longer than [`BLOCKED_MARGIN`] of the tree's time
+                // for all (where the tree wins, the probe costs about the
+                // tree's time).
                 let dim = self.exact.dim();
                 let t = std::time::Instant::now();
                 for part in (0..probe.len()).step_by(PROBE_PART) {
@@ -215,7 +236,7 @@ impl Model {
                         k,
                         Some(&radii[part..end]),
                     ));
-                    if t.elapsed() >= tree {
+                    if t.elapsed() >= tree.mul_f64(BLOCKED_MARGIN) {
                         return None;
                     }
                 }

@@ -1411,12 +1411,15 @@ pub(crate) fn locality_order(exact: &ExactIndex) -> Vec<(u32, u32)> {
 pub const BLOCKED_PROBE_MIN: usize = 20_000;
 /// Members the probe searches each way.
 const BLOCKED_PROBE_QUERIES: usize = 128;
+/// Runs of nearby members the probe's members come in, one in each part of
+/// the locality order.
+const BLOCKED_PROBE_RUNS: usize = 4;
 
 /// The blocked search ([`crate::index::blocked`]) of every member's
 /// neighbours, when it is faster than one k-d tree search per member: both
-/// are timed, on one thread, on [`BLOCKED_PROBE_QUERIES`] members (`ids` in
-/// locality order; the tree on members spread over it, the blocks on the
-/// first), the members laid out once. Both give the same lists, bit for
+/// are timed, on one thread, on the same [`BLOCKED_PROBE_QUERIES`] members
+/// (in [`BLOCKED_PROBE_RUNS`] runs of nearby members spread over the
+/// locality order), the members laid out once. Both give the same lists, bit for
 /// bit, so the choice changes the time only. In few dimensions the tree
 /// prunes almost everything and wins; from about 16 the blocks do
 /// (docs/performance.md).
@@ -1429,15 +1432,25 @@ fn blocked_search_if_faster(
     if n < BLOCKED_PROBE_MIN || !exact.has_tree() {
         return None;
     }
-    let m = BLOCKED_PROBE_QUERIES.min(n);
+    // Runs of nearby members in each part of the order (the blocks' cost
+    // depends on where they search: dense regions prune less).
+    let runs: Vec<(usize, usize)> = (0..BLOCKED_PROBE_RUNS)
+        .map(|r| {
+            let len = BLOCKED_PROBE_QUERIES / BLOCKED_PROBE_RUNS;
+            ((2 * r + 1) * n / (2 * BLOCKED_PROBE_RUNS), len)
+        })
+        .collect();
     let t = std::time::Instant::now();
-    for s in 0..m {
-        let i = ordered[s * (n / m)].1;
-        std::hint::black_box(exact.search(exact.point(i as usize), k, Some(i), None));
+    for &(start, len) in &runs {
+        for &(_, i) in &ordered[start..(start + len).min(n)] {
+            std::hint::black_box(exact.search(exact.point(i as usize), k, Some(i), None));
+        }
     }
     let tree = t.elapsed();
     let blocked = BlockedSearch::new(exact.points(), exact.dim(), ordered)?;
-    (blocked.time_first(k, m) < tree).then_some(blocked)
+    blocked
+        .time_runs(k, &runs, tree.mul_f64(crate::model::assess::BLOCKED_MARGIN))
+        .map(|_| blocked)
 }
 
 /// Reference size from which calibration is split conformal (docs/method.md §4).
