@@ -1409,17 +1409,18 @@ pub(crate) fn locality_order(exact: &ExactIndex) -> Vec<(u32, u32)> {
 /// Members from which fit times the k-d tree against blocked distance
 /// products for the member densities (`blocked_search_if_faster`).
 pub const BLOCKED_PROBE_MIN: usize = 20_000;
-/// Members the probe searches each way.
-const BLOCKED_PROBE_QUERIES: usize = 128;
-/// Runs of nearby members the probe's members come in, one in each part of
-/// the locality order.
+/// Runs of [`QUERY_BLOCK`] nearby members the probe searches each way, one
+/// in each part of the locality order (whole batches: shorter runs made
+/// the blocks look slower than they are, as their products and pruning are
+/// shared by a batch).
 const BLOCKED_PROBE_RUNS: usize = 4;
 
 /// The blocked search ([`crate::index::blocked`]) of every member's
 /// neighbours, when it is faster than one k-d tree search per member: both
-/// are timed, on one thread, on the same [`BLOCKED_PROBE_QUERIES`] members
-/// (in [`BLOCKED_PROBE_RUNS`] runs of nearby members spread over the
-/// locality order), the members laid out once. Both give the same lists, bit for
+/// are timed, on one thread, on the same members ([`BLOCKED_PROBE_RUNS`]
+/// runs of [`QUERY_BLOCK`] nearby members spread over the locality order),
+/// the members laid out once; the blocks serve if they take at most
+/// [`crate::model::assess::BLOCKED_MARGIN`] of the tree's time. Both give the same lists, bit for
 /// bit, so the choice changes the time only. In few dimensions the tree
 /// prunes almost everything and wins; from about 16 the blocks do
 /// (docs/performance.md).
@@ -1435,10 +1436,7 @@ fn blocked_search_if_faster(
     // Runs of nearby members in each part of the order (the blocks' cost
     // depends on where they search: dense regions prune less).
     let runs: Vec<(usize, usize)> = (0..BLOCKED_PROBE_RUNS)
-        .map(|r| {
-            let len = BLOCKED_PROBE_QUERIES / BLOCKED_PROBE_RUNS;
-            ((2 * r + 1) * n / (2 * BLOCKED_PROBE_RUNS), len)
-        })
+        .map(|r| ((2 * r + 1) * n / (2 * BLOCKED_PROBE_RUNS), QUERY_BLOCK))
         .collect();
     let t = std::time::Instant::now();
     for &(start, len) in &runs {
