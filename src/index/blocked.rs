@@ -540,6 +540,18 @@ mod tests {
     use crate::index::ExactIndex;
     use proptest::prelude::*;
 
+    /// A seeded coordinate of spread `scale`: an integer on the grid (ties
+    /// and duplicates), otherwise offset from the origin (large norms, so
+    /// the filter's rounding margin matters).
+    fn coordinate(rng: &mut crate::rng::SplitMix64, scale: f64, grid: bool) -> f32 {
+        let v = scale * rng.normal();
+        if grid {
+            v.round() as f32
+        } else {
+            (v + 40.0) as f32
+        }
+    }
+
     /// Seeded points (integer-valued on a grid: ties and duplicates) and an
     /// order: shuffled, or sorted by the first coordinate (so point blocks
     /// have narrow boxes and get skipped).
@@ -552,14 +564,7 @@ mod tests {
     ) -> (Vec<f32>, Vec<(u32, u32)>) {
         let mut rng = crate::rng::SplitMix64::new(seed);
         let points: Vec<f32> = (0..n * dim)
-            .map(|_| {
-                let v = 3.0 * rng.normal();
-                if grid {
-                    v.round() as f32
-                } else {
-                    (v + 40.0) as f32
-                }
-            })
+            .map(|_| coordinate(&mut rng, 3.0, grid))
             .collect();
         let mut ids: Vec<u32> = (0..n as u32).collect();
         rng.shuffle(&mut ids);
@@ -631,12 +636,7 @@ mod tests {
             let (points, ordered) = cohort(n, dim, grid, sorted, seed);
             let blocked = BlockedSearch::with_point_block(&points, dim, &ordered, pb).unwrap();
             let mut rng = crate::rng::SplitMix64::new(seed ^ 0x5eed);
-            let mut queries: Vec<f32> = (0..m * dim)
-                .map(|_| {
-                    let v = spread * rng.normal();
-                    if grid { v.round() as f32 } else { (v + 40.0) as f32 }
-                })
-                .collect();
+            let mut queries: Vec<f32> = (0..m * dim).map(|_| coordinate(&mut rng, spread, grid)).collect();
             let mut anchors: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
             // Every third query is a member searched among the others.
             let skips: Vec<Option<u32>> = (0..m)
