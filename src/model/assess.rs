@@ -180,32 +180,29 @@ impl Model {
     /// [`BLOCKED_MARGIN`] of its time. Both give the same results bit for bit
     /// ([`crate::index::blocked`]), so the choice changes the time only.
     fn blocked_for(&self, batch: &[(u32, usize, Projected)]) -> Option<&BlockedSearch> {
-        let searched = || {
-            batch
-                .iter()
-                .filter(|(_, _, x)| x.n_obs > 0 && x.q.iter().all(|v| v.is_finite()))
-        };
         if let Some(chosen) = self.blocked.get() {
             return chosen.as_ref();
         }
-        if self.exact.len() < BLOCKED_PROBE_MIN
-            || !self.exact.has_tree()
-            || searched().count() < BLOCKED_BATCH_MIN
-        {
+        if self.exact.len() < BLOCKED_PROBE_MIN || !self.exact.has_tree() {
+            return None;
+        }
+        // The patients with a search (their key and projection).
+        let searched: Vec<(u32, &Projected)> = batch
+            .iter()
+            .filter(|(_, _, x)| x.n_obs > 0 && x.q.iter().all(|v| v.is_finite()))
+            .map(|(key, _, x)| (*key, x))
+            .collect();
+        let n = searched.len();
+        if n < BLOCKED_BATCH_MIN {
             return None;
         }
         self.blocked
             .get_or_init(|| {
                 let k = self.data.params.k;
                 let radius = self.data.support_radius as f32;
-                let n = searched().count();
-                let probe: Vec<&Projected> = searched()
-                    .skip((n - QUERY_BLOCK.min(n)) / 2)
-                    .take(QUERY_BLOCK)
-                    .map(|(_, _, x)| x)
-                    .collect();
+                let probe = &searched[(n - QUERY_BLOCK.min(n)) / 2..][..QUERY_BLOCK.min(n)];
                 let t = std::time::Instant::now();
-                for x in &probe {
+                for (_, x) in probe {
                     std::hint::black_box(self.exact.search(&x.q, k, None, Some(radius)));
                 }
                 let tree = t.elapsed();
@@ -216,17 +213,17 @@ impl Model {
                 let (points, dim) = (self.exact.points(), self.exact.dim());
                 let ordered = crate::model::fit::locality_order(&self.exact);
                 let blocked = BlockedSearch::new(points, dim, &ordered)?;
-                let queries: Vec<f32> = probe.iter().flat_map(|x| x.q.iter().copied()).collect();
-                let anchors: Vec<usize> = probe
+                let queries: Vec<f32> = probe
                     .iter()
-                    .map(|x| blocked.anchor(self.exact.locality_key(&x.q)))
+                    .flat_map(|(_, x)| x.q.iter().copied())
                     .collect();
+                let anchors: Vec<usize> =
+                    probe.iter().map(|&(key, _)| blocked.anchor(key)).collect();
                 let radii = vec![radius; probe.len()];
                 // Half at a time, given up as soon as the blocks have
                 // taken longer than [`BLOCKED_MARGIN`] of the tree's time
                 // for all (where the tree wins, the probe costs about the
                 // tree's time).
-                let dim = self.exact.dim();
                 let t = std::time::Instant::now();
                 for part in (0..probe.len()).step_by(PROBE_PART) {
                     let end = (part + PROBE_PART).min(probe.len());
@@ -892,10 +889,7 @@ mod tests {
             }
             let by_tree = model.assess(&patients).expect("assess");
             assert!(model.blocked.get().is_none(), "too few members to weigh");
-            let mut ordered: Vec<(u32, u32)> = (0..model.exact.len() as u32)
-                .map(|i| (model.exact.locality_key(model.exact.point(i as usize)), i))
-                .collect();
-            ordered.sort_unstable();
+            let ordered = crate::model::fit::locality_order(&model.exact);
             let blocked = crate::index::blocked::BlockedSearch::new(
                 model.exact.points(),
                 model.exact.dim(),
