@@ -45,6 +45,7 @@
 
 pub mod atomic;
 pub mod calibrate;
+pub mod cpu;
 pub mod error;
 pub mod index;
 pub mod marginal;

@@ -93,6 +93,7 @@ pub enum SupportKind {
 impl FeatureSupport {
     /// Summarises the observed values of one feature (`NaN` = missing, ignored).
     pub fn from_values(values: impl IntoIterator<Item = f64>) -> FeatureSupport {
+        crate::cpu::clear_upper_vector_state();
         let mut v: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
         v.sort_by(f64::total_cmp);
         let n = v.len();
@@ -434,25 +435,60 @@ pub struct ValueScore {
 /// `max_j s_j + TIE_WEIGHT · mean_j s_j` over the surprisals that are not
 /// `NaN` (0 when none is), and the first feature of largest surprisal.
 fn aggregate(surprisals: impl Iterator<Item = f64>) -> (f64, Option<usize>) {
-    let mut best = f64::NEG_INFINITY;
-    let mut best_j = None;
-    let mut sum = 0.0;
-    let mut n = 0usize;
+    let mut running = Running::default();
     for (j, surprisal) in surprisals.enumerate() {
-        if surprisal.is_nan() {
-            continue;
-        }
-        sum += surprisal;
-        n += 1;
-        if surprisal > best {
-            best = surprisal;
-            best_j = Some(j);
+        running.add(j, surprisal);
+    }
+    running.finish()
+}
+
+/// Rows scored together by [`Marginals::score_rows`] (their values copied
+/// feature by feature: 64 × 2,500 features is 1.3 MB).
+pub const SCORE_BATCH_ROWS: usize = 64;
+
+/// [`aggregate`] kept running, a feature at a time (in feature order).
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    best: f64,
+    best_j: Option<usize>,
+    sum: f64,
+    n: usize,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running {
+            best: f64::NEG_INFINITY,
+            best_j: None,
+            sum: 0.0,
+            n: 0,
         }
     }
-    if n == 0 {
-        (0.0, None)
-    } else {
-        (best + TIE_WEIGHT * sum / n as f64, best_j)
+}
+
+impl Running {
+    #[inline]
+    fn add(&mut self, j: usize, surprisal: f64) {
+        if surprisal.is_nan() {
+            return;
+        }
+        self.sum += surprisal;
+        self.n += 1;
+        if surprisal > self.best {
+            self.best = surprisal;
+            self.best_j = Some(j);
+        }
+    }
+
+    fn finish(self) -> (f64, Option<usize>) {
+        if self.n == 0 {
+            (0.0, None)
+        } else {
+            (
+                self.best + TIE_WEIGHT * self.sum / self.n as f64,
+                self.best_j,
+            )
+        }
     }
 }
 
@@ -499,6 +535,7 @@ impl Marginals {
     /// If `row.len()` differs from the number of features.
     pub fn score(&self, row: &[f64], own: bool) -> ValueScore {
         assert_eq!(row.len(), self.support.len(), "row length");
+        crate::cpu::clear_upper_vector_state();
         self.value_score(
             row,
             own,
@@ -519,6 +556,17 @@ impl Marginals {
         surprisals: impl Iterator<Item = f64>,
     ) -> ValueScore {
         let (score, best_j) = aggregate(surprisals);
+        self.value_score_of(row, own, score, best_j)
+    }
+
+    /// The [`ValueScore`] of `row` given its aggregate and rarest feature.
+    fn value_score_of(
+        &self,
+        row: &[f64],
+        own: bool,
+        score: f64,
+        best_j: Option<usize>,
+    ) -> ValueScore {
         let p_value = best_j.map_or(f64::NAN, |j| {
             self.support[j].p_value(row[j], own.then_some(row[j]))
         });
@@ -530,10 +578,13 @@ impl Marginals {
     }
 
     /// [`Marginals::score`] of many rows, feature by feature: one feature's
-    /// support stays in cache while every row is scored against it (a wide
-    /// reference's supports outgrow the cache; row by row, each feature's
-    /// binary search missed it). The same scores, bit for bit: each row's
-    /// surprisals are aggregated in feature order.
+    /// support stays in cache while every row of a batch of
+    /// [`SCORE_BATCH_ROWS`] is scored against it (a wide reference's supports
+    /// outgrow the cache; row by row, each feature's binary search missed
+    /// it). The batch's values are first copied feature by feature (rows are
+    /// scattered in memory: read across, every value was a cache miss), and
+    /// each row's aggregate is kept running in feature order, so the scores
+    /// are [`Marginals::score`]'s, bit for bit.
     ///
     /// # Panics
     /// If a row's length differs from the number of features.
@@ -542,20 +593,29 @@ impl Marginals {
         for row in rows {
             assert_eq!(row.len(), p, "row length");
         }
-        // Row-major surprisals, filled a feature (column) at a time.
-        let mut surprisals = vec![f64::NAN; rows.len() * p];
-        for (j, s) in self.support.iter().enumerate() {
-            for (i, row) in rows.iter().enumerate() {
-                let x = row[j];
-                surprisals[i * p + j] = s.surprisal(x, own.then_some(x));
+        crate::cpu::clear_upper_vector_state();
+        let mut out = Vec::with_capacity(rows.len());
+        let mut columns = vec![0.0f64; SCORE_BATCH_ROWS.min(rows.len()) * p];
+        for batch in rows.chunks(SCORE_BATCH_ROWS) {
+            let m = batch.len();
+            let columns = &mut columns[..m * p];
+            for (i, row) in batch.iter().enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    columns[j * m + i] = x;
+                }
             }
+            let mut running = vec![Running::default(); m];
+            for (s, (j, xs)) in self.support.iter().zip(columns.chunks_exact(m).enumerate()) {
+                for (r, &x) in running.iter_mut().zip(xs) {
+                    r.add(j, s.surprisal(x, own.then_some(x)));
+                }
+            }
+            out.extend(batch.iter().zip(running).map(|(row, r)| {
+                let (score, best_j) = r.finish();
+                self.value_score_of(row, own, score, best_j)
+            }));
         }
-        rows.iter()
-            .enumerate()
-            .map(|(i, row)| {
-                self.value_score(row, own, surprisals[i * p..(i + 1) * p].iter().copied())
-            })
-            .collect()
+        out
     }
 
     /// Every feature's surprisal of a row that is not a reference member
@@ -567,6 +627,7 @@ impl Marginals {
     /// If `row.len()` differs from the number of features.
     pub fn surprisals(&self, row: &[f64]) -> Vec<f64> {
         assert_eq!(row.len(), self.support.len(), "row length");
+        crate::cpu::clear_upper_vector_state();
         self.support
             .iter()
             .zip(row)

@@ -1096,6 +1096,7 @@ impl Projector {
         y: &mut [f64],
         solver: &mut MaskedSolver,
     ) -> (f64, usize) {
+        crate::cpu::clear_upper_vector_state();
         let p = self.n_features();
         let c = self.n_components;
         self.standardiser.transform(row, z);

@@ -475,6 +475,7 @@ impl BlockedSearch {
                 1.0f32,
                 Par::Seq,
             );
+            crate::cpu::clear_upper_vector_state();
             let np = &self.norm_sq32[p0..p0 + pl];
             let m = self.max_norm[b];
             for (ai, &qi) in active.iter().enumerate() {

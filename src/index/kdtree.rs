@@ -465,6 +465,7 @@ impl KdTree {
         if self.nodes.is_empty() {
             return 0;
         }
+        crate::cpu::clear_upper_vector_state();
         let cap = if r_sq.is_nan() || r_sq < 0.0 { 0 } else { cap };
         let mut counter = Counter {
             r_sq,

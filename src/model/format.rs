@@ -118,6 +118,7 @@ fn encode_parts(
     data: &ModelData,
     sections: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), String>,
 ) -> Result<Vec<u8>> {
+    crate::cpu::clear_upper_vector_state();
     let fail = |m: String| Error::format("<memory>", format!("cannot encode the model: {m}"));
     let model_len = codec(u64::MAX)
         .serialized_size(data)
@@ -185,6 +186,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<ModelData> {
 /// newer format version, truncated, trailing bytes, checksum mismatch, an
 /// inconsistent payload, or a corrupt graph section.
 pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
+    crate::cpu::clear_upper_vector_state();
     if bytes.is_empty() {
         return Err(Error::format(path, "empty file: not a nof1 model"));
     }

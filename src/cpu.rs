@@ -1,0 +1,45 @@
+//! Processor state that nof1's arithmetic depends on for its speed.
+//!
+//! faer's matrix kernels use 256- and 512-bit vector instructions and return
+//! with the upper halves of the vector registers still in use. On x86-64
+//! processors, every legacy SSE instruction that follows (nof1's own scalar
+//! `f64`/`f32` code is compiled for baseline x86-64, which is SSE) then pays
+//! a merge with those upper halves until a `vzeroupper` runs. Measured on the
+//! value channel of a 2,500-feature fold: 58 ns per surprisal after a
+//! `vzeroupper`, 254 ns after a faer product without one
+//! (docs/performance.md, "Session 10").
+//!
+//! [`clear_upper_vector_state`] is called where nof1's hot scalar loops
+//! start: each search, each batch of value-channel scores, after each
+//! blocked distance product. It changes no result, only the speed.
+
+/// Clears the upper halves of the vector registers (`vzeroupper`) on x86-64
+/// processors with AVX; does nothing elsewhere. A few cycles.
+#[inline]
+pub fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(avx) = pulp::core_arch::x86::Avx::try_new() {
+        avx._mm256_zeroupper();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clearing_changes_no_arithmetic() {
+        let a = faer::Mat::<f64>::from_fn(64, 64, |i, j| (i as f64 + 1.0) / (j as f64 + 2.0));
+        let mut c = faer::Mat::<f64>::zeros(64, 64);
+        faer::linalg::matmul::matmul(
+            c.as_mut(),
+            faer::Accum::Replace,
+            a.as_ref(),
+            a.as_ref(),
+            1.0,
+            faer::Par::Seq,
+        );
+        let before: f64 = (0..64).map(|i| c[(i, i)].ln()).sum();
+        super::clear_upper_vector_state();
+        let after: f64 = (0..64).map(|i| c[(i, i)].ln()).sum();
+        assert_eq!(before.to_bits(), after.to_bits());
+    }
+}
