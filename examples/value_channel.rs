@@ -11,7 +11,11 @@
 //! of its members against their own support (`own = true`, as tuning does)
 //! and `ROWS` new rows (`own = false`, as held-out members and patients),
 //! and prints the time per surprisal and a checksum of the scores (so two
-//! builds can be compared for identical output).
+//! builds can be compared for identical output). Then it multiplies two
+//! 1,500 × 1,500 matrices with faer, as fit does before it scores, and times
+//! the new rows again: faer's vector kernels leave the processor's upper
+//! vector state dirty, which made nof1's scalar code about 4× slower until
+//! `nof1::cpu` cleared it (docs/performance.md, "Session 10").
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a probe: panics on bad input
 
 use std::time::Instant;
@@ -54,6 +58,21 @@ fn main() {
     };
     println!("fit on {n} rows × {p} features: {fit_s:.3} s");
     report("own = true ", &own_rows, true);
+    report("own = false", &new_rows, false);
+    let a = faer::Mat::<f64>::from_fn(1500, 1500, |i, j| ((i * 7 + j * 3) % 11) as f64);
+    let mut product = faer::Mat::<f64>::zeros(1500, 1500);
+    faer::linalg::matmul::matmul(
+        product.as_mut(),
+        faer::Accum::Replace,
+        a.as_ref(),
+        a.as_ref(),
+        1.0,
+        faer::Par::Seq,
+    );
+    println!(
+        "after a faer product (trace {}):",
+        product.diagonal().column_vector().sum()
+    );
     report("own = false", &new_rows, false);
     println!("checksum {checksum:.15e}");
 }

@@ -1,5 +1,7 @@
 //! Exact nearest-neighbour search: a k-d tree in low dimension, a full scan otherwise.
 
+use std::sync::Arc;
+
 use super::kdtree::{KdTree, TreeLayout};
 use super::{Neighbour, TopK};
 
@@ -16,7 +18,9 @@ pub const KD_TREE_MIN_POINTS: usize = 512;
 /// distances and break ties by the lower index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExactIndex {
-    points: Vec<f32>,
+    /// Shared with the model's embeddings when they are the search
+    /// coordinates (one copy in memory).
+    points: Arc<Vec<f32>>,
     dim: usize,
     tree: Option<KdTree>,
 }
@@ -32,11 +36,13 @@ pub struct ExactResult {
 }
 
 impl ExactIndex {
-    /// Indexes row-major points of dimension `dim`.
+    /// Indexes row-major points of dimension `dim` (a `Vec<f32>`, or an
+    /// `Arc<Vec<f32>>` shared with their owner).
     ///
     /// # Panics
     /// If `points.len()` is not a multiple of `dim` (a caller bug).
-    pub fn new(points: Vec<f32>, dim: usize) -> Self {
+    pub fn new(points: impl Into<Arc<Vec<f32>>>, dim: usize) -> Self {
+        let points = points.into();
         assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
         let n = points.len() / dim;
         let tree = Self::uses_tree(n, dim).then(|| KdTree::build(&points, dim));
@@ -54,10 +60,11 @@ impl ExactIndex {
     /// # Panics
     /// As [`ExactIndex::new`].
     pub fn with_layout(
-        points: Vec<f32>,
+        points: impl Into<Arc<Vec<f32>>>,
         dim: usize,
         layout: Option<TreeLayout>,
     ) -> Result<Self, String> {
+        let points = points.into();
         let Some(layout) = layout else {
             return Ok(Self::new(points, dim));
         };
@@ -96,7 +103,8 @@ impl ExactIndex {
     ///
     /// # Panics
     /// As [`ExactIndex::new`].
-    pub fn new_scan(points: Vec<f32>, dim: usize) -> Self {
+    pub fn new_scan(points: impl Into<Arc<Vec<f32>>>, dim: usize) -> Self {
+        let points = points.into();
         assert!(dim > 0 && points.len().is_multiple_of(dim), "points shape");
         ExactIndex {
             points,

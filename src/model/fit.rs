@@ -70,12 +70,16 @@ impl Params {
                 progress,
             )?;
         let projection = input.expand(projection);
-        let embeddings = embed_rows(&projection.projector, &input.values, &plan.train);
+        let embeddings = std::sync::Arc::new(embed_rows(
+            &projection.projector,
+            &input.values,
+            &plan.train,
+        ));
         let (c, knn_c) = (
             projection.choice.n_components,
             projection.choice.knn_components,
         );
-        let exact = ExactIndex::new(leading(&embeddings, c, knn_c), knn_c);
+        let exact = ExactIndex::new(super::shared_leading(&embeddings, c, knn_c), knn_c);
         // Members in locality order, and their blocked search when it is
         // faster than the tree (for the calibration and the densities).
         let ordered = locality_order(&exact);

@@ -83,7 +83,9 @@ pub struct ReferenceSet {
     /// Group of each member as an index into `group_names`.
     pub groups: Option<Vec<u32>>,
     /// Embeddings, row-major `n × c` (all projection components), `f32`.
-    pub embeddings: Vec<f32>,
+    /// Shared with the exact index when it searches all `c` components
+    /// (one copy in memory; stored as a plain sequence).
+    pub embeddings: std::sync::Arc<Vec<f32>>,
     /// Reference rows whose k-distance and density are kept (sorted): every
     /// member in models fitted by this version; models of earlier versions
     /// may hold a seeded sample of large references, searched separately.
@@ -249,11 +251,25 @@ pub(crate) fn leading(points: &[f32], c: usize, dims: usize) -> Vec<f32> {
 }
 
 /// The search coordinates of a model (the leading `knn_components` of the
-/// embeddings) and their number.
-pub(crate) fn search_points(data: &ModelData) -> (Vec<f32>, usize) {
+/// embeddings: the embeddings themselves, shared, when they are all of
+/// them) and their number.
+pub(crate) fn search_points(data: &ModelData) -> (std::sync::Arc<Vec<f32>>, usize) {
     let c = data.projector.n_components.max(1);
     let dims = data.components.knn_components.clamp(1, c);
-    (leading(&data.reference.embeddings, c, dims), dims)
+    (shared_leading(&data.reference.embeddings, c, dims), dims)
+}
+
+/// [`leading`] without a copy when `dims == c`.
+pub(crate) fn shared_leading(
+    points: &std::sync::Arc<Vec<f32>>,
+    c: usize,
+    dims: usize,
+) -> std::sync::Arc<Vec<f32>> {
+    if dims == c {
+        std::sync::Arc::clone(points)
+    } else {
+        std::sync::Arc::new(leading(points, c, dims))
+    }
 }
 
 impl Model {
