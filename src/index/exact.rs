@@ -138,6 +138,13 @@ impl ExactIndex {
         &self.points
     }
 
+    /// The points' shared allocation (the model's embeddings when they are
+    /// the search coordinates).
+    #[cfg(test)]
+    pub(crate) fn shared_points(&self) -> &Arc<Vec<f32>> {
+        &self.points
+    }
+
     /// A key that sorts queries by where they fall among the points (0 when
     /// the index scans): assessing queries in key order is faster, results
     /// are the same in any order.

@@ -725,6 +725,15 @@ mod tests {
         let bare = encode(model.data()).expect("encode");
         let built = Model::from_bytes(&bare, Path::new(PATH)).expect("load");
         assert_eq!(built.exact, model.exact);
+        // The index searches the embeddings themselves (one copy in memory),
+        // fitted and loaded alike.
+        for m in [model, &loaded, &built] {
+            assert_eq!(m.knn_components(), m.n_components());
+            assert!(std::sync::Arc::ptr_eq(
+                m.exact.shared_points(),
+                &m.data().reference.embeddings
+            ));
+        }
     }
 
     /// A search-tree section edited behind a recomputed checksum is a typed
