@@ -581,8 +581,9 @@ impl Marginals {
     /// support stays in cache while every row of a batch of
     /// [`SCORE_BATCH_ROWS`] is scored against it (a wide reference's supports
     /// outgrow the cache; row by row, each feature's binary search missed
-    /// it). The batch's values are first copied feature by feature (rows are
-    /// scattered in memory: read across, every value was a cache miss), and
+    /// it). The batch's values are first copied feature by feature (the rows
+    /// are scattered in memory; read a feature at a time, each value touched
+    /// its own cache line), and
     /// each row's aggregate is kept running in feature order, so the scores
     /// are [`Marginals::score`]'s, bit for bit.
     ///
