@@ -243,10 +243,36 @@ impl ChannelState {
         block_eigenvalues: &[f64],
         block_components: usize,
     ) -> Self {
+        Self::fit_with_value(
+            spec,
+            values,
+            p,
+            train,
+            projector,
+            block_eigenvalues,
+            block_components,
+            None,
+        )
+    }
+
+    /// [`ChannelState::fit`] with the value channel's supports on `train`
+    /// already fitted (`value`, from [`Marginals::fit_many`]; fitted here
+    /// when `None`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_with_value(
+        spec: &ChannelSpec,
+        values: &[f64],
+        p: usize,
+        train: &[usize],
+        projector: &Projector,
+        block_eigenvalues: &[f64],
+        block_components: usize,
+        value: Option<Marginals>,
+    ) -> Self {
         let mut channels = vec![Channel::Knn, Channel::Residual];
         let mut extra = ChannelExtra::default();
         if spec.value {
-            extra.value = Some(Marginals::fit(values, p, train));
+            extra.value = Some(value.unwrap_or_else(|| Marginals::fit(values, p, train)));
             channels.push(Channel::Value);
         }
         if let Some(b) = &spec.blocks {

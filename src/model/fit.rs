@@ -876,6 +876,20 @@ impl CalibrationParams {
                 let mut folds = Vec::with_capacity(kf);
                 let mut members = Vec::with_capacity(m);
                 progress.start("cross-conformal folds", kf as u64);
+                // The folds' value-channel supports, each column sorted once
+                // for all folds (the same supports as fold by fold).
+                let fold_values: Vec<std::sync::Mutex<Option<crate::marginal::Marginals>>> =
+                    if self.channels.value {
+                        let trains: Vec<Vec<usize>> = (0..kf)
+                            .map(|f| (0..input.n).filter(|&r| fold_of[r] != f).collect())
+                            .collect();
+                        crate::marginal::Marginals::fit_many(values, p, &trains)
+                            .into_iter()
+                            .map(|m| std::sync::Mutex::new(Some(m)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                 // Wide references: fold covariances downdated from the whole
                 // one, component counts kept (see fit_fold_keeping_components).
                 let fold_pca = project::FoldPca::new(
@@ -913,7 +927,10 @@ impl CalibrationParams {
                     let (c, dims) = (proj.choice.n_components, proj.choice.knn_components);
                     let points = leading(&embed_rows(&proj.projector, values, &train), c, dims);
                     let index = ExactIndex::new(points.clone(), dims);
-                    let state = ChannelState::fit(
+                    let value = fold_values
+                        .get(f)
+                        .and_then(|m| m.lock().ok().and_then(|mut m| m.take()));
+                    let state = ChannelState::fit_with_value(
                         &self.channels,
                         values,
                         p,
@@ -921,6 +938,7 @@ impl CalibrationParams {
                         &proj.projector,
                         &proj.block_eigenvalues,
                         block_components(&proj.choice),
+                        value,
                     );
                     let mut fold = FoldModel {
                         projector: proj.projector,
