@@ -517,11 +517,12 @@ impl Marginals {
         Marginals { support }
     }
 
-    /// [`Marginals::fit`] of each of `row_sets` (rows of `values`), the same supports bit for bit, faster for many sets of
-    /// the same rows (the training parts of a cross-fit): each column is
-    /// sorted once over every row any set holds, and each set's values are
-    /// read off that order already sorted (a support depends only on the
-    /// values, and `f64::total_cmp` orders equal values identically).
+    /// [`Marginals::fit`] of each of `row_sets` (rows of `values`): the same
+    /// supports bit for bit, faster for many sets of the same rows (the
+    /// training parts of a cross-fit). Each column is sorted once over every
+    /// row any set holds, and each set's values are read off that order
+    /// already sorted (a support depends only on the values, and
+    /// `f64::total_cmp` orders equal values identically).
     pub fn fit_many(values: &[f64], p: usize, row_sets: &[Vec<usize>]) -> Vec<Marginals> {
         let n_rows = row_sets
             .iter()
@@ -644,9 +645,8 @@ impl Marginals {
     /// outgrow the cache; row by row, each feature's binary search missed
     /// it). The batch's values are first copied feature by feature (the rows
     /// are scattered in memory; read a feature at a time, each value touched
-    /// its own cache line), and
-    /// each row's aggregate is kept running in feature order, so the scores
-    /// are [`Marginals::score`]'s, bit for bit.
+    /// its own cache line), and each row's aggregate is kept running in
+    /// feature order, so the scores are [`Marginals::score`]'s, bit for bit.
     ///
     /// # Panics
     /// If a row's length differs from the number of features.

@@ -234,32 +234,10 @@ impl ChannelState {
     /// (`block_eigenvalues`: each block's first eigenvalue on `train`, kept
     /// for `inspect`; `block_components`: the leading components block
     /// coordinates use). Nothing is learnt from rows outside `train`.
-    pub fn fit(
-        spec: &ChannelSpec,
-        values: &[f64],
-        p: usize,
-        train: &[usize],
-        projector: &Projector,
-        block_eigenvalues: &[f64],
-        block_components: usize,
-    ) -> Self {
-        Self::fit_with_value(
-            spec,
-            values,
-            p,
-            train,
-            projector,
-            block_eigenvalues,
-            block_components,
-            None,
-        )
-    }
-
-    /// [`ChannelState::fit`] with the value channel's supports on `train`
-    /// already fitted (`value`, from [`Marginals::fit_many`]; fitted here
-    /// when `None`).
+    /// `value`: the value channel's supports on `train` when already fitted
+    /// ([`Marginals::fit_many`]); fitted here when `None`.
     #[allow(clippy::too_many_arguments)]
-    pub fn fit_with_value(
+    pub fn fit(
         spec: &ChannelSpec,
         values: &[f64],
         p: usize,

@@ -817,6 +817,7 @@ impl CalibrationParams {
                     &projection.projector,
                     &projection.block_eigenvalues,
                     block_components(&projection.choice),
+                    None,
                 );
                 let mut fold = FoldModel {
                     projector: projection.projector.clone(),
@@ -876,13 +877,14 @@ impl CalibrationParams {
                 let mut folds = Vec::with_capacity(kf);
                 let mut members = Vec::with_capacity(m);
                 progress.start("cross-conformal folds", kf as u64);
-                // The folds' value-channel supports, each column sorted once
-                // for all folds (the same supports as fold by fold).
+                // Each fold's training rows, and their value-channel supports
+                // with each column sorted once for all folds (the same
+                // supports as fold by fold).
+                let trains: Vec<Vec<usize>> = (0..kf)
+                    .map(|f| (0..input.n).filter(|&r| fold_of[r] != f).collect())
+                    .collect();
                 let fold_values: Vec<std::sync::Mutex<Option<crate::marginal::Marginals>>> =
                     if self.channels.value {
-                        let trains: Vec<Vec<usize>> = (0..kf)
-                            .map(|f| (0..input.n).filter(|&r| fold_of[r] != f).collect())
-                            .collect();
                         crate::marginal::Marginals::fit_many(values, p, &trains)
                             .into_iter()
                             .map(|m| std::sync::Mutex::new(Some(m)))
@@ -900,16 +902,19 @@ impl CalibrationParams {
                 );
                 // One fold model fitted, and its held-out members scored.
                 let fit_fold = |f: usize| -> Result<(FoldModel, Vec<CalibrationMember>)> {
-                    let out = |r: usize| fold_of[r] == f;
-                    let train: Vec<usize> = (0..input.n).filter(|&r| !out(r)).collect();
-                    let train_by_id: Vec<usize> =
-                        plan.by_id.iter().copied().filter(|&r| !out(r)).collect();
+                    let train = &trains[f];
+                    let train_by_id: Vec<usize> = plan
+                        .by_id
+                        .iter()
+                        .copied()
+                        .filter(|&r| fold_of[r] != f)
+                        .collect();
                     progress.advance(0);
                     let proj = if fold_pca.is_downdated() {
                         self.projection.fit_fold_keeping_components(
                             &input.projected,
                             input.active.len(),
-                            &train,
+                            train,
                             &projection.choice,
                             &fold_pca,
                         )?
@@ -917,7 +922,7 @@ impl CalibrationParams {
                         self.projection.fit(
                             &input.projected,
                             input.active.len(),
-                            &train,
+                            train,
                             &train_by_id,
                             &NoProgress,
                         )?
@@ -925,16 +930,16 @@ impl CalibrationParams {
                     let proj = input.expand(proj);
                     progress.advance(0);
                     let (c, dims) = (proj.choice.n_components, proj.choice.knn_components);
-                    let points = leading(&embed_rows(&proj.projector, values, &train), c, dims);
+                    let points = leading(&embed_rows(&proj.projector, values, train), c, dims);
                     let index = ExactIndex::new(points.clone(), dims);
                     let value = fold_values
                         .get(f)
                         .and_then(|m| m.lock().ok().and_then(|mut m| m.take()));
-                    let state = ChannelState::fit_with_value(
+                    let state = ChannelState::fit(
                         &self.channels,
                         values,
                         p,
-                        &train,
+                        train,
                         &proj.projector,
                         &proj.block_eigenvalues,
                         block_components(&proj.choice),
@@ -954,7 +959,7 @@ impl CalibrationParams {
                             .collect()
                     };
                     fold.scorer =
-                        self.fit_scorer(input, &train, &train_by_id, &fold, &index, None, progress);
+                        self.fit_scorer(input, train, &train_by_id, &fold, &index, None, progress);
                     let sc = self.scorer(&fold, &index);
                     let mine: Vec<CalibrationMember> = rows_of(f)
                         .par_chunks(PROGRESS_EVERY)
