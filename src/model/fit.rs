@@ -350,6 +350,16 @@ impl<'a> Input<'a> {
         projection
     }
 
+    /// The loadings of `projector` (fitted on every model feature) on the
+    /// active features, row-major.
+    fn active_loadings(&self, projector: &Projector) -> Vec<f64> {
+        let c = projector.n_components;
+        self.active
+            .iter()
+            .flat_map(|&j| projector.loadings[j * c..(j + 1) * c].iter().copied())
+            .collect()
+    }
+
     /// The optional channels the model fits.
     fn channel_spec(&self, params: &Params) -> ChannelSpec {
         ChannelSpec {
@@ -899,6 +909,10 @@ impl CalibrationParams {
                     input.active.len(),
                     input.n,
                     self.projection.seed,
+                )
+                .starting_from(
+                    input.active_loadings(&projection.projector),
+                    projection.projector.n_components,
                 );
                 // One fold model fitted, and its held-out members scored.
                 let fit_fold = |f: usize| -> Result<(FoldModel, Vec<CalibrationMember>)> {
@@ -1338,7 +1352,7 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
             let mut z = vec![0.0; p];
             let mut y = vec![0.0; c];
             for (d, &r) in dst.chunks_exact_mut(c).zip(chunk) {
-                projector.project(&values[r * p..(r + 1) * p], &mut z, &mut y);
+                projector.embed(&values[r * p..(r + 1) * p], &mut z, &mut y);
                 for (o, v) in d.iter_mut().zip(&y) {
                     *o = *v as f32;
                 }
