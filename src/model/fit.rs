@@ -587,15 +587,16 @@ impl ProjectionParams {
         // The reference's spectrum and the parallel-analysis null are
         // independent: computed side by side (a wide reference's
         // eigendecompositions are partly sequential).
-        let (pca, null_eigenvalues) = rayon::join(
+        let (spectrum, null_eigenvalues) = rayon::join(
             || {
-                project::fit_pca(
+                project::Spectrum::fit(
                     values,
                     p,
                     rows,
                     standardiser.mean(),
                     standardiser.scale(),
                     max_c,
+                    self.seed,
                 )
             },
             || {
@@ -615,10 +616,11 @@ impl ProjectionParams {
                 }
             },
         );
-        let (pca, null_eigenvalues) = (pca?, null_eigenvalues?);
+        let (spectrum, null_eigenvalues) = (spectrum?, null_eigenvalues?);
         progress.advance(2);
+        let eigenvalues = spectrum.eigenvalues();
         let n_parallel = if needs_pa {
-            project::n_for_parallel_analysis(&pca.eigenvalues, &null_eigenvalues)
+            project::n_for_parallel_analysis(eigenvalues, &null_eigenvalues)
         } else {
             0
         };
@@ -626,11 +628,11 @@ impl ProjectionParams {
             ComponentRule::Variance(f) => f,
             _ => project::AUTO_VARIANCE,
         };
-        let n_variance = project::n_for_variance(&pca.eigenvalues, variance_fraction);
-        let total: f64 = pca.eigenvalues.iter().sum();
+        let n_variance = project::n_for_variance(eigenvalues, variance_fraction);
+        let total: f64 = eigenvalues.iter().sum();
         let explained_by = |c: usize| {
             if total > 0.0 {
-                pca.eigenvalues[..c.min(p)].iter().sum::<f64>() / total
+                eigenvalues[..c.min(p)].iter().sum::<f64>() / total
             } else {
                 1.0
             }
@@ -638,9 +640,11 @@ impl ProjectionParams {
         // The discarded spectrum is a noise floor if it is as flat as either
         // null: permuted data (equal noise variances) or permuted residuals
         // (each feature's own noise variance).
+        // Loadings as far as the residual null needs them (a wide
+        // reference's are computed here, not with the eigenvalues).
+        let mut pca = spectrum.loadings(if needs_pa { n_parallel.min(max_c) } else { 1 })?;
         let noise_likeness = if needs_pa {
-            let homoscedastic =
-                project::noise_likeness(&pca.eigenvalues, &null_eigenvalues, n_parallel);
+            let homoscedastic = project::noise_likeness(eigenvalues, &null_eigenvalues, n_parallel);
             let sample = project::StandardisedRows {
                 values,
                 p,
@@ -650,7 +654,7 @@ impl ProjectionParams {
             };
             let null = project::residual_null_flatness(sample, &pca, n_parallel, self.seed)?;
             let heteroscedastic = if null > 0.0 && n_parallel < p {
-                project::spectral_flatness(&pca.eigenvalues[n_parallel..]) / null
+                project::spectral_flatness(&eigenvalues[n_parallel..]) / null
             } else {
                 0.0
             };
@@ -674,7 +678,10 @@ impl ProjectionParams {
             ComponentRule::Variance(_) => (n_variance, n_variance),
             ComponentRule::Fixed(c) => (c, c),
         };
-        let c = c.clamp(1, max_c.min(pca.n_loadings.max(1)));
+        let c = c.clamp(1, spectrum.loadings_available(max_c));
+        if c > pca.n_loadings {
+            pca = spectrum.loadings(c)?;
+        }
         let knn_c = knn_c.clamp(1, c);
         let explained = explained_by(c);
         let projector = Projector::new(
@@ -693,7 +700,7 @@ impl ProjectionParams {
                 n_parallel,
                 n_variance,
                 noise_likeness,
-                eigenvalues: pca.eigenvalues,
+                eigenvalues: pca.eigenvalues.clone(),
                 null_eigenvalues,
                 explained,
             },
