@@ -1353,9 +1353,15 @@ pub(crate) fn embed_rows(projector: &Projector, values: &[f64], rows: &[usize]) 
     let p = projector.n_features();
     let c = projector.n_components;
     let mut out = vec![0f32; rows.len() * c];
+    // Wide references: one product per 256 rows (the same up to rounding).
+    let by_product = p >= project::WIDE_MIN_FEATURES;
     out.par_chunks_mut(c * 256)
         .zip(rows.par_chunks(256))
         .for_each(|(dst, chunk)| {
+            if by_product {
+                projector.embed_block(values, chunk, dst);
+                return;
+            }
             let mut z = vec![0.0; p];
             let mut y = vec![0.0; c];
             for (d, &r) in dst.chunks_exact_mut(c).zip(chunk) {
