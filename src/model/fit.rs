@@ -60,15 +60,27 @@ impl Params {
         IndexParams::from(self).check_available()?;
         let input = Input::prepare(self, reference)?;
         let plan = Plan::new(self, &input);
-        let projection = ProjectionParams::from(self)
-            .with_blocks(input.projected_blocks())
-            .fit(
-                &input.projected,
-                input.active.len(),
-                &plan.train,
-                &plan.train_by_id,
-                progress,
-            )?;
+        let calibration_params = CalibrationParams::from(self)
+            .with_channels(input.channel_spec(self), input.projected_blocks());
+        // The folds' preparation needs no projection: made alongside it.
+        let (projection, prep) = rayon::join(
+            || {
+                ProjectionParams::from(self)
+                    .with_blocks(input.projected_blocks())
+                    .fit(
+                        &input.projected,
+                        input.active.len(),
+                        &plan.train,
+                        &plan.train_by_id,
+                        progress,
+                    )
+            },
+            || {
+                (plan.scheme == Scheme::CrossConformal)
+                    .then(|| calibration_params.prepare_folds(&input, &plan))
+            },
+        );
+        let projection = projection?;
         let projection = input.expand(projection);
         let embeddings = std::sync::Arc::new(embed_rows(
             &projection.projector,
@@ -86,18 +98,17 @@ impl Params {
         let blocked = blocked_search_if_faster(&exact, self.k, &ordered);
         let groups = Groups::of(reference);
         let mut warnings = input.warnings.clone();
-        let calibration = CalibrationParams::from(self)
-            .with_channels(input.channel_spec(self), input.projected_blocks())
-            .fit(
-                &input,
-                &plan,
-                &projection,
-                &exact,
-                blocked.as_ref(),
-                &groups,
-                &mut warnings,
-                progress,
-            )?;
+        let calibration = calibration_params.fit(
+            &input,
+            &plan,
+            &projection,
+            &exact,
+            blocked.as_ref(),
+            &groups,
+            prep,
+            &mut warnings,
+            progress,
+        )?;
         let (support_radius, group_support_radius) = support_radii(self, &calibration);
         let mut params = self.clone();
         let built = IndexParams::from(self).build(
@@ -709,6 +720,18 @@ impl ProjectionParams {
     }
 }
 
+/// The cross-conformal folds' preparation ([`CalibrationParams::prepare_folds`]).
+struct FoldPrep<'a> {
+    /// Each reference row's fold (`usize::MAX`: not a calibration member).
+    fold_of: Vec<usize>,
+    /// Each fold's training rows, ascending.
+    trains: Vec<Vec<usize>>,
+    /// Each fold's value-channel supports (empty without the value channel).
+    fold_values: Vec<crate::marginal::Marginals>,
+    /// The fold PCAs.
+    fold_pca: project::FoldPca<'a>,
+}
+
 /// Stage 2 of fit: the calibration (docs/method.md §4–7).
 #[derive(Debug, Clone)]
 pub struct CalibrationParams {
@@ -809,6 +832,48 @@ impl CalibrationParams {
         Scorer::fit(fold.state.channels(), &scores)
     }
 
+    /// What the cross-conformal folds need before the projection is known:
+    /// each member's fold, each fold's training rows, their value-channel
+    /// supports (each column sorted once for all folds: the same supports as
+    /// fold by fold) and, for wide references, the cross-products the fold
+    /// covariances are downdated from. Fit prepares it while the projection
+    /// is fitted.
+    fn prepare_folds<'a>(&self, input: &'a Input<'_>, plan: &Plan) -> FoldPrep<'a> {
+        let kf = plan.folds.max(1);
+        let mut fold_of = vec![usize::MAX; input.n];
+        for (pos, &r) in plan.scored.iter().enumerate() {
+            fold_of[r] = pos % kf;
+        }
+        let trains: Vec<Vec<usize>> = (0..kf)
+            .map(|f| (0..input.n).filter(|&r| fold_of[r] != f).collect())
+            .collect();
+        let (fold_values, fold_pca) = rayon::join(
+            || {
+                if self.channels.value {
+                    crate::marginal::Marginals::fit_many(&input.values, input.p, &trains)
+                } else {
+                    Vec::new()
+                }
+            },
+            // Wide references: fold covariances downdated from the whole
+            // one, component counts kept (see fit_fold_keeping_components).
+            || {
+                project::FoldPca::new(
+                    &input.projected,
+                    input.active.len(),
+                    input.n,
+                    self.projection.seed,
+                )
+            },
+        );
+        FoldPrep {
+            fold_of,
+            trains,
+            fold_values,
+            fold_pca,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn fit(
         &self,
@@ -818,6 +883,7 @@ impl CalibrationParams {
         exact: &ExactIndex,
         blocked: Option<&BlockedSearch>,
         groups: &Groups,
+        prep: Option<FoldPrep<'_>>,
         warnings: &mut Vec<String>,
         progress: &dyn Progress,
     ) -> Result<Calibration> {
@@ -887,37 +953,24 @@ impl CalibrationParams {
             Scheme::CrossConformal => {
                 let kf = plan.folds;
                 let m = plan.scored.len();
-                let mut fold_of = vec![usize::MAX; input.n];
-                for (pos, &r) in plan.scored.iter().enumerate() {
-                    fold_of[r] = pos % kf;
-                }
                 let mut folds = Vec::with_capacity(kf);
                 let mut members = Vec::with_capacity(m);
                 progress.start("cross-conformal folds", kf as u64);
-                // Each fold's training rows, and their value-channel supports
-                // with each column sorted once for all folds (the same
-                // supports as fold by fold).
-                let trains: Vec<Vec<usize>> = (0..kf)
-                    .map(|f| (0..input.n).filter(|&r| fold_of[r] != f).collect())
-                    .collect();
+                let FoldPrep {
+                    fold_of,
+                    trains,
+                    fold_values,
+                    fold_pca,
+                } = match prep {
+                    Some(prep) => prep,
+                    None => self.prepare_folds(input, plan),
+                };
                 let fold_values: Vec<std::sync::Mutex<Option<crate::marginal::Marginals>>> =
-                    if self.channels.value {
-                        crate::marginal::Marginals::fit_many(values, p, &trains)
-                            .into_iter()
-                            .map(|m| std::sync::Mutex::new(Some(m)))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                // Wide references: fold covariances downdated from the whole
-                // one, component counts kept (see fit_fold_keeping_components).
-                let fold_pca = project::FoldPca::new(
-                    &input.projected,
-                    input.active.len(),
-                    input.n,
-                    self.projection.seed,
-                )
-                .starting_from(
+                    fold_values
+                        .into_iter()
+                        .map(|m| std::sync::Mutex::new(Some(m)))
+                        .collect();
+                let fold_pca = fold_pca.starting_from(
                     input.active_loadings(&projection.projector),
                     projection.projector.n_components,
                 );
