@@ -12,6 +12,9 @@
 //! [`clear_upper_vector_state`] is called where nof1's hot scalar loops
 //! start: each search, each batch of value-channel scores, after each
 //! blocked distance product. It changes no result, only the speed.
+//!
+//! [`SequentialFaer`] keeps faer's own decompositions on one thread each
+//! during fit, so that a model does not depend on the thread count.
 
 /// Clears the upper halves of the vector registers (`vzeroupper`) on x86-64
 /// processors with AVX; does nothing elsewhere. A few cycles.
@@ -20,6 +23,46 @@ pub fn clear_upper_vector_state() {
     #[cfg(target_arch = "x86_64")]
     if let Some(avx) = pulp::core_arch::x86::Avx::try_new() {
         avx._mm256_zeroupper();
+    }
+}
+
+/// faer's global parallelism set to sequential while the guard lives (the
+/// previous setting comes back when it drops).
+///
+/// faer's decompositions (eigendecomposition, QR, Cholesky) follow that
+/// global setting, and their parallel versions round differently for
+/// different thread counts: a model fitted with `--threads 1` and one fitted
+/// with `--threads 2` differed in the last bits of their loadings. nof1
+/// parallelises fit itself, across rows, folds and null permutations, so fit
+/// runs faer's own kernels one thread each: the same model for any thread
+/// count (measured on the 3,000 × 2,500 omics cohort: no slower).
+///
+/// The setting is process-wide: a caller running faer beside a fit in
+/// another thread sees it too while the fit runs.
+#[derive(Debug)]
+#[must_use = "the setting lasts as long as the guard"]
+pub struct SequentialFaer {
+    previous: faer::Par,
+}
+
+impl SequentialFaer {
+    /// Sets faer's global parallelism to sequential.
+    pub fn new() -> Self {
+        let previous = faer::get_global_parallelism();
+        faer::set_global_parallelism(faer::Par::Seq);
+        SequentialFaer { previous }
+    }
+}
+
+impl Default for SequentialFaer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for SequentialFaer {
+    fn drop(&mut self) {
+        faer::set_global_parallelism(self.previous);
     }
 }
 

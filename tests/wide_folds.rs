@@ -90,3 +90,28 @@ fn every_fold_model_of_a_wide_reference_keeps_the_model_components() {
         );
     }
 }
+
+/// A model does not depend on the number of threads it was fitted with
+/// (faer's decompositions run one thread each during fit; their parallel
+/// versions round differently for different thread counts).
+#[test]
+fn a_model_is_the_same_for_any_thread_count() {
+    for (n, p) in [(600, 512), (300, 40)] {
+        let values = wide(n, p, 3, 13);
+        let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let names: Vec<String> = (0..p).map(|j| format!("f{j}")).collect();
+        let reference = Table::from_rows(ids, names, values).unwrap();
+        let fit_with = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| Params::default().fit(&reference).unwrap())
+        };
+        let (one, two) = (fit_with(1), fit_with(2));
+        let (a, b) = (one.data(), two.data());
+        assert_eq!(a.projector, b.projector, "{n} x {p}: projection");
+        assert_eq!(a.reference.embeddings, b.reference.embeddings);
+        assert_eq!(a.calibration, b.calibration, "{n} x {p}: calibration");
+    }
+}

@@ -56,6 +56,8 @@ impl Params {
     /// # Errors
     /// As [`Params::fit`].
     pub fn fit_with_progress(&self, reference: &Table, progress: &dyn Progress) -> Result<Model> {
+        // The same model for any number of threads.
+        let _sequential = crate::cpu::SequentialFaer::new();
         self.check()?;
         IndexParams::from(self).check_available()?;
         let input = Input::prepare(self, reference)?;
