@@ -38,19 +38,29 @@ pub fn clear_upper_vector_state() {
 /// count (measured on the 3,000 × 2,500 omics cohort: no slower).
 ///
 /// The setting is process-wide: a caller running faer beside a fit in
-/// another thread sees it too while the fit runs.
+/// another thread sees it too while the fit runs. Guards nest and overlap
+/// (fits in several threads): the first one saves the setting, the last one
+/// to drop restores it.
 #[derive(Debug)]
 #[must_use = "the setting lasts as long as the guard"]
 pub struct SequentialFaer {
-    previous: faer::Par,
+    _private: (),
 }
+
+/// Live guards and the setting they replaced.
+static SEQUENTIAL_FAER: std::sync::Mutex<(usize, Option<faer::Par>)> =
+    std::sync::Mutex::new((0, None));
 
 impl SequentialFaer {
     /// Sets faer's global parallelism to sequential.
     pub fn new() -> Self {
-        let previous = faer::get_global_parallelism();
-        faer::set_global_parallelism(faer::Par::Seq);
-        SequentialFaer { previous }
+        let mut live = SEQUENTIAL_FAER.lock().unwrap_or_else(|e| e.into_inner());
+        if live.0 == 0 {
+            live.1 = Some(faer::get_global_parallelism());
+            faer::set_global_parallelism(faer::Par::Seq);
+        }
+        live.0 += 1;
+        SequentialFaer { _private: () }
     }
 }
 
@@ -62,7 +72,13 @@ impl Default for SequentialFaer {
 
 impl Drop for SequentialFaer {
     fn drop(&mut self) {
-        faer::set_global_parallelism(self.previous);
+        let mut live = SEQUENTIAL_FAER.lock().unwrap_or_else(|e| e.into_inner());
+        live.0 = live.0.saturating_sub(1);
+        if live.0 == 0
+            && let Some(previous) = live.1.take()
+        {
+            faer::set_global_parallelism(previous);
+        }
     }
 }
 
@@ -84,5 +100,21 @@ mod tests {
         super::clear_upper_vector_state();
         let after: f64 = (0..64).map(|i| c[(i, i)].ln()).sum();
         assert_eq!(before.to_bits(), after.to_bits());
+    }
+
+    #[test]
+    fn overlapping_guards_keep_faer_sequential_until_the_last_drops() {
+        // (Other tests may hold guards meanwhile: only "sequential while a
+        // guard lives" can be asserted.)
+        let outer = super::SequentialFaer::new();
+        let inner = super::SequentialFaer::new();
+        assert!(matches!(faer::get_global_parallelism(), faer::Par::Seq));
+        drop(outer);
+        assert!(matches!(faer::get_global_parallelism(), faer::Par::Seq));
+        drop(inner);
+        let live = super::SEQUENTIAL_FAER
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        assert!(live.0 > 0 || live.1.is_none(), "saved setting left behind");
     }
 }
