@@ -320,7 +320,7 @@ impl BlockSpec {
 
 /// The first eigenvalue of each block's correlation matrix (the block's
 /// squared first singular value divided by `n − 1`), by Lanczos
-/// ([`top_eigenvalue`]) on the standardised rows `rows` of the row-major
+/// (`top_eigenvalue`) on the standardised rows `rows` of the row-major
 /// `n × p` matrix `values` (missing values count as the mean, i.e. 0).
 /// Deterministic: a fixed start vector and a fixed number of steps at most.
 pub fn mfa_eigenvalues(
