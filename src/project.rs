@@ -333,19 +333,18 @@ pub enum Spectrum {
 
 impl Spectrum {
     /// The spectrum of the standardised `rows`, at most `n_keep` loadings
-    /// (as [`fit_pca`]).
+    /// (as [`fit_pca`]); `seed` starts the truncated solver.
     ///
     /// # Errors
     /// [`ErrorKind::Numerical`] if an eigendecomposition fails.
-    pub fn fit(
-        values: &[f64],
-        p: usize,
-        rows: &[usize],
-        mean: &[f64],
-        scale: &[f64],
-        n_keep: usize,
-        seed: u64,
-    ) -> Result<Spectrum> {
+    pub fn fit(rows: StandardisedRows<'_>, n_keep: usize, seed: u64) -> Result<Spectrum> {
+        let StandardisedRows {
+            values,
+            p,
+            rows,
+            mean,
+            scale,
+        } = rows;
         if !(WIDE_MIN_FEATURES..=WIDE_MAX_FEATURES).contains(&p) || p > rows.len() {
             return Ok(Spectrum::Full(fit_pca(
                 values, p, rows, mean, scale, n_keep,
@@ -399,7 +398,7 @@ impl Spectrum {
             } => {
                 let p = cov.nrows();
                 let r = r.min(p).max(1);
-                let (mut pca, residual) = if (r + SUBSPACE_OVERSAMPLE).min(p) >= p / 2 {
+                let (mut pca, residual) = if full_decomposition_pays(r, p) {
                     (eigen_desc(cov.as_ref(), r)?, 0.0)
                 } else {
                     subspace_iteration(
@@ -480,6 +479,13 @@ pub fn gram_sym(z: MatRef<'_, f64>, scale: f64) -> Mat<f64> {
     c
 }
 
+/// Whether `r` leading eigenpairs of a `p × p` matrix are cheaper from the
+/// full decomposition than from subspace iteration (its block of
+/// `r + SUBSPACE_OVERSAMPLE` columns would span half the space or more).
+fn full_decomposition_pays(r: usize, p: usize) -> bool {
+    (r + SUBSPACE_OVERSAMPLE).min(p) >= p / 2
+}
+
 /// Oversampling of the block in [`truncated_eigen`].
 pub const SUBSPACE_OVERSAMPLE: usize = 16;
 /// Most iterations of [`truncated_eigen`].
@@ -521,9 +527,7 @@ pub fn truncated_eigen_from(
 ) -> Result<(Pca, f64)> {
     let p = cov.nrows();
     let r = n_keep.min(p).max(1);
-    let l = (r + SUBSPACE_OVERSAMPLE).min(p);
-    if l >= p / 2 {
-        // Not worth it: the full decomposition.
+    if full_decomposition_pays(r, p) {
         let pca = eigen_desc(cov, r)?;
         let mut pca = pca;
         pca.eigenvalues.truncate(r);
@@ -764,7 +768,7 @@ impl<'a> FoldPca<'a> {
         let nt = n_t as f64;
         let start = self.start.as_ref().map(|(v, s)| (v.as_slice(), *s));
         let r = n_keep.min(p).max(1);
-        if (r + SUBSPACE_OVERSAMPLE).min(p) >= p / 2 {
+        if full_decomposition_pays(r, p) {
             // The full decomposition of the downdated covariance.
             let mut cov = d.gram.clone();
             cov -= gram_sym(held.as_ref(), 1.0);
@@ -1331,7 +1335,14 @@ mod tests {
             let rows: Vec<usize> = (0..n).collect();
             let st = crate::standardise::Standardiser::fit(&values, p, 0..n);
             let full = fit_pca(&values, p, &rows, st.mean(), st.scale(), 64).unwrap();
-            let spectrum = Spectrum::fit(&values, p, &rows, st.mean(), st.scale(), 64, 5).unwrap();
+            let sample = StandardisedRows {
+                values: &values,
+                p,
+                rows: &rows,
+                mean: st.mean(),
+                scale: st.scale(),
+            };
+            let spectrum = Spectrum::fit(sample, 64, 5).unwrap();
             assert!(matches!(spectrum, Spectrum::Wide { .. }));
             assert_eq!(spectrum.loadings_available(64), 64);
             for (a, b) in spectrum.eigenvalues().iter().zip(&full.eigenvalues) {
@@ -1355,7 +1366,14 @@ mod tests {
         let rows: Vec<usize> = (0..200).collect();
         let st = crate::standardise::Standardiser::fit(&values, 30, 0..200);
         let full = fit_pca(&values, 30, &rows, st.mean(), st.scale(), 8).unwrap();
-        let spectrum = Spectrum::fit(&values, 30, &rows, st.mean(), st.scale(), 8, 5).unwrap();
+        let sample = StandardisedRows {
+            values: &values,
+            p: 30,
+            rows: &rows,
+            mean: st.mean(),
+            scale: st.scale(),
+        };
+        let spectrum = Spectrum::fit(sample, 8, 5).unwrap();
         assert_eq!(spectrum.loadings(8).unwrap().loadings, full.loadings);
     }
 

@@ -603,11 +603,13 @@ impl ProjectionParams {
         let (spectrum, null_eigenvalues) = rayon::join(
             || {
                 project::Spectrum::fit(
-                    values,
-                    p,
-                    rows,
-                    standardiser.mean(),
-                    standardiser.scale(),
+                    project::StandardisedRows {
+                        values,
+                        p,
+                        rows,
+                        mean: standardiser.mean(),
+                        scale: standardiser.scale(),
+                    },
                     max_c,
                     self.seed,
                 )
@@ -713,7 +715,7 @@ impl ProjectionParams {
                 n_parallel,
                 n_variance,
                 noise_likeness,
-                eigenvalues: pca.eigenvalues.clone(),
+                eigenvalues: pca.eigenvalues,
                 null_eigenvalues,
                 explained,
             },

@@ -34,7 +34,7 @@ pub const UNLISTED_BLOCK: &str = "other";
 pub const MAX_BLOCKS: usize = 64;
 
 /// Lanczos steps at most when computing a block's first eigenvalue.
-const POWER_ITERATIONS: usize = 300;
+const LANCZOS_STEPS: usize = 300;
 /// [`top_eigenvalue`] stops when its Ritz pair's residual is at most this
 /// fraction of the eigenvalue (the eigenvalue's own error is of the order of
 /// the residual squared over the gap).
@@ -376,7 +376,7 @@ pub fn mfa_eigenvalues(
 /// `z`, by Lanczos from the unit vector `v` with full reorthogonalisation:
 /// it stops when the Ritz pair's residual `‖C y − θ y‖` (`β_k |s_k|` of the
 /// tridiagonal's eigenvector `s`) is at most [`LANCZOS_TOLERANCE`] of `θ`,
-/// the Krylov space is exhausted, or after [`POWER_ITERATIONS`] steps.
+/// the Krylov space is exhausted, or after [`LANCZOS_STEPS`] steps.
 /// Krylov convergence depends on the square root of the relative gap, so a
 /// noisy block (a first eigenvalue barely above the next) takes tens of
 /// products where power iteration took hundreds.
@@ -396,7 +396,7 @@ fn top_eigenvalue(z: &[f64], n: usize, q: usize, denom: f64, v: Vec<f64>) -> f64
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let mut w = vec![0.0; q];
     let mut theta = 0.0;
-    for k in 0..POWER_ITERATIONS.min(q) {
+    for k in 0..LANCZOS_STEPS.min(q) {
         apply(&basis[k], &mut w);
         alpha.push(dot(&w, &basis[k]));
         // Full reorthogonalisation, twice (classical Gram–Schmidt).
