@@ -2,8 +2,9 @@
 //! were calibrated without the guarantee of docs/method.md §7 (calibration
 //! members and patients were scored by different models) and are refused
 //! with a message that names their version and says to refit; files of
-//! version 5 (before the channel section of version 6) are kept with the
-//! outputs they gave, and must keep giving them. See `fixtures/versions/README.md`.
+//! version 5 (before the channel section of version 6) and of version 6
+//! (before the plain arrays of version 7) are kept with the outputs they
+//! gave, and must keep giving them. See `fixtures/versions/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 use std::path::{Path, PathBuf};
@@ -35,8 +36,9 @@ const REFUSED: &[(&str, u32)] = &[
 /// version and saying to refit, and the header says the same version.
 #[test]
 fn earlier_versions_are_refused_by_the_library_naming_the_version() {
-    // Version 6 added the channel section; version 5 files are still read.
-    assert_eq!((OLDEST_READABLE_VERSION, FORMAT_VERSION), (5, 6));
+    // Version 6 added the channel section, version 7 the plain arrays;
+    // version 5 and 6 files are still read.
+    assert_eq!((OLDEST_READABLE_VERSION, FORMAT_VERSION), (5, 7));
     for &(name, version) in REFUSED {
         let path = fixture(name);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -121,6 +123,34 @@ const STORED: &[Stored] = &[
         patients: "grouped-patients.csv",
         extra: &["--group-col", "site"],
         expected: "kdtree-v5.expected.jsonl",
+    },
+    Stored {
+        model: "exact-v6.nof1",
+        version: 6,
+        patients: "../small/patients.csv",
+        extra: &[],
+        expected: "exact-v6.expected.csv",
+    },
+    Stored {
+        model: "hnsw-v6.nof1",
+        version: 6,
+        patients: "../small/patients.csv",
+        extra: &[],
+        expected: "hnsw-v6.expected.csv",
+    },
+    Stored {
+        model: "kdtree-v6.nof1",
+        version: 6,
+        patients: "grouped-patients.csv",
+        extra: &["--group-col", "site"],
+        expected: "kdtree-v6.expected.csv",
+    },
+    Stored {
+        model: "kdtree-v6.nof1",
+        version: 6,
+        patients: "grouped-patients.csv",
+        extra: &["--group-col", "site"],
+        expected: "kdtree-v6.expected.jsonl",
     },
 ];
 

@@ -667,7 +667,7 @@ impl RawModel {
 
     /// The reference member ids, in order.
     fn reference_ids(&self) -> Vec<String> {
-        self.inner.reference().ids.clone()
+        self.inner.reference().ids.to_vec()
     }
 
     /// The parameters the model was fitted with.

@@ -557,6 +557,76 @@ pub struct TreeLayout {
     boxes: Vec<f32>,
 }
 
+/// Words per node in [`TreeLayout::node_words`].
+pub(crate) const NODE_WORDS: usize = 7;
+
+impl TreeLayout {
+    /// Original row of each point in tree order.
+    pub(crate) fn order(&self) -> &[u32] {
+        &self.order
+    }
+
+    /// Each node as [`NODE_WORDS`] words (range, children, split, and the
+    /// cuts' bits), node after node.
+    pub(crate) fn node_words(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .flat_map(|n| {
+                [
+                    n.start,
+                    n.end,
+                    n.a,
+                    n.b,
+                    n.split,
+                    n.cut_left.to_bits(),
+                    n.cut_right.to_bits(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Bounding boxes, `2 × dim` per node (minima then maxima).
+    pub(crate) fn boxes(&self) -> &[f32] {
+        &self.boxes
+    }
+
+    /// The layout of these parts (as [`TreeLayout::order`],
+    /// [`TreeLayout::node_words`], [`TreeLayout::boxes`] give them), unchecked:
+    /// [`KdTree::from_layout`] checks it against the points.
+    ///
+    /// # Errors
+    /// A message when the node words are not whole nodes.
+    pub(crate) fn from_parts(
+        order: Vec<u32>,
+        node_words: &[u32],
+        boxes: Vec<f32>,
+    ) -> Result<TreeLayout, String> {
+        if !node_words.len().is_multiple_of(NODE_WORDS) {
+            return Err(format!(
+                "{} node words are not whole nodes of {NODE_WORDS}",
+                node_words.len()
+            ));
+        }
+        let nodes = node_words
+            .chunks_exact(NODE_WORDS)
+            .map(|w| Node {
+                start: w[0],
+                end: w[1],
+                a: w[2],
+                b: w[3],
+                split: w[4],
+                cut_left: f32::from_bits(w[5]),
+                cut_right: f32::from_bits(w[6]),
+            })
+            .collect();
+        Ok(TreeLayout {
+            order,
+            nodes,
+            boxes,
+        })
+    }
+}
+
 impl KdTree {
     /// The tree's structure, for storing.
     pub fn layout(&self) -> TreeLayout {

@@ -147,11 +147,7 @@ impl Params {
             projector: projection.projector,
             components: projection.choice,
             reference: ReferenceSet {
-                ids: plan
-                    .train
-                    .iter()
-                    .map(|&r| reference.ids[r].clone())
-                    .collect(),
+                ids: plan.train.iter().map(|&r| &reference.ids[r]).collect(),
                 group_names: groups.names,
                 groups: groups
                     .codes

@@ -11,11 +11,14 @@
 //! | 24 | n | payload |
 //!
 //! The payload is the *model section*, [`ModelData`] encoded with bincode 1
-//! (fixed-width integers), then (format version 6 and later) the *channel
+//! (fixed-width integers; from format version 7 without the reference's
+//! per-member arrays), then (format version 7) the *reference section*: the
+//! member ids, groups, embeddings and densities as plain little-endian
+//! arrays (see `docs/formats.md`), then (format version 6 and later) the *channel
 //! section*, each fold model's optional channel state ([`ChannelExtra`]: the
 //! value channel's supports, the blocks) as a bincode list, then the
-//! variant section, the search-tree section, then for an HNSW model the
-//! *graph section*
+//! variant section, the search-tree section (plain arrays from version 7),
+//! then for an HNSW model the *graph section*
 //! (see [`crate::index::hnsw`]): the graph's levels, entry point and
 //! per-layer adjacency arrays, so that loading reads the graph instead of
 //! rebuilding it. An exact-index model has no graph section. Version 2 files
@@ -32,16 +35,21 @@ use std::path::Path;
 
 use bincode::Options;
 
-use super::{Model, ModelData, NoProgress, Progress};
-use crate::calibrate::{Channel, ChannelExtra};
+use serde::{Deserialize, Serialize};
+
+use super::arrays::{self, ArrayReader};
+use super::{ComponentChoice, IndexCheck, Model, ModelData, NoProgress, Progress, ReferenceSet};
+use crate::Params;
+use crate::calibrate::{Calibration, Channel, ChannelExtra};
 use crate::error::{Error, Result};
 use crate::index::hnsw::{GraphLoadError, StoredGraph};
 use crate::index::{ExactIndex, IndexKind, TreeLayout};
+use crate::project::Projector;
 
 /// The 8 magic bytes every model file starts with.
 pub const MAGIC: &[u8; 8] = b"NOF1MODL";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest format version this build reads: earlier models were
 /// calibrated without the guarantee of docs/method.md §7 and must be refitted.
 pub const OLDEST_READABLE_VERSION: u32 = 5;
@@ -86,15 +94,200 @@ fn write_variant_section(out: &mut Vec<u8>, data: &ModelData) -> std::result::Re
         .map_err(|e| e.to_string())
 }
 
-/// Appends the search-tree section (format version 3): the layout of the
-/// exact index's k-d tree, or none (the tree is then built on load).
+/// Appends the search-tree section: the layout of the exact index's k-d
+/// tree, or none (the tree is then built on load). Format version 7: a flag
+/// byte, then the tree order, the nodes' words and the boxes as plain
+/// arrays; versions 3–6 wrote the layout with bincode.
 fn write_tree_section(
     out: &mut Vec<u8>,
     tree: Option<&TreeLayout>,
 ) -> std::result::Result<(), String> {
-    codec(u64::MAX)
-        .serialize_into(out, &tree)
-        .map_err(|e| e.to_string())
+    match tree {
+        None => out.push(0),
+        Some(t) => {
+            out.push(1);
+            arrays::put_u32s(out, t.order());
+            arrays::put_u32s(out, &t.node_words());
+            arrays::put_f32s(out, t.boxes());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the search-tree section of format version 7 ([`write_tree_section`]).
+fn read_tree_section(r: &mut ArrayReader<'_>) -> std::result::Result<Option<TreeLayout>, String> {
+    match r.u8("search tree flag")? {
+        0 => Ok(None),
+        1 => {
+            let order = r.u32s("tree order")?;
+            let words = r.u32s("tree nodes")?;
+            let boxes = r.f32s("tree boxes")?;
+            TreeLayout::from_parts(order, &words, boxes).map(Some)
+        }
+        b => Err(format!("search tree flag {b} (0 or 1 expected)")),
+    }
+}
+
+/// The model section of format version 7 as written: [`ModelData`]'s
+/// fields in their order, the reference reduced to its group names (its
+/// per-member arrays follow in the reference section). Bincode writes a
+/// borrowed field as the field itself, so [`ModelHead`] reads it back.
+#[derive(Serialize)]
+struct ModelHeadRef<'a> {
+    crate_version: &'a String,
+    created: &'a u64,
+    params: &'a Params,
+    features: &'a Vec<String>,
+    dropped_features: &'a Vec<String>,
+    projector: &'a Projector,
+    components: &'a ComponentChoice,
+    group_names: &'a Vec<String>,
+    calibration: &'a Calibration,
+    support_radius: &'a f64,
+    group_support_radius: &'a Option<Vec<f64>>,
+    index_kind: &'a IndexKind,
+    index_check: &'a Option<IndexCheck>,
+    warnings: &'a Vec<String>,
+}
+
+/// The model section of format version 7 as read (see [`ModelHeadRef`]).
+#[derive(Deserialize)]
+struct ModelHead {
+    crate_version: String,
+    created: u64,
+    params: Params,
+    features: Vec<String>,
+    dropped_features: Vec<String>,
+    projector: Projector,
+    components: ComponentChoice,
+    group_names: Vec<String>,
+    calibration: Calibration,
+    support_radius: f64,
+    group_support_radius: Option<Vec<f64>>,
+    index_kind: IndexKind,
+    index_check: Option<IndexCheck>,
+    warnings: Vec<String>,
+}
+
+impl<'a> ModelHeadRef<'a> {
+    /// The head of `data` and its reference (every field named, so that a
+    /// field added to [`ModelData`] cannot be forgotten here).
+    fn of(data: &'a ModelData) -> (Self, &'a ReferenceSet) {
+        let ModelData {
+            crate_version,
+            created,
+            params,
+            features,
+            dropped_features,
+            projector,
+            components,
+            reference,
+            calibration,
+            support_radius,
+            group_support_radius,
+            index_kind,
+            index_check,
+            warnings,
+            variants: _,
+            support: _,
+        } = data;
+        let head = ModelHeadRef {
+            crate_version,
+            created,
+            params,
+            features,
+            dropped_features,
+            projector,
+            components,
+            group_names: &reference.group_names,
+            calibration,
+            support_radius,
+            group_support_radius,
+            index_kind,
+            index_check,
+            warnings,
+        };
+        (head, reference)
+    }
+}
+
+impl ModelHead {
+    /// The model of this head and the reference section's arrays.
+    fn into_data(self, mut reference: ReferenceSet) -> ModelData {
+        reference.group_names = self.group_names;
+        ModelData {
+            crate_version: self.crate_version,
+            created: self.created,
+            params: self.params,
+            features: self.features,
+            dropped_features: self.dropped_features,
+            projector: self.projector,
+            components: self.components,
+            reference,
+            calibration: self.calibration,
+            support_radius: self.support_radius,
+            group_support_radius: self.group_support_radius,
+            index_kind: self.index_kind,
+            index_check: self.index_check,
+            warnings: self.warnings,
+            variants: None,
+            support: None,
+        }
+    }
+}
+
+/// Appends the reference section (format version 7): ids, a flag byte and
+/// the groups when there are groups, embeddings, density members, k-distances
+/// and densities, each a plain array.
+fn write_reference_section(
+    out: &mut Vec<u8>,
+    reference: &ReferenceSet,
+) -> std::result::Result<(), String> {
+    arrays::put_ids(out, &reference.ids)?;
+    match &reference.groups {
+        None => out.push(0),
+        Some(g) => {
+            out.push(1);
+            arrays::put_u32s(out, g);
+        }
+    }
+    arrays::put_f32s(out, &reference.embeddings);
+    arrays::put_u32s(out, &reference.density_members);
+    arrays::put_f32s(out, &reference.kdist);
+    arrays::put_f32s(out, &reference.lrd);
+    Ok(())
+}
+
+/// Reads the reference section ([`write_reference_section`]); the group
+/// names come from the model section.
+fn read_reference_section(r: &mut ArrayReader<'_>) -> std::result::Result<ReferenceSet, String> {
+    let ids = r.ids("member ids")?;
+    let groups = match r.u8("groups flag")? {
+        0 => None,
+        1 => Some(r.u32s("member groups")?),
+        b => return Err(format!("groups flag {b} (0 or 1 expected)")),
+    };
+    Ok(ReferenceSet {
+        ids,
+        group_names: Vec::new(),
+        groups,
+        embeddings: std::sync::Arc::new(r.f32s("embeddings")?),
+        density_members: r.u32s("density members")?,
+        kdist: r.f32s("k-distances")?,
+        lrd: r.f32s("densities")?,
+    })
+}
+
+/// The bytes [`write_reference_section`] writes for `reference`.
+fn reference_section_len(reference: &ReferenceSet) -> usize {
+    let ids = 8 + 4 * reference.ids.len() + reference.ids.text().len();
+    let groups = 1 + reference.groups.as_ref().map_or(0, |g| 8 + 4 * g.len());
+    let arrays = 4 * 8
+        + 4 * (reference.embeddings.len()
+            + reference.density_members.len()
+            + reference.kdist.len()
+            + reference.lrd.len());
+    ids + groups + arrays
 }
 
 /// Appends the channel section (format version 6): each fold model's
@@ -120,16 +313,22 @@ fn encode_parts(
 ) -> Result<Vec<u8>> {
     crate::cpu::clear_upper_vector_state();
     let fail = |m: String| Error::format("<memory>", format!("cannot encode the model: {m}"));
-    let model_len = codec(u64::MAX)
-        .serialized_size(data)
+    let (head, reference) = ModelHeadRef::of(data);
+    let head_len = codec(u64::MAX)
+        .serialized_size(&head)
         .map_err(|e| fail(e.to_string()))?;
-    let mut out = Vec::with_capacity(HEADER_LEN.saturating_add(model_len as usize));
+    let mut out = Vec::with_capacity(
+        HEADER_LEN
+            .saturating_add(head_len as usize)
+            .saturating_add(reference_section_len(reference)),
+    );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 12]);
     codec(u64::MAX)
-        .serialize_into(&mut out, data)
+        .serialize_into(&mut out, &head)
         .map_err(|e| fail(e.to_string()))?;
+    write_reference_section(&mut out, reference).map_err(fail)?;
     write_channel_section(&mut out, data).map_err(fail)?;
     sections(&mut out).map_err(fail)?;
     let payload_len = (out.len() - HEADER_LEN) as u64;
@@ -260,7 +459,16 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
     let corrupt = |e: bincode::Error| Error::format(path, format!("corrupt model payload: {e}"));
     // The model section ends where bincode stops reading.
     let mut rest = payload;
-    let mut data: ModelData = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
+    let mut data: ModelData = if version >= 7 {
+        let head: ModelHead = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
+        let mut r = ArrayReader::new(rest);
+        let reference = read_reference_section(&mut r)
+            .map_err(|m| Error::format(path, format!("corrupt reference section: {m}")))?;
+        rest = r.rest();
+        head.into_data(reference)
+    } else {
+        codec(len).deserialize_from(&mut rest).map_err(corrupt)?
+    };
     if version >= 6 {
         let (extras, support): (Vec<ChannelExtra>, Option<crate::marginal::Marginals>) =
             codec(rest.len() as u64)
@@ -294,7 +502,13 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         .deserialize_from(&mut rest)
         .map_err(|e| Error::format(path, format!("corrupt variant section: {e}")))?;
     validate(&data).map_err(|m| Error::format(path, format!("inconsistent model: {m}")))?;
-    let tree: Option<TreeLayout> = if version >= 3 {
+    let tree: Option<TreeLayout> = if version >= 7 {
+        let mut r = ArrayReader::new(rest);
+        let tree = read_tree_section(&mut r)
+            .map_err(|m| Error::format(path, format!("corrupt search tree section: {m}")))?;
+        rest = r.rest();
+        tree
+    } else if version >= 3 {
         codec(rest.len() as u64)
             .deserialize_from(&mut rest)
             .map_err(|e| Error::format(path, format!("corrupt search tree section: {e}")))?
@@ -616,7 +830,9 @@ mod tests {
             .serialize_into(&mut v5, model.data())
             .expect("encode");
         write_variant_section(&mut v5, model.data()).expect("variants");
-        write_tree_section(&mut v5, model.exact.tree_layout().as_ref()).expect("tree");
+        codec(u64::MAX)
+            .serialize_into(&mut v5, &model.exact.tree_layout())
+            .expect("tree");
         let v5 = repack(&v5[..HEADER_LEN], &v5[HEADER_LEN..]);
         let c = decode_container(&v5, Path::new(PATH)).expect("decode v5");
         assert_eq!(c.version, 5);
@@ -733,6 +949,41 @@ mod tests {
                 m.exact.shared_points(),
                 &m.data().reference.embeddings
             ));
+        }
+    }
+
+    /// The reference section's counts and id lengths, edited behind a
+    /// recomputed checksum, are typed format errors naming the section.
+    #[test]
+    fn corrupt_reference_sections_are_format_errors() {
+        let (model, bytes) = fitted(IndexChoice::Exact);
+        let (head, reference) = ModelHeadRef::of(model.data());
+        let head_len = codec(u64::MAX).serialized_size(&head).expect("size") as usize;
+        let payload = &bytes[HEADER_LEN..];
+        let n = reference.ids.len();
+        // The id count; the first id's length; the last id's first byte
+        // made a UTF-8 continuation byte; the groups flag.
+        let first_len = head_len + 8;
+        let text = first_len + 4 * n;
+        let flag = text + reference.ids.text().len();
+        let edits: [(usize, &[u8]); 4] = [
+            (head_len, &u64::MAX.to_le_bytes()),
+            (first_len, &u32::MAX.to_le_bytes()),
+            (flag - reference.ids[n - 1].len(), &[0x80]),
+            (flag, &[7]),
+        ];
+        for (at, new) in edits {
+            let mut edited = payload.to_vec();
+            edited[at..at + new.len()].copy_from_slice(new);
+            let err = Model::from_bytes(&repack(bytes, &edited), Path::new(PATH)).unwrap_err();
+            assert!(
+                matches!(err.kind(), crate::ErrorKind::Format { .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains("corrupt reference section"),
+                "{err}"
+            );
         }
     }
 

@@ -4,13 +4,16 @@
 //! index; [`Model::assess`] scores patients and gives verdicts. The on-disk
 //! container is in [`mod@format`].
 
+mod arrays;
 pub mod assess;
 pub mod fit;
 pub mod format;
+mod ids;
 pub mod params;
 pub mod stream;
 pub mod summary;
 
+pub use ids::MemberIds;
 pub use params::{IndexChoice, Params};
 pub use stream::{PatientStream, StreamError, StreamSummary};
 pub use summary::{ExactSearch, ModelSummary};
@@ -77,7 +80,7 @@ pub struct ComponentChoice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceSet {
     /// Member ids, in reference order.
-    pub ids: Vec<String>,
+    pub ids: MemberIds,
     /// Distinct group labels, sorted; empty without groups.
     pub group_names: Vec<String>,
     /// Group of each member as an index into `group_names`.

@@ -91,7 +91,7 @@ pub fn record<'a>(model: &'a Model, a: &'a Assessment, with_q: bool) -> Vec<Valu
     let reference = model.reference();
     let nearest_id = nearest
         .and_then(|n| reference.ids.get(n.index as usize))
-        .map_or("", String::as_str);
+        .unwrap_or("");
     let nearest_distance = nearest.map_or(f64::NAN, |n| n.distance as f64);
     let support = if a.p_value.is_nan() {
         None

@@ -102,10 +102,7 @@ fn row<'a>(
         .neighbours
         .iter()
         .map(|n| NeighbourOut {
-            id: reference
-                .ids
-                .get(n.index as usize)
-                .map_or("", String::as_str),
+            id: reference.ids.get(n.index as usize).unwrap_or(""),
             distance: n.distance as f64,
             group: reference.group_of(n.index as usize),
         })

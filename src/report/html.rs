@@ -572,7 +572,7 @@ fn write_patient_list(out: &mut String, model: &Model, assessments: &[Assessment
             .take(NEIGHBOURS_SHOWN)
             .map(|n| {
                 let i = n.index as usize;
-                let id = reference.ids.get(i).map_or("?", |s| s.as_str());
+                let id = reference.ids.get(i).unwrap_or("?");
                 match reference.group_of(i) {
                     Some(g) => format!("{id} ({g})"),
                     None => id.to_string(),

@@ -213,9 +213,13 @@ fn check_output_dir(path: &Path, inputs: &[&Path]) -> Result<()> {
     }
 }
 
-fn load_model(path: &Path, quiet: bool) -> Result<Model> {
+/// The model at `path`, never dropped: each command runs once and the
+/// process exits after it, so freeing a large model (unmapping hundreds of
+/// megabytes) would only delay the exit.
+fn load_model(path: &Path, quiet: bool) -> Result<std::mem::ManuallyDrop<Model>> {
     let bars = Bars::new(quiet);
     Model::load_with_progress(path, &bars)
+        .map(std::mem::ManuallyDrop::new)
         .with_context(|| format!("loading the model {}", path.display()))
 }
 
