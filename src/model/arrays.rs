@@ -51,92 +51,138 @@ pub(crate) fn put_ids(out: &mut Vec<u8>, ids: &MemberIds) -> Result<(), String> 
     Ok(())
 }
 
-/// Reads the arrays [`put_u32s`], [`put_f32s`] and [`put_ids`] wrote,
-/// from the front of a byte slice.
-pub(crate) struct ArrayReader<'a> {
-    rest: &'a [u8],
+/// Bytes an [`ArrayReader`] reads from: a slice, or a model file read as it
+/// is decoded.
+pub(crate) trait Source: std::io::Read {
+    /// Bytes left to read (a count beyond them is refused before allocating).
+    fn left(&self) -> usize;
 }
 
-impl<'a> ArrayReader<'a> {
-    /// A reader of `bytes`.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        ArrayReader { rest: bytes }
+impl Source for &[u8] {
+    fn left(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<S: Source + ?Sized> Source for &mut S {
+    fn left(&self) -> usize {
+        (**self).left()
+    }
+}
+
+/// Values converted per read of an array (a 64 KB buffer).
+const CHUNK_VALUES: usize = 16_384;
+
+/// Reads the arrays [`put_u32s`], [`put_f32s`] and [`put_ids`] wrote, from
+/// the front of a [`Source`].
+pub(crate) struct ArrayReader<S> {
+    src: S,
+}
+
+impl<S: Source> ArrayReader<S> {
+    /// A reader of `src`.
+    pub(crate) fn new(src: S) -> Self {
+        ArrayReader { src }
     }
 
-    /// The bytes not read yet.
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.rest
+    /// The source, positioned after what was read.
+    pub(crate) fn into_source(self) -> S {
+        self.src
     }
 
-    fn take(&mut self, k: usize, what: &str) -> Result<&'a [u8], String> {
-        if k > self.rest.len() {
+    fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<(), String> {
+        let left = self.src.left();
+        if buf.len() > left {
             return Err(format!(
-                "truncated {what}: {k} bytes needed, {} left",
-                self.rest.len()
+                "truncated {what}: {} bytes needed, {left} left",
+                buf.len()
             ));
         }
-        let (head, tail) = self.rest.split_at(k);
-        self.rest = tail;
-        Ok(head)
+        self.src
+            .read_exact(buf)
+            .map_err(|e| format!("truncated {what}: {e}"))
     }
 
     /// One byte.
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.take(1, what)?[0])
+        let mut b = [0u8];
+        self.fill(&mut b, what)?;
+        Ok(b[0])
     }
 
     /// A count of items of `width` bytes each, bounded by the bytes left.
     fn count(&mut self, width: usize, what: &str) -> Result<usize, String> {
-        let b = self.take(8, what)?;
-        let count = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        let mut b = [0u8; 8];
+        self.fill(&mut b, what)?;
+        let count = u64::from_le_bytes(b);
+        let left = self.src.left();
         match usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(width))
         {
-            Some(bytes) if bytes <= self.rest.len() => Ok(count as usize),
+            Some(bytes) if bytes <= left => Ok(count as usize),
             _ => Err(format!(
-                "corrupt {what}: {count} items of {width} bytes, {} bytes left",
-                self.rest.len()
+                "corrupt {what}: {count} items of {width} bytes, {left} bytes left"
             )),
         }
+    }
+
+    /// `n` four-byte values, converted a chunk at a time.
+    fn words<T>(
+        &mut self,
+        n: usize,
+        what: &str,
+        convert: impl Fn([u8; 4]) -> T,
+    ) -> Result<Vec<T>, String> {
+        let mut out = Vec::with_capacity(n);
+        let mut buf = vec![0u8; 4 * n.min(CHUNK_VALUES)];
+        while out.len() < n {
+            let m = (n - out.len()).min(CHUNK_VALUES);
+            let bytes = &mut buf[..4 * m];
+            self.fill(bytes, what)?;
+            out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| convert([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        Ok(out)
     }
 
     /// A `u32` array.
     pub(crate) fn u32s(&mut self, what: &str) -> Result<Vec<u32>, String> {
         let n = self.count(4, what)?;
-        let bytes = self.take(4 * n, what)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        self.words(n, what, u32::from_le_bytes)
     }
 
     /// An `f32` array.
     pub(crate) fn f32s(&mut self, what: &str) -> Result<Vec<f32>, String> {
         let n = self.count(4, what)?;
-        let bytes = self.take(4 * n, what)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        self.words(n, what, f32::from_le_bytes)
     }
 
     /// Member ids.
     pub(crate) fn ids(&mut self, what: &str) -> Result<MemberIds, String> {
         let n = self.count(4, what)?;
-        let lengths = self.take(4 * n, what)?;
         let mut ends = Vec::with_capacity(n);
         let mut end = 0usize;
-        for b in lengths.chunks_exact(4) {
+        for len in self.words(n, what, u32::from_le_bytes)? {
             end = end
-                .checked_add(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .checked_add(len as usize)
                 .ok_or_else(|| format!("corrupt {what}: lengths overflow"))?;
             ends.push(end);
         }
-        let bytes = self.take(end, what)?;
+        if end > self.src.left() {
+            return Err(format!(
+                "truncated {what}: {end} bytes of ids, {} left",
+                self.src.left()
+            ));
+        }
+        let mut bytes = vec![0u8; end];
+        self.fill(&mut bytes, what)?;
         let text =
-            std::str::from_utf8(bytes).map_err(|e| format!("corrupt {what}: not UTF-8 ({e})"))?;
-        MemberIds::from_parts(text.to_owned(), ends).map_err(|m| format!("corrupt {what}: {m}"))
+            String::from_utf8(bytes).map_err(|e| format!("corrupt {what}: not UTF-8 ({e})"))?;
+        MemberIds::from_parts(text, ends).map_err(|m| format!("corrupt {what}: {m}"))
     }
 }
 
@@ -158,14 +204,14 @@ mod tests {
             put_ids(&mut out, &s).unwrap();
             put_f32s(&mut out, &b);
             out.push(7);
-            let mut r = ArrayReader::new(&out);
+            let mut r = ArrayReader::new(&out[..]);
             prop_assert_eq!(r.u32s("a").unwrap(), a);
             prop_assert_eq!(r.ids("s").unwrap(), s);
             let got: Vec<u32> = r.f32s("b").unwrap().iter().map(|v| v.to_bits()).collect();
             let want: Vec<u32> = b.iter().map(|v| v.to_bits()).collect();
             prop_assert_eq!(got, want);
             prop_assert_eq!(r.u8("tail").unwrap(), 7);
-            prop_assert!(r.rest().is_empty());
+            prop_assert!(r.into_source().is_empty());
         }
 
         /// Any truncation or corruption is an error, never a panic.
@@ -182,7 +228,7 @@ mod tests {
             let mut damaged = out.clone();
             let i = flip % damaged.len();
             damaged[i] ^= 0xff;
-            let _ = ArrayReader::new(&damaged).ids("s");
+            let _ = ArrayReader::new(&damaged[..]).ids("s");
             let cut = cut % out.len();
             let mut r = ArrayReader::new(&out[..cut]);
             let whole = r.ids("s").and_then(|_| r.u32s("u"));
@@ -194,19 +240,22 @@ mod tests {
     fn counts_beyond_the_bytes_left_are_refused_before_allocating() {
         let mut out = Vec::new();
         put_count(&mut out, usize::MAX / 2);
-        let e = ArrayReader::new(&out).f32s("embeddings").unwrap_err();
+        let e = ArrayReader::new(&out[..]).f32s("embeddings").unwrap_err();
         assert!(e.starts_with("corrupt embeddings:"), "{e}");
         let mut bad = Vec::new();
         put_count(&mut bad, 1);
         bad.extend_from_slice(&2u32.to_le_bytes());
         bad.extend_from_slice(&[0xc3, 0xa9]);
-        assert_eq!(ArrayReader::new(&bad).ids("ids").unwrap().to_vec(), ["é"]);
+        assert_eq!(
+            ArrayReader::new(&bad[..]).ids("ids").unwrap().to_vec(),
+            ["é"]
+        );
         let mut split = Vec::new();
         put_count(&mut split, 2);
         split.extend_from_slice(&1u32.to_le_bytes());
         split.extend_from_slice(&1u32.to_le_bytes());
         split.extend_from_slice(&[0xc3, 0xa9]);
-        let e = ArrayReader::new(&split).ids("ids").unwrap_err();
+        let e = ArrayReader::new(&split[..]).ids("ids").unwrap_err();
         assert!(e.contains("splits the ids"), "{e}");
     }
 }

@@ -115,7 +115,9 @@ fn write_tree_section(
 }
 
 /// Reads the search-tree section of format version 7 ([`write_tree_section`]).
-fn read_tree_section(r: &mut ArrayReader<'_>) -> std::result::Result<Option<TreeLayout>, String> {
+fn read_tree_section<S: arrays::Source>(
+    r: &mut ArrayReader<S>,
+) -> std::result::Result<Option<TreeLayout>, String> {
     match r.u8("search tree flag")? {
         0 => Ok(None),
         1 => {
@@ -260,7 +262,9 @@ fn write_reference_section(
 
 /// Reads the reference section ([`write_reference_section`]); the group
 /// names come from the model section.
-fn read_reference_section(r: &mut ArrayReader<'_>) -> std::result::Result<ReferenceSet, String> {
+fn read_reference_section<S: arrays::Source>(
+    r: &mut ArrayReader<S>,
+) -> std::result::Result<ReferenceSet, String> {
     let ids = r.ids("member ids")?;
     let groups = match r.u8("groups flag")? {
         0 => None,
@@ -318,13 +322,15 @@ fn encode_parts(
         .serialized_size(&head)
         .map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::with_capacity(
-        HEADER_LEN
+        (HEADER_LEN + 8)
             .saturating_add(head_len as usize)
             .saturating_add(reference_section_len(reference)),
     );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 12]);
+    // Version 7: the model section's length, then the section.
+    out.extend_from_slice(&head_len.to_le_bytes());
     codec(u64::MAX)
         .serialize_into(&mut out, &head)
         .map_err(|e| fail(e.to_string()))?;
@@ -385,26 +391,88 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<ModelData> {
 /// newer format version, truncated, trailing bytes, checksum mismatch, an
 /// inconsistent payload, or a corrupt graph section.
 pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
+    let mut src = bytes;
+    decode_from(&mut src, bytes.len() as u64, path)
+}
+
+/// The payload of a container as it is read: at most the declared length,
+/// with the checksum kept over every byte read.
+struct Payload<'a, R> {
+    src: &'a mut R,
+    left: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: std::io::Read> std::io::Read for Payload<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let got = self.src.read(&mut buf[..want])?;
+        self.crc.update(&buf[..got]);
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+/// Bytes read through a [`Payload`] a block at a time (so that the
+/// checksum is updated a block at a time, not per value decoded).
+type PayloadReader<'a, R> = std::io::BufReader<Payload<'a, R>>;
+
+impl<R: std::io::Read> arrays::Source for PayloadReader<'_, R> {
+    fn left(&self) -> usize {
+        usize::try_from(self.get_ref().left)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.buffer().len())
+    }
+}
+
+/// The model section's bytes (format version 7: a `u64` length, then the
+/// section), bounded by the bytes left.
+fn read_model_section<S: arrays::Source>(src: &mut S) -> std::result::Result<Vec<u8>, String> {
+    let mut len8 = [0u8; 8];
+    src.read_exact(&mut len8)
+        .map_err(|e| format!("truncated model section length: {e}"))?;
+    let len = u64::from_le_bytes(len8);
+    let left = src.left();
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= left)
+        .ok_or_else(|| format!("model section of {len} bytes, {left} left"))?;
+    let mut bytes = vec![0u8; len];
+    src.read_exact(&mut bytes)
+        .map_err(|e| format!("truncated model section: {e}"))?;
+    Ok(bytes)
+}
+
+/// Decodes a container of `size` bytes read from `src` (`path` is only used
+/// in messages). The header is checked first. A version-7 payload's model
+/// and reference sections are decoded as they are read (no copy of the
+/// whole file is held); the checksum is then checked over the whole payload
+/// before anything decoded is used, and a mismatch is reported as such even
+/// when decoding failed first.
+fn decode_from<R: std::io::Read>(src: &mut R, size: u64, path: &Path) -> Result<Container> {
     crate::cpu::clear_upper_vector_state();
-    if bytes.is_empty() {
+    let io = |e: std::io::Error| Error::io(path, e);
+    if size == 0 {
         return Err(Error::format(path, "empty file: not a nof1 model"));
     }
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+    let mut header = [0u8; HEADER_LEN];
+    let head_len = size.min(HEADER_LEN as u64) as usize;
+    src.read_exact(&mut header[..head_len]).map_err(io)?;
+    if head_len < MAGIC.len() || &header[..MAGIC.len()] != MAGIC {
         return Err(Error::format(
             path,
             "not a nof1 model (the file does not start with the nof1 magic bytes)",
         ));
     }
-    if bytes.len() < HEADER_LEN {
+    if head_len < HEADER_LEN {
         return Err(Error::format(
             path,
-            format!(
-                "truncated model: {} bytes, the header alone is {HEADER_LEN}",
-                bytes.len()
-            ),
+            format!("truncated model: {size} bytes, the header alone is {HEADER_LEN}"),
         ));
     }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version > FORMAT_VERSION {
         return Err(Error::format(
             path,
@@ -425,9 +493,9 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         ));
     }
     let mut len8 = [0u8; 8];
-    len8.copy_from_slice(&bytes[12..20]);
+    len8.copy_from_slice(&header[12..20]);
     let len = u64::from_le_bytes(len8);
-    let have = (bytes.len() - HEADER_LEN) as u64;
+    let have = size - HEADER_LEN as u64;
     if have < len {
         return Err(Error::format(
             path,
@@ -443,31 +511,74 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
             ),
         ));
     }
-    let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-    let payload = &bytes[HEADER_LEN..];
-    let actual = if version == 1 {
-        crc32fast::hash(payload)
+    let crc = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
+    let mut crc_so_far = crc32fast::Hasher::new();
+    // Version 1's checksum covers the payload only.
+    if version > 1 {
+        crc_so_far.update(&header[..20]);
+    }
+    let mut payload: PayloadReader<'_, R> = std::io::BufReader::with_capacity(
+        1 << 16,
+        Payload {
+            src,
+            left: len,
+            crc: crc_so_far,
+        },
+    );
+    let corrupt = |e: bincode::Error| Error::format(path, format!("corrupt model payload: {e}"));
+    // Version 7: the model section (its length first, so that it is decoded
+    // from memory), then the reference section straight from the source.
+    let streamed: Result<Option<ModelData>> = if version >= 7 {
+        read_model_section(&mut payload)
+            .map_err(|m| Error::format(path, format!("corrupt model payload: {m}")))
+            .and_then(|bytes| {
+                let mut slice = &bytes[..];
+                let head: ModelHead = codec(bytes.len() as u64)
+                    .deserialize_from(&mut slice)
+                    .map_err(corrupt)?;
+                if !slice.is_empty() {
+                    return Err(Error::format(
+                        path,
+                        format!(
+                            "corrupt model payload: {} bytes left in the model section",
+                            slice.len()
+                        ),
+                    ));
+                }
+                let mut r = ArrayReader::new(&mut payload);
+                let reference = read_reference_section(&mut r)
+                    .map_err(|m| Error::format(path, format!("corrupt reference section: {m}")))?;
+                Ok(Some(head.into_data(reference)))
+            })
     } else {
-        checksum_v2(bytes, payload)
+        Ok(None)
     };
+    // The rest of the payload (all of it before version 7), then the checksum.
+    let mut bytes = Vec::with_capacity(arrays::Source::left(&payload));
+    let read = std::io::Read::read_to_end(&mut payload, &mut bytes);
+    let payload = payload.into_inner();
+    if payload.left > 0 {
+        // Only a source that ends early (a file cut while it was read).
+        read.map_err(io)?;
+        return Err(Error::format(
+            path,
+            format!(
+                "truncated model: payload has {} of {len} bytes",
+                len - payload.left
+            ),
+        ));
+    }
+    let actual = payload.crc.finalize();
     if crc != actual {
         return Err(Error::format(
             path,
             format!("corrupt model: checksum mismatch (stored {crc:08x}, computed {actual:08x})"),
         ));
     }
-    let corrupt = |e: bincode::Error| Error::format(path, format!("corrupt model payload: {e}"));
-    // The model section ends where bincode stops reading.
-    let mut rest = payload;
-    let mut data: ModelData = if version >= 7 {
-        let head: ModelHead = codec(len).deserialize_from(&mut rest).map_err(corrupt)?;
-        let mut r = ArrayReader::new(rest);
-        let reference = read_reference_section(&mut r)
-            .map_err(|m| Error::format(path, format!("corrupt reference section: {m}")))?;
-        rest = r.rest();
-        head.into_data(reference)
-    } else {
-        codec(len).deserialize_from(&mut rest).map_err(corrupt)?
+    let mut rest = &bytes[..];
+    let mut data: ModelData = match streamed? {
+        Some(data) => data,
+        None => codec(len).deserialize_from(&mut rest).map_err(corrupt)?,
     };
     if version >= 6 {
         let (extras, support): (Vec<ChannelExtra>, Option<crate::marginal::Marginals>) =
@@ -506,14 +617,12 @@ pub fn decode_container(bytes: &[u8], path: &Path) -> Result<Container> {
         let mut r = ArrayReader::new(rest);
         let tree = read_tree_section(&mut r)
             .map_err(|m| Error::format(path, format!("corrupt search tree section: {m}")))?;
-        rest = r.rest();
+        rest = r.into_source();
         tree
-    } else if version >= 3 {
+    } else {
         codec(rest.len() as u64)
             .deserialize_from(&mut rest)
             .map_err(|e| Error::format(path, format!("corrupt search tree section: {e}")))?
-    } else {
-        None
     };
     let graph = if rest.is_empty() {
         None
@@ -703,10 +812,9 @@ impl Model {
                 ),
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let container = decode_container(&bytes, path)?;
-        // Everything is decoded: the file's bytes are not needed any more.
-        drop(bytes);
+        // Decoded as it is read: the file's bytes are never all in memory.
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let container = decode_from(&mut file, meta.len(), path)?;
         Self::from_container(container, path, progress)
     }
 
@@ -958,7 +1066,8 @@ mod tests {
     fn corrupt_reference_sections_are_format_errors() {
         let (model, bytes) = fitted(IndexChoice::Exact);
         let (head, reference) = ModelHeadRef::of(model.data());
-        let head_len = codec(u64::MAX).serialized_size(&head).expect("size") as usize;
+        // The model section's length, then the section.
+        let head_len = 8 + codec(u64::MAX).serialized_size(&head).expect("size") as usize;
         let payload = &bytes[HEADER_LEN..];
         let n = reference.ids.len();
         // The id count; the first id's length; the last id's first byte
