@@ -60,8 +60,9 @@ impl Progress for Bars {
             && let Ok(mut slot) = t.lock()
             && let Some((step, start)) = slot.take()
         {
+            let peak = peak_resident_mib().map_or(String::new(), |m| format!(" (peak {m} MiB)"));
             eprintln!(
-                "nof1: timing: {step}: {:.3} s",
+                "nof1: timing: {step}: {:.3} s{peak}",
                 start.elapsed().as_secs_f64()
             );
         }
@@ -71,4 +72,13 @@ impl Progress for Bars {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The process's peak resident memory so far in MiB (`VmHWM` of
+/// `/proc/self/status`; `None` where there is none, e.g. off Linux).
+fn peak_resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
