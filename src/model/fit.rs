@@ -64,8 +64,9 @@ impl Params {
         let plan = Plan::new(self, &input);
         let calibration_params = CalibrationParams::from(self)
             .with_channels(input.channel_spec(self), input.projected_blocks());
-        // The folds' preparation needs no projection: made alongside it.
-        let (projection, prep) = rayon::join(
+        // The folds' preparation (or, under split conformal, the training
+        // rows' value supports) needs no projection: made alongside it.
+        let (projection, (prep, split_values)) = rayon::join(
             || {
                 ProjectionParams::from(self)
                     .with_blocks(input.projected_blocks())
@@ -77,9 +78,16 @@ impl Params {
                         progress,
                     )
             },
-            || {
-                (plan.scheme == Scheme::CrossConformal)
-                    .then(|| calibration_params.prepare_folds(&input, &plan))
+            || match plan.scheme {
+                Scheme::CrossConformal => {
+                    (Some(calibration_params.prepare_folds(&input, &plan)), None)
+                }
+                Scheme::Split => (
+                    None,
+                    calibration_params.channels.value.then(|| {
+                        crate::marginal::Marginals::fit(&input.values, input.p, &plan.train)
+                    }),
+                ),
             },
         );
         let projection = projection?;
@@ -108,6 +116,7 @@ impl Params {
             blocked.as_ref(),
             &groups,
             prep,
+            split_values,
             &mut warnings,
             progress,
         )?;
@@ -884,6 +893,7 @@ impl CalibrationParams {
         blocked: Option<&BlockedSearch>,
         groups: &Groups,
         prep: Option<FoldPrep<'_>>,
+        split_values: Option<crate::marginal::Marginals>,
         warnings: &mut Vec<String>,
         progress: &dyn Progress,
     ) -> Result<Calibration> {
@@ -900,7 +910,7 @@ impl CalibrationParams {
                     &projection.projector,
                     &projection.block_eigenvalues,
                     block_components(&projection.choice),
-                    None,
+                    split_values,
                 );
                 let mut fold = FoldModel {
                     projector: projection.projector.clone(),
