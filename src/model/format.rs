@@ -1060,6 +1060,37 @@ mod tests {
         }
     }
 
+    /// A file read as it is decoded gives the model its bytes give; a
+    /// source that ends before the size it was said to have is a
+    /// truncation, and a changed byte is still a checksum mismatch.
+    #[test]
+    fn files_decode_as_they_are_read() {
+        let (model, bytes) = fitted(IndexChoice::Exact);
+        let dir = std::env::temp_dir().join(format!("nof1-format-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("m.nof1");
+        std::fs::write(&path, bytes).expect("write");
+        let loaded = Model::load(&path).expect("load");
+        assert!(loaded.data() == model.data());
+        assert_eq!(loaded.exact, model.exact);
+        std::fs::remove_dir_all(&dir).ok();
+        // The source ends 10 bytes early although the size said otherwise.
+        let short = &bytes[..bytes.len() - 10];
+        let err = decode_from(&mut &short[..], bytes.len() as u64, Path::new(PATH)).unwrap_err();
+        assert!(
+            err.to_string().contains("truncated model: payload has"),
+            "{err}"
+        );
+        // A flipped byte in the reference section fails the checksum
+        // before any decoded value is used.
+        let (head, _) = ModelHeadRef::of(model.data());
+        let at = HEADER_LEN + 8 + codec(u64::MAX).serialized_size(&head).expect("size") as usize;
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x40;
+        let err = Model::from_bytes(&flipped, Path::new(PATH)).unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    }
+
     /// The reference section's counts and id lengths, edited behind a
     /// recomputed checksum, are typed format errors naming the section.
     #[test]
