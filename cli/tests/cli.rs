@@ -1104,6 +1104,32 @@ fn model_truncated_files_via_the_binary() {
     bad_model(&bytes[..bytes.len() - 1], &["truncated model"]);
 }
 
+/// A model read from a pipe (`--model <(…)`, here `/dev/stdin`), which has
+/// no size to check the header against, assesses as the file does.
+#[test]
+#[cfg(unix)]
+fn a_model_read_from_a_pipe_assesses_as_the_file_does() {
+    let (s, bytes) = small_model_bytes();
+    let args = |model: &OsStr| {
+        vec![
+            OsStr::new("assess").to_os_string(),
+            "--model".into(),
+            model.to_os_string(),
+            "--input".into(),
+            small_patients().into_os_string(),
+            "--out".into(),
+            "-".into(),
+            "-q".into(),
+        ]
+    };
+    let from_file = s.run(&args(s.path("model.nof1").as_os_str()));
+    from_file.ok();
+    let from_pipe = s.run_with_stdin(&args(OsStr::new("/dev/stdin")), Some(&bytes));
+    from_pipe.ok();
+    assert_eq!(from_pipe.stdout, from_file.stdout);
+    assert!(from_file.stdout_text().lines().count() > 1);
+}
+
 #[test]
 fn model_byte_flip_via_the_binary() {
     let (_s, mut bytes) = small_model_bytes();

@@ -812,9 +812,17 @@ impl Model {
                 ),
             ));
         }
-        // Decoded as it is read: the file's bytes are never all in memory.
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let container = decode_from(&mut file, meta.len(), path)?;
+        let container = if meta.is_file() {
+            // Decoded as it is read: the file's bytes are never all in memory.
+            decode_from(&mut file, meta.len(), path)?
+        } else {
+            // A pipe (`--model <(…)`) has no size to check the header
+            // against: read to its end first.
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io(path, e))?;
+            decode_container(&bytes, path)?
+        };
         Self::from_container(container, path, progress)
     }
 
