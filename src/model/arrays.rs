@@ -161,6 +161,23 @@ impl<S: Source> ArrayReader<S> {
         self.words(n, what, f32::from_le_bytes)
     }
 
+    /// `len` bytes, refused before allocating when fewer are left.
+    fn take(&mut self, len: usize, what: &str) -> Result<Vec<u8>, String> {
+        let left = self.src.left();
+        if len > left {
+            return Err(format!("truncated {what}: {len} bytes needed, {left} left"));
+        }
+        let mut bytes = vec![0u8; len];
+        self.fill(&mut bytes, what)?;
+        Ok(bytes)
+    }
+
+    /// A byte array: its length (`u64`), then its bytes.
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<Vec<u8>, String> {
+        let n = self.count(1, what)?;
+        self.take(n, what)
+    }
+
     /// Member ids.
     pub(crate) fn ids(&mut self, what: &str) -> Result<MemberIds, String> {
         let n = self.count(4, what)?;
@@ -172,14 +189,7 @@ impl<S: Source> ArrayReader<S> {
                 .ok_or_else(|| format!("corrupt {what}: lengths overflow"))?;
             ends.push(end);
         }
-        if end > self.src.left() {
-            return Err(format!(
-                "truncated {what}: {end} bytes of ids, {} left",
-                self.src.left()
-            ));
-        }
-        let mut bytes = vec![0u8; end];
-        self.fill(&mut bytes, what)?;
+        let bytes = self.take(end, what)?;
         let text =
             String::from_utf8(bytes).map_err(|e| format!("corrupt {what}: not UTF-8 ({e})"))?;
         MemberIds::from_parts(text, ends).map_err(|m| format!("corrupt {what}: {m}"))

@@ -427,24 +427,6 @@ impl<R: std::io::Read> arrays::Source for PayloadReader<'_, R> {
     }
 }
 
-/// The model section's bytes (format version 7: a `u64` length, then the
-/// section), bounded by the bytes left.
-fn read_model_section<S: arrays::Source>(src: &mut S) -> std::result::Result<Vec<u8>, String> {
-    let mut len8 = [0u8; 8];
-    src.read_exact(&mut len8)
-        .map_err(|e| format!("truncated model section length: {e}"))?;
-    let len = u64::from_le_bytes(len8);
-    let left = src.left();
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|&l| l <= left)
-        .ok_or_else(|| format!("model section of {len} bytes, {left} left"))?;
-    let mut bytes = vec![0u8; len];
-    src.read_exact(&mut bytes)
-        .map_err(|e| format!("truncated model section: {e}"))?;
-    Ok(bytes)
-}
-
 /// Decodes a container of `size` bytes read from `src` (`path` is only used
 /// in messages). The header is checked first. A version-7 payload's model
 /// and reference sections are decoded as they are read (no copy of the
@@ -512,11 +494,10 @@ fn decode_from<R: std::io::Read>(src: &mut R, size: u64, path: &Path) -> Result<
         ));
     }
     let crc = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
+    // The checksum covers the header's first 20 bytes and the payload (every
+    // version read here; version 1 covered the payload only).
     let mut crc_so_far = crc32fast::Hasher::new();
-    // Version 1's checksum covers the payload only.
-    if version > 1 {
-        crc_so_far.update(&header[..20]);
-    }
+    crc_so_far.update(&header[..20]);
     let mut payload: PayloadReader<'_, R> = std::io::BufReader::with_capacity(
         1 << 16,
         Payload {
@@ -529,7 +510,9 @@ fn decode_from<R: std::io::Read>(src: &mut R, size: u64, path: &Path) -> Result<
     // Version 7: the model section (its length first, so that it is decoded
     // from memory), then the reference section straight from the source.
     let streamed: Result<Option<ModelData>> = if version >= 7 {
-        read_model_section(&mut payload)
+        // The model section: its length (`u64`), then its bytes.
+        ArrayReader::new(&mut payload)
+            .bytes("model section")
             .map_err(|m| Error::format(path, format!("corrupt model payload: {m}")))
             .and_then(|bytes| {
                 let mut slice = &bytes[..];
