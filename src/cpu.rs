@@ -26,6 +26,18 @@ pub fn clear_upper_vector_state() {
     }
 }
 
+/// Runs `f` compiled for the widest vector instructions the processor has
+/// (AVX2 on x86-64 processors that have it, through `pulp`'s dispatch;
+/// baseline code elsewhere). Meant for short loops of independent lanes: each
+/// lane does the same `f32`/`f64` operations in the same order, and Rust
+/// never fuses a multiply and an add, so the results are the same bit for
+/// bit whichever version runs. The processor is probed once.
+#[inline(always)]
+pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
+    static ARCH: std::sync::OnceLock<pulp::Arch> = std::sync::OnceLock::new();
+    ARCH.get_or_init(pulp::Arch::new).dispatch(f)
+}
+
 /// faer's global parallelism set to sequential while the guard lives (the
 /// previous setting comes back when it drops).
 ///

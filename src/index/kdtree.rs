@@ -327,7 +327,8 @@ impl KdTree {
             Subtree::default()
         };
         // The leaf blocks, column by column, now fill `tree_points`.
-        let columns = tree_points;
+        let mut columns = tree_points;
+        columns.resize(n * dim + LEAF_SIZE, 0.0);
         KdTree {
             dim,
             points: columns,
@@ -373,7 +374,10 @@ impl KdTree {
         let b = &self.boxes[id * 2 * dim..(id + 1) * 2 * dim];
         let mut s = 0.0f32;
         for d in 0..dim {
-            let t = (q[d] - b[d]).abs().max((b[dim + d] - q[d]).abs());
+            // The larger of the two gaps (boxes and queries are finite, so
+            // no NaN: a plain comparison, not `f32::max`).
+            let (lo, hi) = ((q[d] - b[d]).abs(), (b[dim + d] - q[d]).abs());
+            let t = if lo > hi { lo } else { hi };
             s += t * t;
         }
         s
@@ -394,15 +398,23 @@ impl KdTree {
     ) -> usize {
         let len = (m - from).min(LEAF_SIZE);
         let base = start * self.dim + from;
-        let acc = &mut acc[..len];
-        acc.fill(0.0);
-        for (d, &qd) in q.iter().enumerate().take(self.dim) {
-            let col = &self.points[base + d * m..base + d * m + len];
-            for (a, &x) in acc.iter_mut().zip(col) {
-                let t = x - qd;
-                *a += t * t;
-            }
-        }
+        // All `LEAF_SIZE` lanes are computed (fixed width: the sums stay in
+        // registers); lanes past `len` read the next column or the padding
+        // after the last leaf, and the caller ignores them.
+        *acc = crate::cpu::widest(
+            #[inline(always)]
+            || {
+                let mut sums = [0.0f32; LEAF_SIZE];
+                for (d, &qd) in q.iter().enumerate().take(self.dim) {
+                    let col = &self.points[base + d * m..base + d * m + LEAF_SIZE];
+                    for (a, &x) in sums.iter_mut().zip(col) {
+                        let t = x - qd;
+                        *a += t * t;
+                    }
+                }
+                sums
+            },
+        );
         len
     }
 
@@ -707,7 +719,7 @@ impl KdTree {
         // The leaves tile the tree order (so each is reached from the root
         // exactly once); each gathers its points, in parallel.
         leaves.sort_unstable();
-        let mut columns = vec![0.0f32; n * dim];
+        let mut columns = vec![0.0f32; n * dim + LEAF_SIZE];
         let mut blocks = Vec::with_capacity(leaves.len());
         let mut rest: &mut [f32] = &mut columns;
         let mut next = 0;
