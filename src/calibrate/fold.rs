@@ -210,6 +210,9 @@ impl FoldScorer<'_> {
 
     /// Scores a point already projected by this fold's projection and searched
     /// in its index.
+    /// (`value`: the value channel's score when already known, as
+    /// [`FoldScorer::outside_value_scores`] gives it).
+    #[allow(clippy::too_many_arguments)]
     pub fn score_projected(
         &self,
         raw: &[f64],
@@ -218,23 +221,19 @@ impl FoldScorer<'_> {
         residual: f64,
         n_obs: usize,
         neighbours: &[Neighbour],
+        value: Option<f64>,
     ) -> PointScore {
-        self.score_view(raw, z, y, residual, n_obs, neighbours, false)
+        let view = self.view(raw, z, y, residual, n_obs, neighbours, false);
+        self.score_of(&view, value)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn score_view(
-        &self,
-        raw: &[f64],
-        z: &[f64],
-        y: &[f64],
-        residual: f64,
-        n_obs: usize,
-        neighbours: &[Neighbour],
-        own: bool,
-    ) -> PointScore {
-        let view = self.view(raw, z, y, residual, n_obs, neighbours, own);
-        self.score_of(&view, None)
+    /// The value channel's scores of rows that are not this fold's training
+    /// members (patients), scored together ([`Marginals::score_rows`]: the
+    /// scores [`FoldScorer::score_projected`] computes, bit for bit, faster
+    /// for many rows); `None` each when the fold has no value channel.
+    pub fn outside_value_scores(&self, rows: &[&[f64]]) -> Vec<Option<f64>> {
+        let rows: Vec<(&[f64], Option<u32>)> = rows.iter().map(|&r| (r, None)).collect();
+        self.value_scores(&rows)
     }
 
     #[allow(clippy::too_many_arguments)]

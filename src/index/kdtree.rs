@@ -301,6 +301,41 @@ pub struct KdTree {
     /// Relative margin on pruning bounds: a bound must exceed the current
     /// worst distance by more than the rounding error of an `f32` distance.
     slack: f64,
+    /// Per node, a lower bound on the computed squared distance from any
+    /// query to the box's farthest corner: a quarter of the squared
+    /// diagonal, less the rounding margin. A box whose bound exceeds the
+    /// support radius cannot lie inside it, and its corner is not computed.
+    reach_floor: Vec<f32>,
+}
+
+/// [`KdTree::reach_floor`] of boxes (`2 × dim` per node): per dimension the
+/// farthest corner is at least half the box's width away, so the squared
+/// distance to it is at least `Σ (width / 2)²`; less the `f32` sum's
+/// relative rounding error (`slack`), rounded down.
+fn reach_floors(boxes: &[f32], dim: usize, slack: f64) -> Vec<f32> {
+    if dim == 0 {
+        return Vec::new();
+    }
+    boxes
+        .chunks_exact(2 * dim)
+        .map(|b| {
+            let (lo, hi) = b.split_at(dim);
+            let half: f64 = lo
+                .iter()
+                .zip(hi)
+                .map(|(&l, &h)| {
+                    let w = (f64::from(h) - f64::from(l)) / 2.0;
+                    w * w
+                })
+                .sum();
+            let floor = half * (1.0 - slack) - ABS_MARGIN;
+            if floor <= 0.0 {
+                0.0
+            } else {
+                (floor as f32).next_down()
+            }
+        })
+        .collect()
 }
 
 impl KdTree {
@@ -333,6 +368,7 @@ impl KdTree {
             dim,
             points: columns,
             order,
+            reach_floor: reach_floors(&sub.boxes, dim, slack_for(dim)),
             nodes: sub.nodes,
             boxes: sub.boxes,
             slack: slack_for(dim),
@@ -504,7 +540,10 @@ impl KdTree {
     ) {
         let node = &self.nodes[id as usize];
         let mut counting = counter.active();
-        if counting && self.max_dist_sq(id as usize, q) <= counter.r_sq {
+        if counting
+            && self.reach_floor[id as usize] <= counter.r_sq
+            && self.max_dist_sq(id as usize, q) <= counter.r_sq
+        {
             // Whole box inside the radius. IEEE rounding is monotone, so every
             // point's computed distance is at most the computed corner
             // distance: the count equals a scan's.
@@ -759,6 +798,7 @@ impl KdTree {
             points: columns,
             order,
             nodes,
+            reach_floor: reach_floors(&boxes, dim, slack_for(dim)),
             boxes,
             slack: slack_for(dim),
         })
@@ -888,6 +928,30 @@ mod tests {
                         assert_eq!(top.into_neighbours(), want.neighbours);
                         assert_eq!(count, all.min(cap), "cap {cap}, skip {skip:?}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_reach_floor_never_exceeds_the_farthest_corner() {
+        // The floor lets the search skip a box's farthest corner; it must be
+        // a lower bound for every query, or a box inside the radius would
+        // be counted point by point (same count, but the bound would lie).
+        let mut rng = SplitMix64::new(4);
+        for &(n, dim, scale) in &[(500usize, 2usize, 1e-3), (3000, 8, 1.0), (2000, 16, 1e4)] {
+            let pts: Vec<f32> = (0..n * dim)
+                .map(|_| (rng.normal() * scale) as f32)
+                .collect();
+            let tree = KdTree::build(&pts, dim);
+            assert_eq!(tree.reach_floor.len(), tree.nodes.len());
+            for _ in 0..40 {
+                let q: Vec<f32> = (0..dim).map(|_| (rng.normal() * scale) as f32).collect();
+                for id in 0..tree.nodes.len() {
+                    assert!(
+                        tree.reach_floor[id] <= tree.max_dist_sq(id, &q),
+                        "node {id}"
+                    );
                 }
             }
         }

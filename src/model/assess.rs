@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::index::Neighbour;
 use crate::index::blocked::{BlockedSearch, QUERY_BLOCK};
 use crate::index::exact::ExactResult;
+use crate::marginal::SCORE_BATCH_ROWS;
 use crate::model::fit::BLOCKED_PROBE_MIN;
 use crate::score::{self, knn_statistic};
 use crate::table::{FeatureMap, Table};
@@ -54,6 +55,9 @@ struct Projected {
     q: Vec<f32>,
     residual: f64,
     n_obs: usize,
+    /// The value channel's score under split conformal, when scored with
+    /// the patient's batch ([`FoldScorer::outside_value_scores`]).
+    value: Option<f64>,
 }
 
 impl Model {
@@ -125,14 +129,31 @@ impl Model {
             .into());
         }
         // Each row is projected once; the projection gives its search order.
-        let mut projected: Vec<(u32, usize, Projected)> = (0..patients.n_rows())
+        // Under split conformal, the value channel scores each batch of
+        // rows together (the same scores, faster than row by row).
+        let split = self.data.calibration.scheme == Scheme::Split;
+        let n = patients.n_rows();
+        let starts: Vec<usize> = (0..n).step_by(SCORE_BATCH_ROWS).collect();
+        let mut projected: Vec<(u32, usize, Projected)> = starts
             .into_par_iter()
-            .with_min_len(256)
-            .map(|i| {
-                let mut raw = vec![f64::NAN; p];
-                map.gather(patients.row(i), &mut raw);
-                let x = self.project_patient(&raw);
-                (self.locality_key(&x), i, x)
+            .flat_map_iter(|start| {
+                let mut batch: Vec<(usize, Projected)> = (start..(start + SCORE_BATCH_ROWS).min(n))
+                    .map(|i| {
+                        let mut raw = vec![f64::NAN; p];
+                        map.gather(patients.row(i), &mut raw);
+                        (i, self.project_patient(&raw))
+                    })
+                    .collect();
+                if split {
+                    let raws: Vec<&[f64]> = batch.iter().map(|(_, x)| x.raw.as_slice()).collect();
+                    let values = self.fold_scorer(0).outside_value_scores(&raws);
+                    for ((_, x), v) in batch.iter_mut().zip(values) {
+                        x.value = v;
+                    }
+                }
+                batch
+                    .into_iter()
+                    .map(|(i, x)| (self.locality_key(&x), i, x))
             })
             .collect();
         projected.sort_unstable_by_key(|(key, i, _)| (*key, *i));
@@ -292,6 +313,7 @@ impl Model {
             q,
             residual,
             n_obs,
+            value: None,
         }
     }
 
@@ -543,7 +565,7 @@ impl Model {
                 if split {
                     let s = self
                         .fold_scorer(0)
-                        .score_projected(&x.raw, &x.z, &x.y, x.residual, x.n_obs, &nb);
+                        .score_projected(&x.raw, &x.z, &x.y, x.residual, x.n_obs, &nb, x.value);
                     let (p, verdict) = self.decide(set.get(), std::slice::from_ref(&s));
                     if verdict == Verdict::Supported {
                         found = Some((nb, vec![s], p, verdict, support));
@@ -589,6 +611,7 @@ impl Model {
             q,
             residual,
             n_obs,
+            value,
         } = x;
         let k = params.k;
         let split = cal.scheme == Scheme::Split;
@@ -607,6 +630,7 @@ impl Model {
                         residual,
                         n_obs,
                         &r.neighbours,
+                        value,
                     )]
                 } else {
                     (0..cal.n_folds())

@@ -1366,7 +1366,7 @@ impl IndexParams {
                         k,
                         statistic: self.statistic,
                     }
-                    .score_projected(raw, &z, &y, residual, n_obs, &nb);
+                    .score_projected(raw, &z, &y, residual, n_obs, &nb, None);
                     let p = calibration.pooled.p_value(&[s.novelty]);
                     crate::calibrate::conformal::verdict(p, self.alpha, self.warn_alpha)
                         != Verdict::Supported
