@@ -164,6 +164,24 @@ impl ExactIndex {
         Some(out)
     }
 
+    /// The cost of finding the `k` nearest points to `query` (skipping
+    /// `skip`), as the number of points exact search must look at: the
+    /// points of the tree's leaves within reach of the `k`-th distance, or
+    /// every point when the index scans. Deterministic (fit decides by it).
+    pub fn search_cost(&self, query: &[f32], k: usize, skip: Option<u32>) -> u64 {
+        let Some(tree) = &self.tree else {
+            return self.len() as u64;
+        };
+        let found = self.search(query, k, skip, None).neighbours;
+        match found.last() {
+            Some(nb) if found.len() == k => {
+                let r = f64::from(nb.distance);
+                tree.points_within_reach(query, r * r)
+            }
+            _ => self.len() as u64,
+        }
+    }
+
     /// The `k` nearest points to `query` (ascending distance, ties by index),
     /// skipping the point `skip` if given, and the count of points within `radius`.
     pub fn search(

@@ -493,6 +493,40 @@ impl KdTree {
         id
     }
 
+    /// Points held by the leaves whose boxes come within squared distance
+    /// `r_sq` of `q`: what any exact search for the points at that distance
+    /// must look at, a measure of its cost that does not depend on the
+    /// machine (the search itself, pruning as it goes, may look at fewer).
+    pub(crate) fn points_within_reach(&self, q: &[f32], r_sq: f64) -> u64 {
+        let dim = self.dim;
+        let mut total = 0u64;
+        let mut stack = vec![0u32];
+        while let Some(id) = stack.pop() {
+            let Some(node) = self.nodes.get(id as usize) else {
+                continue;
+            };
+            let b = &self.boxes[id as usize * 2 * dim..(id as usize + 1) * 2 * dim];
+            let gap: f64 = (0..dim)
+                .map(|d| {
+                    let v = f64::from(q[d]);
+                    let t = (f64::from(b[d]) - v)
+                        .max(v - f64::from(b[dim + d]))
+                        .max(0.0);
+                    t * t
+                })
+                .sum();
+            if gap > r_sq {
+                continue;
+            }
+            if node.split == LEAF {
+                total += u64::from(node.end - node.start);
+            } else {
+                stack.extend([node.a, node.b]);
+            }
+        }
+        total
+    }
+
     /// Offers the `k` nearest points to `top`, skipping original index `skip`.
     #[cfg(test)]
     pub(crate) fn knn(&self, q: &[f32], top: &mut TopK, skip: Option<u32>) {

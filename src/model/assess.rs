@@ -287,16 +287,43 @@ impl Model {
         let mut found = blocked
             .search(&queries, &anchors, k, Some(&radii))
             .into_iter();
+        // A sampled density's neighbours by blocks too (the same results as
+        // the sample's own index gives).
+        let mut density_found = match (&self.density, self.density_blocked()) {
+            (Some(sample), Some(db)) => {
+                let anchors: Vec<usize> = queries
+                    .chunks_exact(self.exact.dim().max(1))
+                    .map(|q| db.anchor(sample.locality_key(q)))
+                    .collect();
+                Some(db.search(&queries, &anchors, k, None).into_iter())
+            }
+            _ => None,
+        };
         begun
             .into_iter()
             .map(|(i, _, b)| match b {
                 Begun::Done(a) => (i, a),
                 Begun::Pending(p) => {
-                    let r = if p.needs_search() { found.next() } else { None };
-                    (i, self.complete(p, r))
+                    let (r, density) = if p.needs_search() {
+                        (found.next(), density_found.as_mut().and_then(|d| d.next()))
+                    } else {
+                        (None, None)
+                    };
+                    (i, self.complete(p, r, density.map(|d| d.neighbours)))
                 }
             })
             .collect()
+    }
+
+    /// The blocked search of the density sample (built at its first use).
+    fn density_blocked(&self) -> Option<&BlockedSearch> {
+        let sample = self.density.as_ref()?;
+        self.density_blocked
+            .get_or_init(|| {
+                let ordered = crate::model::fit::locality_order(sample);
+                BlockedSearch::new(sample.points(), sample.dim(), &ordered)
+            })
+            .as_ref()
     }
 
     /// Standardises and projects a patient's raw values (model feature order).
@@ -469,7 +496,7 @@ impl Model {
                     self.exact
                         .search(&p.x.q, self.data.params.k, None, Some(p.radius))
                 });
-                self.complete(p, exact)
+                self.complete(p, exact, None)
             }
         }
     }
@@ -591,7 +618,14 @@ impl Model {
 
     /// Everything after a patient's exact search (`exact`: its result, when
     /// [`Pending::needs_search`]).
-    fn complete(&self, pending: Pending<'_>, exact: Option<ExactResult>) -> Assessment {
+    /// `density`: the patient's neighbours in the density sample, when
+    /// already found.
+    fn complete(
+        &self,
+        pending: Pending<'_>,
+        exact: Option<ExactResult>,
+        density: Option<Vec<Neighbour>>,
+    ) -> Assessment {
         let d = &self.data;
         let params = &d.params;
         let cal = &d.calibration;
@@ -675,7 +709,7 @@ impl Model {
         out.density = match &self.density {
             None => score::relative_density(&neighbours, &d.reference.kdist, &d.reference.lrd),
             Some(sample) => {
-                let nb = sample.search(&q, k, None, None).neighbours;
+                let nb = density.unwrap_or_else(|| sample.search(&q, k, None, None).neighbours);
                 score::relative_density(&nb, &d.reference.kdist, &d.reference.lrd)
             }
         };
@@ -922,6 +956,7 @@ mod tests {
             assert!(blocked.is_some());
             model.blocked.set(blocked).expect("unset");
             let by_blocks = model.assess(&patients).expect("assess");
+            let by_blocks_all = by_blocks.clone();
             assert!(
                 by_tree
                     .iter()
@@ -930,6 +965,33 @@ mod tests {
             for (a, b) in by_tree.iter().zip(&by_blocks) {
                 // Debug formatting tells every f64 apart (NaN included).
                 assert_eq!(format!("{a:?}"), format!("{b:?}"), "n {n}");
+            }
+            // With the densities of a sample of members, searched by blocks
+            // alongside the reference: the sample's own index's densities.
+            let mut data = model.data().clone();
+            let members: Vec<u32> = (0..model.exact.len() as u32)
+                .filter(|i| i % 4 != 1)
+                .collect();
+            let sample = crate::model::density_index(&model.exact, &members).expect("a sample");
+            let (kdist, lrd) =
+                crate::model::fit::densities_among(&sample, 7, &crate::model::NoProgress);
+            data.reference.density_members = members;
+            data.reference.kdist = kdist;
+            data.reference.lrd = lrd;
+            let sampled =
+                crate::model::Model::from_data(data, &crate::model::NoProgress).expect("model");
+            let by_tree = sampled.assess(&patients).expect("assess");
+            let blocked = crate::index::blocked::BlockedSearch::new(
+                sampled.exact.points(),
+                sampled.exact.dim(),
+                &ordered,
+            );
+            sampled.blocked.set(blocked).expect("unset");
+            let by_blocks = sampled.assess(&patients).expect("assess");
+            assert!(sampled.density_blocked.get().is_some_and(|d| d.is_some()));
+            for ((a, b), c) in by_tree.iter().zip(&by_blocks).zip(&by_blocks_all) {
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "n {n}, sampled");
+                assert_eq!(a.p_value.to_bits(), c.p_value.to_bits());
             }
         }
     }

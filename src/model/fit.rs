@@ -132,9 +132,14 @@ impl Params {
             progress,
         )?;
         params.hnsw.ef_search = built.ef_search;
-        // Reference densities: every member's k nearest other members, once.
-        let (kdist, lrd) = member_densities(&exact, self.k, &ordered, blocked.as_ref(), progress);
-        let n_ref = plan.train.len();
+        // Reference densities: each density member's k nearest other
+        // density members, once (every member, unless that costs more than
+        // the budget: then a seeded sample).
+        let density_members = density_members(&exact, self.k, &plan);
+        let (kdist, lrd) = match super::density_index(&exact, &density_members) {
+            None => member_densities(&exact, self.k, &ordered, blocked.as_ref(), progress),
+            Some(sample) => densities_among(&sample, self.k, progress),
+        };
         let support = self.value_channel.then(|| {
             // Under split conformal the one fold model was fitted on the
             // same training rows: its supports are the model's.
@@ -162,7 +167,7 @@ impl Params {
                     .codes
                     .map(|g| plan.train.iter().map(|&r| g[r]).collect()),
                 embeddings,
-                density_members: (0..n_ref as u32).collect(),
+                density_members,
                 kdist,
                 lrd,
             },
@@ -183,6 +188,7 @@ impl Params {
             density: None,
             folds,
             blocked: std::sync::OnceLock::new(),
+            density_blocked: std::sync::OnceLock::new(),
         })
     }
 }
@@ -1458,6 +1464,52 @@ pub const EF_RAISE_LIMIT: usize = 8;
 /// every thread stops within its current chunk.
 pub const PROGRESS_EVERY: usize = 64;
 
+/// Members whose searches fit measures to estimate what each member's
+/// search for the densities costs ([`density_members`]).
+pub const DENSITY_PROBES: usize = 256;
+/// Most points each member's search for the densities may look at
+/// ([`ExactIndex::search_cost`], the mean over [`DENSITY_PROBES`] members):
+/// above it, where the embedding has too many dimensions for the tree to
+/// prune well, the densities are those of a seeded sample of
+/// [`DENSITY_SAMPLE`] members. Chosen on `nof1 bench synth` cohorts of
+/// 200,000 members (docs/method.md §10): 2,577 points in the default profile
+/// (8 components; every member kept), 16,000 and 37,900 in the biobank
+/// profile at 16 and 32 components (sampled).
+pub const DENSITY_MEMBER_COST: f64 = 8192.0;
+/// Members in a density sample: the first of the seeded id order.
+pub const DENSITY_SAMPLE: usize = 5_000;
+
+/// The members whose k-distances and densities the model keeps (indices
+/// into the model's members, ascending): every member when the probed cost
+/// of one member's search is at most [`DENSITY_MEMBER_COST`], else the
+/// first [`DENSITY_SAMPLE`] members of the seeded id order. So the
+/// densities' searches look at no more than `n ×` [`DENSITY_MEMBER_COST`]
+/// points, and at assess a patient's density costs one search among at
+/// most [`DENSITY_SAMPLE`] members when the reference is sampled.
+/// Deterministic: the cost is counted in points, not timed.
+fn density_members(exact: &ExactIndex, k: usize, plan: &Plan) -> Vec<u32> {
+    let n = exact.len();
+    if n <= DENSITY_SAMPLE {
+        return (0..n as u32).collect();
+    }
+    // Members in the seeded id order, as positions among the members.
+    let by_id = plan
+        .train_by_id
+        .iter()
+        .filter_map(|&r| plan.train.binary_search(&r).ok().map(|p| p as u32));
+    let probes: Vec<u32> = by_id.clone().rev().take(DENSITY_PROBES).collect();
+    let cost: u64 = probes
+        .par_iter()
+        .map(|&i| exact.search_cost(exact.point(i as usize), k, Some(i)))
+        .sum();
+    if cost as f64 <= DENSITY_MEMBER_COST * probes.len() as f64 {
+        return (0..n as u32).collect();
+    }
+    let mut members: Vec<u32> = by_id.take(DENSITY_SAMPLE).collect();
+    members.sort_unstable();
+    members
+}
+
 /// Every member's k-distance and local reachability density among the other
 /// members (exact; members searched in tree order, which keeps the points
 /// they share in cache).
@@ -1513,6 +1565,18 @@ fn member_densities(
         lrd[i as usize] = l;
     }
     (kdist, lrd)
+}
+
+/// The k-distances and densities of a density sample's members among
+/// themselves (`sample` indexes their points), as [`member_densities`].
+pub(crate) fn densities_among(
+    sample: &ExactIndex,
+    k: usize,
+    progress: &dyn Progress,
+) -> (Vec<f32>, Vec<f32>) {
+    let ordered = locality_order(sample);
+    let blocked = blocked_search_if_faster(sample, k, &ordered);
+    member_densities(sample, k, &ordered, blocked.as_ref(), progress)
 }
 
 /// Every member's `(locality key, index)`, sorted: the k-d tree's leaf
@@ -1615,6 +1679,46 @@ mod tests {
             }
             if p <= q {
                 prop_assert!(t_p >= t_q);
+            }
+        }
+    }
+    /// A plan whose members are rows `0..n`, in a seeded id order.
+    fn plan_of(n: usize, seed: u64) -> Plan {
+        let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let by_id = crate::rng::id_order(&ids, seed);
+        Plan {
+            scheme: Scheme::Split,
+            train: (0..n).collect(),
+            train_by_id: by_id.clone(),
+            by_id,
+            scored: Vec::new(),
+            folds: 1,
+        }
+    }
+
+    /// Where the tree prunes well every member keeps its density; where it
+    /// prunes little (many independent dimensions) a seeded sample of
+    /// [`DENSITY_SAMPLE`] members does, the first of the id order, and the
+    /// choice repeats exactly.
+    #[test]
+    fn densities_are_sampled_only_where_each_search_costs_too_much() {
+        let n = 12_000;
+        let mut rng = crate::rng::SplitMix64::new(2);
+        for (dim, sampled) in [(3usize, false), (24, true)] {
+            let points: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
+            let exact = ExactIndex::new(points, dim);
+            let plan = plan_of(n, 9);
+            let members = density_members(&exact, 10, &plan);
+            assert_eq!(members, density_members(&exact, 10, &plan), "dim {dim}");
+            if sampled {
+                let mut first: Vec<u32> = plan.train_by_id[..DENSITY_SAMPLE]
+                    .iter()
+                    .map(|&r| r as u32)
+                    .collect();
+                first.sort_unstable();
+                assert_eq!(members, first, "dim {dim}");
+            } else {
+                assert_eq!(members.len(), n, "dim {dim}");
             }
         }
     }

@@ -190,8 +190,8 @@ pub struct Model {
     data: ModelData,
     exact: ExactIndex,
     hnsw: Option<HnswIndex>,
-    /// Index over the density sample of a model fitted by an earlier version,
-    /// when that sample is not the whole reference.
+    /// Index over the density sample, when the model keeps the densities of
+    /// a sample of members rather than of every member.
     density: Option<ExactIndex>,
     /// The fold models' indexes, and what is kept of the masked calibration
     /// members once a patient needs them.
@@ -200,6 +200,10 @@ pub struct Model {
     /// been large enough to time it against the k-d tree (`None` inside:
     /// the tree was faster, or the model does not qualify).
     blocked: std::sync::OnceLock<Option<crate::index::blocked::BlockedSearch>>,
+    /// The blocked search of the density sample, built with the blocked
+    /// search of the reference (`None` inside: no sample, or its points do
+    /// not qualify).
+    density_blocked: std::sync::OnceLock<Option<crate::index::blocked::BlockedSearch>>,
 }
 
 /// Under cross-conformal calibration, each fold model's index over its
@@ -299,6 +303,7 @@ impl Model {
             density,
             folds,
             blocked: std::sync::OnceLock::new(),
+            density_blocked: std::sync::OnceLock::new(),
         })
     }
 
@@ -346,6 +351,7 @@ impl Model {
             density,
             folds,
             blocked: std::sync::OnceLock::new(),
+            density_blocked: std::sync::OnceLock::new(),
         })
     }
 
