@@ -239,6 +239,36 @@ impl ExactIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The cost fit decides the densities by is at least the number of
+        /// points within the query's k-th distance (their leaves are within
+        /// reach) and at most every point; a scanning index costs every point.
+        #[test]
+        fn search_cost_covers_the_points_within_reach(
+            seed in 0u64..1000,
+            n in 600usize..3000,
+            dim in 1usize..12,
+            k in 1usize..20,
+        ) {
+            let mut rng = crate::rng::SplitMix64::new(seed);
+            let points: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
+            let index = ExactIndex::new(points.clone(), dim);
+            prop_assert!(index.has_tree());
+            let q: Vec<f32> = (0..dim).map(|_| (1.5 * rng.normal()) as f32).collect();
+            let cost = index.search_cost(&q, k, None);
+            let kth = index.search(&q, k, None, None).neighbours[k - 1].distance;
+            let r_sq = f64::from(kth) * f64::from(kth) * (1.0 - 1e-5);
+            let within = points
+                .chunks_exact(dim)
+                .filter(|p| f64::from(crate::index::squared_distance(p, &q)) <= r_sq)
+                .count() as u64;
+            prop_assert!(within <= cost && cost <= n as u64, "{within} {cost} {n}");
+            let scan = ExactIndex::new_scan(points, dim);
+            prop_assert_eq!(scan.search_cost(&q, k, None), n as u64);
+        }
+    }
 
     #[test]
     fn finds_nearest_with_ties_by_index() {
