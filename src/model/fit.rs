@@ -1465,7 +1465,7 @@ pub const EF_RAISE_LIMIT: usize = 8;
 pub const PROGRESS_EVERY: usize = 64;
 
 /// Members whose searches fit measures to estimate what each member's
-/// search for the densities costs ([`density_members`]).
+/// search for the densities costs.
 pub const DENSITY_PROBES: usize = 256;
 /// Most points each member's search for the densities may look at
 /// ([`ExactIndex::search_cost`], the mean over [`DENSITY_PROBES`] members):
