@@ -116,6 +116,10 @@ pub struct ModelSummary {
     pub created: u64,
     /// Reference members.
     pub reference_size: usize,
+    /// Members whose densities the model keeps (`density` is computed
+    /// against them): every member, or a seeded sample where each member's
+    /// search costs too much (docs/method.md §10).
+    pub density_members: usize,
     /// Model features.
     pub n_features: usize,
     /// Model features in the projection (the others are constant in the
@@ -316,6 +320,7 @@ impl ModelSummary {
             crate_version: data.crate_version.clone(),
             created: data.created,
             reference_size: data.reference.ids.len(),
+            density_members: data.reference.density_members.len(),
             n_features: data.features.len(),
             projected_features: data.features.len() - constant_features.len(),
             constant_features,
@@ -381,6 +386,7 @@ impl ModelSummary {
             "created": self.created,
             "checksum_crc32": f.map(|f| format!("{:08x}", f.checksum_crc32)),
             "reference_size": self.reference_size,
+            "density_members": self.density_members,
             "features": self.n_features,
             "projected_features": self.projected_features,
             "constant_features": self.constant_features,
@@ -576,6 +582,15 @@ impl ModelSummary {
             index_notes.join("; ")
         )?;
         self.write_channels(out)?;
+        if self.density_members == self.reference_size {
+            writeln!(out, "density          against every member")?;
+        } else {
+            writeln!(
+                out,
+                "density          against a seeded sample of {} of the {} members (a search per member costs too much in this embedding)",
+                self.density_members, self.reference_size
+            )?;
+        }
         writeln!(out, "seed             {}", p.seed)?;
         if self.groups.is_empty() {
             writeln!(out, "groups           none")?;
@@ -659,6 +674,11 @@ mod tests {
         let mem = model.summary();
         assert!(mem.file.is_none());
         assert_eq!(mem.reference_size, 120);
+        assert_eq!(mem.density_members, 120);
+        assert!(
+            mem.to_text()
+                .contains("density          against every member")
+        );
         assert_eq!(mem.groups.len(), 2);
         assert_eq!(mem.groups[0].n + mem.groups[1].n, 120);
         let bytes = model.to_bytes().unwrap();
