@@ -54,6 +54,7 @@ class Summary(TypedDict):
     nof1_version: str
     created: int
     members: int
+    density_members: int
     features: list[str]
     n_features: int
     projected_features: int

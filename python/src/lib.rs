@@ -702,6 +702,7 @@ impl RawModel {
         d.set_item("nof1_version", &s.crate_version)?;
         d.set_item("created", s.created)?;
         d.set_item("members", s.reference_size)?;
+        d.set_item("density_members", s.density_members)?;
         d.set_item("features", m.features().to_vec())?;
         d.set_item("n_features", s.n_features)?;
         d.set_item("projected_features", s.projected_features)?;

@@ -170,6 +170,7 @@ def test_summary_save_load_and_pickle(small, tmp_path):
     model = nof1.fit(reference, id_col="id", k=5, seed=3)
     s = model.summary()
     assert s["members"] == 60 and s["k"] == 5 and s["seed"] == 3
+    assert s["density_members"] == 60
     assert s["features"] == ["f1", "f2", "f3", "f4", "f5"]
     assert 1 <= s["components"] <= 5 and s["index"] == "exact"
     assert model.params["k"] == 5 and "members" in repr(model)
