@@ -209,9 +209,8 @@ impl FoldScorer<'_> {
     }
 
     /// Scores a point already projected by this fold's projection and searched
-    /// in its index.
-    /// (`value`: the value channel's score when already known, as
-    /// [`FoldScorer::outside_value_scores`] gives it).
+    /// in its index (`value`: the value channel's score when already known,
+    /// as [`FoldScorer::outside_value_scores`] gives it).
     #[allow(clippy::too_many_arguments)]
     pub fn score_projected(
         &self,

@@ -344,7 +344,9 @@ impl KdTree {
     /// does not depend on the number of threads.
     pub fn build(points: &[f32], dim: usize) -> KdTree {
         let n = points.len() / dim.max(1);
-        let mut tree_points = points[..n * dim].to_vec();
+        // Room for the padding `assemble` adds.
+        let mut tree_points = Vec::with_capacity(n * dim + LEAF_SIZE);
+        tree_points.extend_from_slice(&points[..n * dim]);
         let mut order: Vec<u32> = (0..n as u32).collect();
         let sub = if n > 0 {
             let mut scratch_points = vec![0.0f32; n * dim];
@@ -362,16 +364,30 @@ impl KdTree {
             Subtree::default()
         };
         // The leaf blocks, column by column, now fill `tree_points`.
-        let mut columns = tree_points;
-        columns.resize(n * dim + LEAF_SIZE, 0.0);
+        Self::assemble(dim, tree_points, order, sub.nodes, sub.boxes)
+    }
+
+    /// The tree of its parts: `columns` holds the leaf blocks column by
+    /// column (`n × dim` values), padded here by one leaf block of zeros
+    /// (the fixed-width leaf scan reads past a leaf's end); the pruning
+    /// slack and the nodes' reach floors are derived from `dim` and the boxes.
+    fn assemble(
+        dim: usize,
+        mut columns: Vec<f32>,
+        order: Vec<u32>,
+        nodes: Vec<Node>,
+        boxes: Vec<f32>,
+    ) -> KdTree {
+        columns.resize(columns.len() + LEAF_SIZE, 0.0);
+        let slack = slack_for(dim);
         KdTree {
             dim,
             points: columns,
             order,
-            reach_floor: reach_floors(&sub.boxes, dim, slack_for(dim)),
-            nodes: sub.nodes,
-            boxes: sub.boxes,
-            slack: slack_for(dim),
+            reach_floor: reach_floors(&boxes, dim, slack),
+            nodes,
+            boxes,
+            slack,
         }
     }
 
@@ -792,7 +808,9 @@ impl KdTree {
         // The leaves tile the tree order (so each is reached from the root
         // exactly once); each gathers its points, in parallel.
         leaves.sort_unstable();
-        let mut columns = vec![0.0f32; n * dim + LEAF_SIZE];
+        // Room for the padding `assemble` adds.
+        let mut columns = Vec::with_capacity(n * dim + LEAF_SIZE);
+        columns.resize(n * dim, 0.0f32);
         let mut blocks = Vec::with_capacity(leaves.len());
         let mut rest: &mut [f32] = &mut columns;
         let mut next = 0;
@@ -827,15 +845,7 @@ impl KdTree {
             })
             .collect();
         gathered.into_iter().collect::<Result<(), String>>()?;
-        Ok(KdTree {
-            dim,
-            points: columns,
-            order,
-            nodes,
-            reach_floor: reach_floors(&boxes, dim, slack_for(dim)),
-            boxes,
-            slack: slack_for(dim),
-        })
+        Ok(Self::assemble(dim, columns, order, nodes, boxes))
     }
 }
 

@@ -956,7 +956,6 @@ mod tests {
             assert!(blocked.is_some());
             model.blocked.set(blocked).expect("unset");
             let by_blocks = model.assess(&patients).expect("assess");
-            let by_blocks_all = by_blocks.clone();
             assert!(
                 by_tree
                     .iter()
@@ -966,6 +965,7 @@ mod tests {
                 // Debug formatting tells every f64 apart (NaN included).
                 assert_eq!(format!("{a:?}"), format!("{b:?}"), "n {n}");
             }
+            let by_blocks_all = by_blocks;
             // With the densities of a sample of members, searched by blocks
             // alongside the reference: the sample's own index's densities.
             let mut data = model.data().clone();

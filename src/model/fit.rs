@@ -133,8 +133,8 @@ impl Params {
         )?;
         params.hnsw.ef_search = built.ef_search;
         // Reference densities: each density member's k nearest other
-        // density members, once (every member, unless that costs more than
-        // the budget: then a seeded sample).
+        // density members, once (every member, unless each one's search
+        // costs too much: then a seeded sample).
         let density_members = density_members(&exact, self.k, &plan);
         let (kdist, lrd) = match super::density_index(&exact, &density_members) {
             None => member_densities(&exact, self.k, &ordered, blocked.as_ref(), progress),
