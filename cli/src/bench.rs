@@ -686,7 +686,7 @@ fn compare_indexes(
 
     let other_kind = match data.index_kind {
         IndexKind::Exact => IndexKind::Hnsw,
-        IndexKind::Hnsw => IndexKind::Exact,
+        IndexKind::Hnsw | IndexKind::Graph => IndexKind::Exact,
     };
     let other = model.with_index_kind(other_kind, &nof1::model::NoProgress)?;
     let t0 = Instant::now();
@@ -695,7 +695,7 @@ fn compare_indexes(
     let (assess_exact_seconds, assess_hnsw_seconds, hnsw_assessed): (f64, f64, &[Assessment]) =
         match data.index_kind {
             IndexKind::Exact => (assess_seconds, other_seconds, &other_assessed),
-            IndexKind::Hnsw => (other_seconds, assess_seconds, assessed),
+            IndexKind::Hnsw | IndexKind::Graph => (other_seconds, assess_seconds, assessed),
         };
     let verdicts_differ = assessed
         .iter()

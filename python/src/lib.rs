@@ -413,8 +413,9 @@ fn index_choice(index: &str) -> PyResult<IndexChoice> {
         "auto" => Ok(IndexChoice::Auto),
         "exact" => Ok(IndexChoice::Exact),
         "hnsw" => Ok(IndexChoice::Hnsw),
+        "graph" => Ok(IndexChoice::Graph),
         other => Err(ParameterError::new_err(format!(
-            "invalid parameter index: must be \"auto\", \"exact\" or \"hnsw\", got {other:?}"
+            "invalid parameter index: must be \"auto\", \"exact\", \"hnsw\" or \"graph\", got {other:?}"
         ))),
     }
 }
@@ -688,6 +689,7 @@ impl RawModel {
                 IndexChoice::Auto => "auto",
                 IndexChoice::Exact => "exact",
                 IndexChoice::Hnsw => "hnsw",
+                IndexChoice::Graph => "graph",
             },
         )?;
         Ok(d)

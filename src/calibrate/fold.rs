@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::{ChannelState, PointView, Scorer};
 use crate::index::blocked::BlockedSearch;
-use crate::index::{ExactIndex, Neighbour};
+use crate::index::{ExactIndex, HnswIndex, Neighbour};
 use crate::marginal::Marginals;
 use crate::project::{MaskedSolver, Projector};
 use crate::score::KnnStatistic;
@@ -153,6 +153,36 @@ impl FoldScorer<'_> {
             .zip(projected.iter().zip(&neighbours))
             .map(|((&(raw, skip), value), ((z, y, residual, n_obs), nb))| {
                 let view = self.view(raw, z, y, *residual, *n_obs, nb, skip.is_some());
+                self.score_of(&view, value)
+            })
+            .collect()
+    }
+
+    /// [`FoldScorer::score_rows_skipping`] with the neighbours found by
+    /// `graph` (built over this scorer's index points) instead of exact
+    /// search: the score an [`crate::index::IndexKind::Graph`] model gives.
+    pub fn score_rows_graph(
+        &self,
+        rows: &[(&[f64], Option<u32>)],
+        graph: &HnswIndex,
+    ) -> Vec<PointScore> {
+        let values = self.value_scores(rows);
+        let projector = &self.model.projector;
+        let dims = self.index.dim();
+        rows.iter()
+            .zip(values)
+            .map(|(&(raw, skip), value)| {
+                let mut z = vec![0.0; raw.len()];
+                let mut y = vec![0.0; projector.n_components];
+                let (residual, n_obs) =
+                    projector.project_reusing(raw, &mut z, &mut y, &mut MaskedSolver::default());
+                let q: Vec<f32> = y[..dims].iter().map(|v| *v as f32).collect();
+                let nb = if n_obs == 0 || q.iter().any(|v| !v.is_finite()) {
+                    Vec::new()
+                } else {
+                    graph.search_skipping(&q, self.k, skip)
+                };
+                let view = self.view(raw, &z, &y, residual, n_obs, &nb, skip.is_some());
                 self.score_of(&view, value)
             })
             .collect()

@@ -72,6 +72,29 @@ pub fn recall(exact: &ExactIndex, graph: &HnswIndex, queries: &[f32], k: usize) 
     }
 }
 
+/// The exact `k` nearest neighbours of each row-major query.
+pub fn truths(exact: &ExactIndex, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
+    queries
+        .par_chunks_exact(exact.dim().max(1))
+        .map(|q| exact.search(q, k, None, None).neighbours)
+        .collect()
+}
+
+/// [`recall`] against neighbours already found ([`truths`] of `queries`).
+pub fn recall_given(truth: &[Vec<Neighbour>], graph: &HnswIndex, queries: &[f32], k: usize) -> f64 {
+    let dim = queries.len() / truth.len().max(1);
+    let (found, total) = queries
+        .par_chunks_exact(dim.max(1))
+        .zip(truth)
+        .map(|(q, t)| (hits(t, &graph.search(q, k)), t.len()))
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    if total == 0 {
+        f64::NAN
+    } else {
+        found as f64 / total as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

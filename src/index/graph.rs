@@ -185,6 +185,69 @@ impl Graph {
         }
     }
 
+    /// The same graph with every point renamed: point `p` becomes
+    /// `new_of_old[p]` (a permutation of the points). Each list keeps its
+    /// order, so a search of the renamed graph visits the same points in the
+    /// same order.
+    ///
+    /// # Panics
+    /// If `new_of_old` is not a permutation of the points (caller bug).
+    pub(crate) fn relabel(&self, new_of_old: &[u32]) -> Graph {
+        let n = self.len();
+        assert_eq!(new_of_old.len(), n, "relabel: not a permutation");
+        let mut old_of_new = vec![u32::MAX; n];
+        for (old, &new) in new_of_old.iter().enumerate() {
+            old_of_new[new as usize] = old as u32;
+        }
+        assert!(
+            old_of_new.iter().all(|&o| o != u32::MAX),
+            "relabel: not a permutation"
+        );
+        let mut levels = vec![0u8; n];
+        for (old, &new) in new_of_old.iter().enumerate() {
+            levels[new as usize] = self.levels[old];
+        }
+        let rename = |list: &[u32], out: &mut Vec<u32>| {
+            out.extend(list.iter().map(|&r| new_of_old[r as usize]));
+        };
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (j, layer) in self.layers.iter().enumerate() {
+            let ranks: Vec<(u32, usize)> = if j == 0 {
+                old_of_new.iter().map(|&o| (0, o as usize)).collect()
+            } else {
+                let mut r: Vec<(u32, usize)> = layer
+                    .rows
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, &row)| (new_of_old[row as usize], rank))
+                    .collect();
+                r.sort_unstable();
+                r
+            };
+            let mut offsets = Vec::with_capacity(ranks.len() + 1);
+            offsets.push(0);
+            let mut neighbours = Vec::with_capacity(layer.neighbours.len());
+            for &(_, rank) in &ranks {
+                rename(layer.list(rank), &mut neighbours);
+                offsets.push(neighbours.len());
+            }
+            layers.push(Layer {
+                rows: if j == 0 {
+                    Vec::new()
+                } else {
+                    ranks.iter().map(|&(r, _)| r).collect()
+                },
+                offsets,
+                neighbours,
+            });
+        }
+        Graph {
+            levels,
+            entry: new_of_old[self.entry as usize],
+            layers,
+        }
+    }
+
     /// Number of points.
     pub(crate) fn len(&self) -> usize {
         self.levels.len()
@@ -304,6 +367,7 @@ impl Graph {
     /// on. Distances are Euclidean (the square root of the `f32` squared
     /// distance, as [`super::ExactIndex`] reports them). Fewer than `k` only
     /// when the graph reaches fewer points.
+    #[cfg(test)]
     pub(crate) fn search(
         &self,
         points: &[f32],
@@ -312,13 +376,34 @@ impl Graph {
         k: usize,
         ef: usize,
     ) -> Vec<Neighbour> {
+        self.search_within(points, dim, query, k, ef, None).0
+    }
+
+    /// [`Graph::search`], and how many of the points the beam ends with lie
+    /// within `radius` (a lower bound on the points within it, up to
+    /// [`super::exact::SUPPORT_CAP`]; 0 without a radius).
+    ///
+    /// The walk compares distances summed in eight partial sums
+    /// ([`super::build::fast_squared_distance`]); the points it ends with are
+    /// then ordered and reported by their exact `f32` distances, so each
+    /// reported distance is the exact distance to a real point.
+    pub(crate) fn search_within(
+        &self,
+        points: &[f32],
+        dim: usize,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        radius: Option<f32>,
+    ) -> (Vec<Neighbour>, u32) {
         if k == 0 || self.layers.is_empty() {
-            return Vec::new();
+            return (Vec::new(), 0);
         }
-        let dist_sq = |row: u32| -> f32 {
+        let point = |row: u32| -> &[f32] {
             let at = row as usize * dim;
-            super::squared_distance(&points[at..at + dim], query)
+            &points[at..at + dim]
         };
+        let dist_sq = |row: u32| -> f32 { super::build::fast_squared_distance(point(row), query) };
         // Greedy descent through the upper layers.
         let mut best = key(dist_sq(self.entry), self.entry);
         for layer in self.layers[1..].iter().rev() {
@@ -370,16 +455,31 @@ impl Graph {
                     }
                 }
             }
-            let mut found: Vec<u64> = results.drain().collect();
+            let mut found: Vec<u64> = results
+                .drain()
+                .map(|kk| {
+                    let row = row_of(kk);
+                    key(super::squared_distance(point(row), query), row)
+                })
+                .collect();
             found.sort_unstable();
+            let within = radius.map_or(0, |r| {
+                let r_sq = r * r;
+                found
+                    .iter()
+                    .filter(|&&kk| f32::from_bits((kk >> 32) as u32) <= r_sq)
+                    .count()
+                    .min(super::exact::SUPPORT_CAP as usize) as u32
+            });
             found.truncate(k);
-            found
+            let nb = found
                 .into_iter()
                 .map(|kk| Neighbour {
                     index: row_of(kk),
                     distance: f32::from_bits((kk >> 32) as u32).max(0.0).sqrt(),
                 })
-                .collect()
+                .collect();
+            (nb, within)
         })
     }
 }

@@ -42,7 +42,20 @@ pub struct HnswIndex {
     points: Vec<f32>,
     params: HnswParams,
     dim: usize,
+    /// A second, wider search for queries far from the points: when the
+    /// `k`-th distance found exceeds the first value, the search is run
+    /// again with a beam [`WIDE_BEAM`] times as wide.
+    widen_beyond: Option<f32>,
+    /// When the graph and `points` are laid out in a locality order (nearby
+    /// points next to each other in memory): the row of each position.
+    /// `graph` and `points` are then in positions; reported neighbours and
+    /// the stored section are in rows.
+    rows: Option<Vec<u32>>,
 }
+
+/// How many times wider the second search of a far query is
+/// ([`HnswIndex::widen_beyond`]).
+pub const WIDE_BEAM: usize = 8;
 
 impl std::fmt::Debug for HnswIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,7 +94,97 @@ impl HnswIndex {
             points: points.to_vec(),
             params,
             dim,
+            widen_beyond: None,
+            rows: None,
         }
+    }
+
+    /// Builds the graph with nof1's own builder (`src/index/build.rs`):
+    /// parallel batches, the same graph for any number of threads, given
+    /// the points, the parameters and `seed`.
+    ///
+    /// `progress` is called with the number of points inserted so far.
+    ///
+    /// # Panics
+    /// If `points.len()` is not a multiple of `dim`, or `dim` is 0 (caller
+    /// bugs).
+    pub fn build_own(
+        points: &[f32],
+        dim: usize,
+        params: HnswParams,
+        seed: u64,
+        mut progress: impl FnMut(usize),
+    ) -> Self {
+        let graph = super::build::build(points, dim, &params, seed, &mut progress);
+        HnswIndex {
+            graph,
+            points: points.to_vec(),
+            params,
+            dim,
+            widen_beyond: None,
+            rows: None,
+        }
+    }
+
+    /// [`HnswIndex::build_own`] over the points laid out in `order` (a
+    /// permutation of the rows, nearby points next to each other: fewer
+    /// cache misses while building and searching). Searches report rows and
+    /// the stored section holds rows, as without a layout; the graph itself
+    /// depends on the layout (the builder's seeded insertion order is over
+    /// positions), so a model keeps the same layout when loaded
+    /// ([`HnswIndex::laid_out`]).
+    ///
+    /// # Panics
+    /// As [`HnswIndex::build_own`], and if `order` is not a permutation of
+    /// the rows.
+    pub fn build_own_in(
+        points: &[f32],
+        dim: usize,
+        params: HnswParams,
+        seed: u64,
+        order: Vec<u32>,
+        mut progress: impl FnMut(usize),
+    ) -> Self {
+        let laid = lay_out(points, dim, &order);
+        let graph = super::build::build(&laid, dim, &params, seed, &mut progress);
+        HnswIndex {
+            graph,
+            points: laid,
+            params,
+            dim,
+            widen_beyond: None,
+            rows: Some(order),
+        }
+    }
+
+    /// This index with its graph and points laid out in `order` (see
+    /// [`HnswIndex::build_own_in`]); the same searches, faster.
+    ///
+    /// # Panics
+    /// If the index is already laid out, or `order` is not a permutation of
+    /// its rows (caller bugs).
+    pub(crate) fn laid_out(self, order: Vec<u32>) -> Self {
+        assert!(self.rows.is_none(), "already laid out");
+        let mut position = vec![0u32; order.len()];
+        for (p, &r) in order.iter().enumerate() {
+            position[r as usize] = p as u32;
+        }
+        HnswIndex {
+            graph: self.graph.relabel(&position),
+            points: lay_out(&self.points, self.dim, &order),
+            rows: Some(order),
+            ..self
+        }
+    }
+
+    /// Reported neighbours in rows.
+    fn in_rows(&self, mut found: (Vec<Neighbour>, u32)) -> (Vec<Neighbour>, u32) {
+        if let Some(rows) = &self.rows {
+            for nb in &mut found.0 {
+                nb.index = rows[nb.index as usize];
+            }
+        }
+        found
     }
 
     /// `HnswIndex::build` when this build has the `hnsw` cargo feature.
@@ -118,6 +221,12 @@ impl HnswIndex {
         self.params
     }
 
+    /// This graph with the search beam `ef_search` (the graph is unchanged).
+    pub fn with_ef_search(mut self, ef_search: usize) -> Self {
+        self.set_ef_search(ef_search);
+        self
+    }
+
     /// Sets the beam width of later searches (the graph is unchanged).
     pub(crate) fn set_ef_search(&mut self, ef_search: usize) {
         self.params.ef_search = ef_search.max(1);
@@ -131,8 +240,52 @@ impl HnswIndex {
     /// `i`-th neighbour is never nearer than the exact `i`-th. Deterministic;
     /// safe to call from many threads at once.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
+        self.search_radius(query, k, None).0
+    }
+
+    /// Searches far queries twice: once the `k`-th distance found exceeds
+    /// `distance`, the search is run again with a beam [`WIDE_BEAM`] times
+    /// as wide (a deterministic function of the query, so calibration
+    /// members and patients are searched alike). `None`: one search.
+    pub fn widen_beyond(&mut self, distance: Option<f32>) {
+        self.widen_beyond = distance;
+    }
+
+    /// The search, with the count of points within `radius` its beam ends with.
+    fn search_radius(&self, query: &[f32], k: usize, radius: Option<f32>) -> (Vec<Neighbour>, u32) {
         let ef = self.params.ef_search.max(k);
-        self.graph.search(&self.points, self.dim, query, k, ef)
+        let first = self
+            .graph
+            .search_within(&self.points, self.dim, query, k, ef, radius);
+        self.in_rows(match self.widen_beyond {
+            Some(t) if first.0.len() < k || first.0.last().is_some_and(|n| n.distance > t) => self
+                .graph
+                .search_within(&self.points, self.dim, query, k, ef * WIDE_BEAM, radius),
+            _ => first,
+        })
+    }
+
+    /// [`HnswIndex::search`], and how many of the points its beam ends with
+    /// lie within `radius` (a lower bound on the reference members within
+    /// it, up to [`super::exact::SUPPORT_CAP`]).
+    pub fn search_within(&self, query: &[f32], k: usize, radius: f32) -> (Vec<Neighbour>, u32) {
+        self.search_radius(query, k, Some(radius))
+    }
+
+    /// [`HnswIndex::search`] leaving the point `skip` out (a member scored
+    /// among the others): the search for `k + 1`, without `skip`.
+    pub fn search_skipping(&self, query: &[f32], k: usize, skip: Option<u32>) -> Vec<Neighbour> {
+        match skip {
+            None => self.search(query, k),
+            Some(s) => {
+                let mut nb = self.search(query, k + 1);
+                if let Some(at) = nb.iter().position(|n| n.index == s) {
+                    nb.remove(at);
+                }
+                nb.truncate(k);
+                nb
+            }
+        }
     }
 
     /// Appends the graph section (layout in `docs/formats.md`) to `out`.
@@ -144,7 +297,15 @@ impl HnswIndex {
         if self.graph.len() == 0 {
             return Err("cannot store a graph of 0 points".into());
         }
-        super::section::write(&self.graph, self.dim, self.params.max_connections, out)
+        match &self.rows {
+            None => super::section::write(&self.graph, self.dim, self.params.max_connections, out),
+            Some(rows) => super::section::write(
+                &self.graph.relabel(rows),
+                self.dim,
+                self.params.max_connections,
+                out,
+            ),
+        }
     }
 
     /// The index of a checked graph section over `points`, the row-major
@@ -174,8 +335,20 @@ impl HnswIndex {
             points: points.to_vec(),
             params,
             dim: stored.dim,
+            widen_beyond: None,
+            rows: None,
         })
     }
+}
+
+/// The row-major points in `order` (position `p` holds row `order[p]`).
+fn lay_out(points: &[f32], dim: usize, order: &[u32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(points.len());
+    for &r in order {
+        let at = r as usize * dim;
+        out.extend_from_slice(&points[at..at + dim]);
+    }
+    out
 }
 
 /// hnsw_rs's graph of `points`, inserted serially in row order.

@@ -2,10 +2,12 @@
 //!
 //! Fourth step of the pipeline. [`ExactIndex`] scans every member (blocked,
 //! parallel over queries); [`HnswIndex`] searches an HNSW graph (built by
-//! `hnsw_rs`, kept as nof1's own arrays) for large cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
+//! nof1's own parallel builder, or by `hnsw_rs`, kept as nof1's own arrays)
+//! for large cohorts. Both return [`Neighbour`]s ordered by increasing distance, ties
 //! broken by increasing reference index. Distances are Euclidean (not squared).
 
 pub mod blocked;
+mod build;
 pub mod check;
 pub mod exact;
 mod graph;
@@ -59,9 +61,9 @@ pub struct HnswParams {
 impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
-            max_connections: 24,
-            ef_construction: 200,
-            ef_search: 96,
+            max_connections: 16,
+            ef_construction: 100,
+            ef_search: 48,
             max_layers: 16,
         }
     }
@@ -74,6 +76,10 @@ pub enum IndexKind {
     Exact,
     /// `hnsw_rs` graph, with exact re-check of every non-supported patient.
     Hnsw,
+    /// nof1's own HNSW graph ([`HnswIndex::build_own`]): calibration members
+    /// and patients are scored by the same graph search, so the conformal
+    /// guarantee holds for that score; no exact re-check.
+    Graph,
 }
 
 impl std::fmt::Display for IndexKind {
@@ -81,6 +87,7 @@ impl std::fmt::Display for IndexKind {
         f.write_str(match self {
             IndexKind::Exact => "exact",
             IndexKind::Hnsw => "hnsw",
+            IndexKind::Graph => "graph",
         })
     }
 }

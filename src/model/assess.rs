@@ -12,9 +12,9 @@ use crate::calibrate::{
     Scheme, conformal,
 };
 use crate::error::Result;
-use crate::index::Neighbour;
 use crate::index::blocked::{BlockedSearch, QUERY_BLOCK};
 use crate::index::exact::ExactResult;
+use crate::index::{IndexKind, Neighbour};
 use crate::marginal::SCORE_BATCH_ROWS;
 use crate::model::fit::BLOCKED_PROBE_MIN;
 use crate::score::{self, knn_statistic};
@@ -160,33 +160,66 @@ impl Model {
         let cache = MaskCache::default();
         let group_of = |i: usize| patients.groups.as_ref().map(|g| g[i].clone());
         let note_of = |i: usize| patients.notes.get(i).cloned().unwrap_or_default();
-        let mut assessed: Vec<(usize, Assessment)> = match self.blocked_for(&projected) {
-            // Batches of nearby patients searched together by blocked
-            // distance products.
-            Some(blocked) => projected
+        let graph_density = (self.data.index_kind == IndexKind::Graph)
+            .then(|| self.density_blocked())
+            .flatten();
+        let mut assessed: Vec<(usize, Assessment)> = if let Some(db) = graph_density {
+            // nof1's own graph answers each patient; the density sample is
+            // searched by blocks for batches of nearby patients.
+            projected
                 .into_par_iter()
                 .chunks(QUERY_BLOCK)
                 .flat_map_iter(|chunk| {
-                    let begun: Vec<(usize, u32, Begun<'_>)> = chunk
+                    let begun: Vec<(usize, Begun<'_>)> = chunk
                         .into_iter()
-                        .map(|(key, i, x)| {
+                        .map(|(_, i, x)| {
                             let b =
                                 self.begin(&patients.ids[i], group_of(i), x, note_of(i), &cache);
-                            (i, key, b)
+                            (i, b)
                         })
                         .collect();
-                    self.search_and_complete(blocked, begun)
+                    self.complete_with_density(db, begun)
                 })
-                .collect(),
-            None => projected
-                .into_par_iter()
-                .with_min_len(64)
-                .map(|(_, i, x)| {
-                    let a =
-                        self.assess_projected(&patients.ids[i], group_of(i), x, note_of(i), &cache);
-                    (i, a)
-                })
-                .collect(),
+                .collect()
+        } else {
+            match self.blocked_for(&projected) {
+                // Batches of nearby patients searched together by blocked
+                // distance products.
+                Some(blocked) => projected
+                    .into_par_iter()
+                    .chunks(QUERY_BLOCK)
+                    .flat_map_iter(|chunk| {
+                        let begun: Vec<(usize, u32, Begun<'_>)> = chunk
+                            .into_iter()
+                            .map(|(key, i, x)| {
+                                let b = self.begin(
+                                    &patients.ids[i],
+                                    group_of(i),
+                                    x,
+                                    note_of(i),
+                                    &cache,
+                                );
+                                (i, key, b)
+                            })
+                            .collect();
+                        self.search_and_complete(blocked, begun)
+                    })
+                    .collect(),
+                None => projected
+                    .into_par_iter()
+                    .with_min_len(64)
+                    .map(|(_, i, x)| {
+                        let a = self.assess_projected(
+                            &patients.ids[i],
+                            group_of(i),
+                            x,
+                            note_of(i),
+                            &cache,
+                        );
+                        (i, a)
+                    })
+                    .collect(),
+            }
         };
         assessed.sort_unstable_by_key(|(i, _)| *i);
         Ok(assessed.into_iter().map(|(_, a)| a).collect())
@@ -204,7 +237,10 @@ impl Model {
         if let Some(chosen) = self.blocked.get() {
             return chosen.as_ref();
         }
-        if self.exact.len() < BLOCKED_PROBE_MIN || !self.exact.has_tree() {
+        if self.exact.len() < BLOCKED_PROBE_MIN
+            || !self.exact.has_tree()
+            || self.data.index_kind == IndexKind::Graph
+        {
             return None;
         }
         // The patients with a search (their key and projection).
@@ -261,6 +297,51 @@ impl Model {
                 Some(blocked)
             })
             .as_ref()
+    }
+
+    /// Completes a batch of begun patients (nearby ones, in locality order)
+    /// whose search is done, with their neighbours in the density sample
+    /// found by `density` (its blocked search: the same neighbours as the
+    /// sample's own index gives).
+    fn complete_with_density(
+        &self,
+        density: &BlockedSearch,
+        begun: Vec<(usize, Begun<'_>)>,
+    ) -> Vec<(usize, Assessment)> {
+        let k = self.data.params.k;
+        let Some(sample) = &self.density else {
+            return begun
+                .into_iter()
+                .map(|(i, b)| match b {
+                    Begun::Done(a) => (i, a),
+                    Begun::Pending(p) => (i, self.complete(p, None, None)),
+                })
+                .collect();
+        };
+        let waiting = begun.iter().filter_map(|(_, b)| match b {
+            Begun::Pending(p) if p.finite_q => Some(p),
+            _ => None,
+        });
+        let queries: Vec<f32> = waiting.flat_map(|p| p.x.q.iter().copied()).collect();
+        let anchors: Vec<usize> = queries
+            .chunks_exact(self.exact.dim().max(1))
+            .map(|q| density.anchor(sample.locality_key(q)))
+            .collect();
+        let mut found = density.search(&queries, &anchors, k, None).into_iter();
+        begun
+            .into_iter()
+            .map(|(i, b)| match b {
+                Begun::Done(a) => (i, a),
+                Begun::Pending(p) => {
+                    let d = if p.finite_q {
+                        found.next().map(|r| r.neighbours)
+                    } else {
+                        None
+                    };
+                    (i, self.complete(p, None, d))
+                }
+            })
+            .collect()
     }
 
     /// Searches a batch of begun patients (nearby ones, in locality order)
@@ -584,6 +665,25 @@ impl Model {
         let finite_q = x.q.iter().all(|v| v.is_finite());
         let mut found = None;
         if let Some(g) = &self.hnsw
+            && finite_q
+            && d.index_kind == IndexKind::Graph
+        {
+            // nof1's own graph: the calibration members were scored by the
+            // same search, so its answer is final.
+            let (nb, support) = g.search_within(&x.q, k, radius);
+            let scores: Vec<PointScore> = if split {
+                vec![
+                    self.fold_scorer(0)
+                        .score_projected(&x.raw, &x.z, &x.y, x.residual, x.n_obs, &nb, x.value),
+                ]
+            } else {
+                (0..cal.n_folds())
+                    .map(|f| self.fold_scorer(f).score(&x.raw))
+                    .collect()
+            };
+            let (p, verdict) = self.decide(set.get(), &scores);
+            found = Some((nb, scores, p, verdict, support));
+        } else if let Some(g) = &self.hnsw
             && finite_q
         {
             let nb = g.search(&x.q, k);

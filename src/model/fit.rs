@@ -105,15 +105,49 @@ impl Params {
         // Members in locality order, and their blocked search when it is
         // faster than the tree (for the calibration and the densities).
         let ordered = locality_order(&exact);
-        let blocked = blocked_search_if_faster(&exact, self.k, &ordered);
         let groups = Groups::of(reference);
         let mut warnings = input.warnings.clone();
+        // What one member's exact search looks at, counted on seeded
+        // members: it chooses the index (auto) and the density members.
+        let search_cost = member_search_cost(&exact, self.k, &plan);
+        let index_params = IndexParams::from(self);
+        let kind = index_params.kind(exact.len(), search_cost, plan.scheme);
+        let density_members = density_members(exact.len(), search_cost, &plan);
+        // Nothing searches every member exactly when the graph scores the
+        // calibration and the densities are a sample's.
+        let blocked = if kind == IndexKind::Graph
+            && plan.scheme == Scheme::Split
+            && density_members.len() < exact.len()
+        {
+            None
+        } else {
+            blocked_search_if_faster(&exact, self.k, &ordered)
+        };
+        // Reference densities: each density member's k nearest other
+        // density members, once (every member, unless each one's search
+        // costs too much: then a seeded sample).
+        let (kdist, lrd) = match super::density_index(&exact, &density_members) {
+            None => member_densities(&exact, self.k, &ordered, blocked.as_ref(), progress),
+            Some(sample) => densities_among(&sample, self.k, progress),
+        };
+        // nof1's own graph is built before calibration: calibration members
+        // are scored by the same graph search as patients.
+        let own_graph = match kind {
+            IndexKind::Graph => Some(index_params.build_graph(
+                &exact,
+                super::graph_widening(kind, &kdist),
+                &mut warnings,
+                progress,
+            )),
+            _ => None,
+        };
         let calibration = calibration_params.fit(
             &input,
             &plan,
             &projection,
             &exact,
             blocked.as_ref(),
+            own_graph.as_ref().map(|(g, _)| g),
             &groups,
             prep,
             split_values,
@@ -122,24 +156,24 @@ impl Params {
         )?;
         let (support_radius, group_support_radius) = support_radii(self, &calibration);
         let mut params = self.clone();
-        let built = IndexParams::from(self).build(
-            &exact,
-            &calibration,
-            &input,
-            &projection,
-            support_radius,
-            &mut warnings,
-            progress,
-        )?;
-        params.hnsw.ef_search = built.ef_search;
-        // Reference densities: each density member's k nearest other
-        // density members, once (every member, unless each one's search
-        // costs too much: then a seeded sample).
-        let density_members = density_members(&exact, self.k, &plan);
-        let (kdist, lrd) = match super::density_index(&exact, &density_members) {
-            None => member_densities(&exact, self.k, &ordered, blocked.as_ref(), progress),
-            Some(sample) => densities_among(&sample, self.k, progress),
+        let built = match own_graph {
+            Some((graph, check)) => BuiltIndex {
+                kind,
+                ef_search: graph.params().ef_search,
+                graph: Some(graph),
+                check: Some(check),
+            },
+            None => index_params.build(
+                kind,
+                &exact,
+                &calibration,
+                &input,
+                &projection,
+                &mut warnings,
+                progress,
+            )?,
         };
+        params.hnsw.ef_search = built.ef_search;
         let support = self.value_channel.then(|| {
             // Under split conformal the one fold model was fitted on the
             // same training rows: its supports are the model's.
@@ -809,6 +843,7 @@ impl CalibrationParams {
         fold: &FoldModel,
         index: &ExactIndex,
         blocked: Option<&BlockedSearch>,
+        graph: Option<&HnswIndex>,
         progress: &dyn Progress,
     ) -> Scorer {
         let tune: Vec<usize> = train_by_id
@@ -824,7 +859,10 @@ impl CalibrationParams {
         };
         // Chunks of PROGRESS_EVERY (of BLOCKED_CHUNK searched together by
         // blocks), each a point where the work can stop.
-        let chunk_len = blocked.map_or(PROGRESS_EVERY, |_| BLOCKED_CHUNK);
+        let chunk_len = match (graph, blocked) {
+            (None, Some(_)) => BLOCKED_CHUNK,
+            _ => PROGRESS_EVERY,
+        };
         let scores: Vec<Vec<f64>> = tune
             .par_chunks(chunk_len)
             .flat_map_iter(|chunk| {
@@ -836,9 +874,10 @@ impl CalibrationParams {
                         (input.row(r), at)
                     })
                     .collect();
-                match blocked {
-                    Some(b) => scorer.score_rows_blocked(&rows, b),
-                    None => scorer.score_rows_skipping(&rows),
+                match (graph, blocked) {
+                    (Some(g), _) => scorer.score_rows_graph(&rows, g),
+                    (None, Some(b)) => scorer.score_rows_blocked(&rows, b),
+                    (None, None) => scorer.score_rows_skipping(&rows),
                 }
                 .into_iter()
                 .map(|s| s.scores)
@@ -897,6 +936,7 @@ impl CalibrationParams {
         projection: &Projection,
         exact: &ExactIndex,
         blocked: Option<&BlockedSearch>,
+        graph: Option<&HnswIndex>,
         groups: &Groups,
         prep: Option<FoldPrep<'_>>,
         split_values: Option<crate::marginal::Marginals>,
@@ -933,9 +973,13 @@ impl CalibrationParams {
                     &fold,
                     exact,
                     blocked,
+                    graph,
                     progress,
                 );
-                let chunk_len = blocked.map_or(PROGRESS_EVERY, |_| BLOCKED_CHUNK);
+                let chunk_len = match (graph, blocked) {
+                    (None, Some(_)) => BLOCKED_CHUNK,
+                    _ => PROGRESS_EVERY,
+                };
                 let members: Vec<CalibrationMember> = plan
                     .scored
                     .par_chunks(chunk_len)
@@ -944,9 +988,10 @@ impl CalibrationParams {
                         let rows: Vec<(&[f64], Option<u32>)> =
                             chunk.iter().map(|&r| (input.row(r), None)).collect();
                         let scorer = scorer_of(&fold, exact);
-                        let scored = match blocked {
-                            Some(b) => scorer.score_rows_blocked(&rows, b),
-                            None => scorer.score_rows_skipping(&rows),
+                        let scored = match (graph, blocked) {
+                            (Some(g), _) => scorer.score_rows_graph(&rows, g),
+                            (None, Some(b)) => scorer.score_rows_blocked(&rows, b),
+                            (None, None) => scorer.score_rows_skipping(&rows),
                         };
                         chunk.iter().zip(scored).map(|(&r, s)| CalibrationMember {
                             row: r as u32,
@@ -1048,8 +1093,16 @@ impl CalibrationParams {
                             .map(|pos| plan.scored[pos])
                             .collect()
                     };
-                    fold.scorer =
-                        self.fit_scorer(input, train, &train_by_id, &fold, &index, None, progress);
+                    fold.scorer = self.fit_scorer(
+                        input,
+                        train,
+                        &train_by_id,
+                        &fold,
+                        &index,
+                        None,
+                        None,
+                        progress,
+                    );
                     let sc = self.scorer(&fold, &index);
                     let mine: Vec<CalibrationMember> = rows_of(f)
                         .par_chunks(PROGRESS_EVERY)
@@ -1256,33 +1309,106 @@ impl IndexParams {
         Ok(())
     }
 
+    /// The index to build for `n` members whose exact search looks at
+    /// `search_cost` members on average (measured at fit): `auto` builds
+    /// the graph above [`Params::hnsw_threshold`] members when that cost is
+    /// above [`GRAPH_MIN_COST`] and the calibration is split conformal (the
+    /// only scheme whose scores use the model's own index).
+    fn kind(&self, n: usize, search_cost: f64, scheme: Scheme) -> IndexKind {
+        match self.choice {
+            IndexChoice::Exact => IndexKind::Exact,
+            IndexChoice::Hnsw => IndexKind::Hnsw,
+            IndexChoice::Graph => IndexKind::Graph,
+            IndexChoice::Auto
+                if n > self.hnsw_threshold
+                    && search_cost > GRAPH_MIN_COST
+                    && scheme == Scheme::Split =>
+            {
+                IndexKind::Graph
+            }
+            IndexChoice::Auto => IndexKind::Exact,
+        }
+    }
+
+    /// nof1's own graph over the members, with the search beam widened (the
+    /// graph unchanged) until recall@k on seeded probes reaches
+    /// [`MIN_RECALL`] in and out of distribution, up to [`EF_RAISE_LIMIT`]
+    /// times the requested width.
+    fn build_graph(
+        &self,
+        exact: &ExactIndex,
+        widen_beyond: Option<f32>,
+        warnings: &mut Vec<String>,
+        progress: &dyn Progress,
+    ) -> (HnswIndex, IndexCheck) {
+        let (n, k) = (exact.len(), self.k);
+        progress.start("building the search graph", n as u64);
+        let mut last = 0usize;
+        let mut g = HnswIndex::build_own_in(
+            exact.points(),
+            exact.dim(),
+            self.hnsw,
+            self.seed,
+            super::graph_layout(exact),
+            |done| {
+                progress.advance((done - last) as u64);
+                last = done;
+            },
+        );
+        progress.finish();
+        g.widen_beyond(widen_beyond);
+        progress.start("checking the graph's recall", 1);
+        let probes = INDEX_CHECK_PROBES.min(n);
+        let (inside, outside) = check::probes(exact, k, probes, self.seed);
+        let truth_in = check::truths(exact, &inside, k);
+        let truth_out = check::truths(exact, &outside, k);
+        let measure = |g: &HnswIndex| {
+            (
+                check::recall_given(&truth_in, g, &inside, k),
+                check::recall_given(&truth_out, g, &outside, k),
+            )
+        };
+        let mut recall = measure(&g);
+        let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
+        while recall.0.min(recall.1) < MIN_RECALL && g.params().ef_search < limit {
+            progress.advance(0);
+            g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
+            recall = measure(&g);
+        }
+        progress.advance(1);
+        progress.finish();
+        if recall.0.min(recall.1) < MIN_RECALL {
+            warnings.push(format!(
+                "graph recall@{k} measured at fit is {:.3} in distribution and {:.3} out of it (< {MIN_RECALL}) even with the search beam widened to ef_search {}; the guarantee holds for the graph's scores, but they are further from exact search",
+                recall.0,
+                recall.1,
+                g.params().ef_search
+            ));
+        }
+        let chk = IndexCheck {
+            recall_in: recall.0,
+            recall_out: recall.1,
+            recheck_rate: 0.0,
+            probes: probes as u32,
+        };
+        (g, chk)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
+        kind: IndexKind,
         exact: &ExactIndex,
         calibration: &Calibration,
         input: &Input<'_>,
         projection: &Projection,
-        _support_radius: f64,
         warnings: &mut Vec<String>,
         progress: &dyn Progress,
     ) -> Result<BuiltIndex> {
         let n = exact.len();
         let knn_c = exact.dim();
         let k = self.k;
-        let kind = match self.choice {
-            IndexChoice::Exact => IndexKind::Exact,
-            IndexChoice::Hnsw => IndexKind::Hnsw,
-            IndexChoice::Auto
-                if cfg!(feature = "hnsw")
-                    && n > self.hnsw_threshold
-                    && knn_c > crate::index::exact::KD_TREE_MAX_DIM =>
-            {
-                IndexKind::Hnsw
-            }
-            IndexChoice::Auto => IndexKind::Exact,
-        };
-        if kind == IndexKind::Exact {
+        if kind != IndexKind::Hnsw {
             return Ok(BuiltIndex {
                 kind,
                 graph: None,
@@ -1479,6 +1605,13 @@ pub const DENSITY_MEMBER_COST: f64 = 8192.0;
 /// Members in a density sample: the first of the seeded id order.
 pub const DENSITY_SAMPLE: usize = 5_000;
 
+/// Mean members looked at by one exact search (measured at fit, as for
+/// [`DENSITY_MEMBER_COST`]) above which `auto` builds a graph for references
+/// larger than [`Params::hnsw_threshold`]: a graph search computes about
+/// this many distances' worth of work (chosen on the biobank and default
+/// `bench synth` profiles, docs/performance.md).
+pub const GRAPH_MIN_COST: f64 = 8192.0;
+
 /// The members whose k-distances and densities the model keeps (indices
 /// into the model's members, ascending): every member when the probed cost
 /// of one member's search is at most [`DENSITY_MEMBER_COST`], else the
@@ -1487,27 +1620,36 @@ pub const DENSITY_SAMPLE: usize = 5_000;
 /// points, and at assess a patient's density costs one search among at
 /// most [`DENSITY_SAMPLE`] members when the reference is sampled.
 /// Deterministic: the cost is counted in points, not timed.
-fn density_members(exact: &ExactIndex, k: usize, plan: &Plan) -> Vec<u32> {
-    let n = exact.len();
-    if n <= DENSITY_SAMPLE {
+fn density_members(n: usize, search_cost: f64, plan: &Plan) -> Vec<u32> {
+    if n <= DENSITY_SAMPLE || search_cost <= DENSITY_MEMBER_COST {
         return (0..n as u32).collect();
     }
-    // Members in the seeded id order, as positions among the members.
-    let by_id = plan
-        .train_by_id
+    let mut members: Vec<u32> = members_by_id(plan).take(DENSITY_SAMPLE).collect();
+    members.sort_unstable();
+    members
+}
+
+/// The members in the seeded id order, as positions among the members.
+fn members_by_id(plan: &Plan) -> impl DoubleEndedIterator<Item = u32> + '_ {
+    plan.train_by_id
         .iter()
-        .filter_map(|&r| plan.train.binary_search(&r).ok().map(|p| p as u32));
-    let probes: Vec<u32> = by_id.clone().rev().take(DENSITY_PROBES).collect();
+        .filter_map(|&r| plan.train.binary_search(&r).ok().map(|p| p as u32))
+}
+
+/// The mean number of members one member's exact search looks at
+/// ([`ExactIndex::search_cost`]), over the last [`DENSITY_PROBES`] members
+/// of the seeded id order (0 for references of at most [`DENSITY_SAMPLE`]
+/// members, which need no measure). Counted, not timed: deterministic.
+fn member_search_cost(exact: &ExactIndex, k: usize, plan: &Plan) -> f64 {
+    if exact.len() <= DENSITY_SAMPLE {
+        return 0.0;
+    }
+    let probes: Vec<u32> = members_by_id(plan).rev().take(DENSITY_PROBES).collect();
     let cost: u64 = probes
         .par_iter()
         .map(|&i| exact.search_cost(exact.point(i as usize), k, Some(i)))
         .sum();
-    if cost as f64 <= DENSITY_MEMBER_COST * probes.len() as f64 {
-        return (0..n as u32).collect();
-    }
-    let mut members: Vec<u32> = by_id.take(DENSITY_SAMPLE).collect();
-    members.sort_unstable();
-    members
+    cost as f64 / probes.len().max(1) as f64
 }
 
 /// Every member's k-distance and local reachability density among the other
@@ -1708,8 +1850,10 @@ mod tests {
             let points: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
             let exact = ExactIndex::new(points, dim);
             let plan = plan_of(n, 9);
-            let members = density_members(&exact, 10, &plan);
-            assert_eq!(members, density_members(&exact, 10, &plan), "dim {dim}");
+            let cost = member_search_cost(&exact, 10, &plan);
+            assert_eq!(cost, member_search_cost(&exact, 10, &plan), "dim {dim}");
+            assert_eq!(cost > DENSITY_MEMBER_COST, sampled, "dim {dim}: cost {cost}");
+            let members = density_members(n, cost, &plan);
             if sampled {
                 let mut first: Vec<u32> = plan.train_by_id[..DENSITY_SAMPLE]
                     .iter()

@@ -609,7 +609,7 @@ fn decode_from<R: std::io::Read>(src: &mut R, size: u64, path: &Path) -> Result<
     };
     let graph = if rest.is_empty() {
         None
-    } else if data.index_kind != IndexKind::Hnsw {
+    } else if data.index_kind == IndexKind::Exact {
         return Err(Error::format(
             path,
             format!(
@@ -842,7 +842,7 @@ impl Model {
             write_variant_section(out, &self.data)?;
             write_tree_section(out, self.exact.tree_layout().as_ref())?;
             match &self.hnsw {
-                Some(g) if self.data.index_kind == IndexKind::Hnsw => g.write_section(out),
+                Some(g) if self.data.index_kind != IndexKind::Exact => g.write_section(out),
                 Some(_) => Err("an exact-index model holds an HNSW graph".into()),
                 None => Ok(()),
             }

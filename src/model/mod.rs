@@ -279,6 +279,38 @@ pub(crate) fn shared_leading(
     }
 }
 
+/// The `k`-th neighbour distance beyond which nof1's own graph searches a
+/// query again with a wider beam ([`HnswIndex::widen_beyond`]): the
+/// [`WIDEN_QUANTILE`] quantile of the density members' `k`-distances (so
+/// about 1 % of in-distribution queries, and the far ones, are searched
+/// twice). `None` for other indexes, and when no distance is finite.
+pub(crate) fn graph_widening(kind: IndexKind, kdist: &[f32]) -> Option<f32> {
+    if kind != IndexKind::Graph {
+        return None;
+    }
+    let mut d: Vec<f32> = kdist.iter().copied().filter(|v| v.is_finite()).collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_unstable_by(f32::total_cmp);
+    let at = ((d.len() as f64 * WIDEN_QUANTILE).ceil() as usize).clamp(1, d.len()) - 1;
+    Some(d[at])
+}
+
+/// The layout of nof1's own graph: the members in the exact index's
+/// locality order (its k-d tree's leaves), so nearby members sit together in
+/// memory. Derived from the stored tree, so fit and load lay out alike.
+pub(crate) fn graph_layout(exact: &ExactIndex) -> Vec<u32> {
+    fit::locality_order(exact)
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect()
+}
+
+/// Quantile of the members' `k`-distances above which a graph search is
+/// widened (chosen on the biobank `bench synth` profile, docs/performance.md).
+pub const WIDEN_QUANTILE: f64 = 0.99;
+
 impl Model {
     /// Assembles a model from its stored contents, its exact index and the
     /// graph section the file carried, which is loaded instead of rebuilt.
@@ -293,7 +325,11 @@ impl Model {
         let g = HnswIndex::from_stored(graph, exact.points(), data.params.hnsw);
         progress.advance(n);
         progress.finish();
-        let g = g?;
+        let mut g = g?;
+        if data.index_kind == IndexKind::Graph {
+            g = g.laid_out(graph_layout(&exact));
+        }
+        g.widen_beyond(graph_widening(data.index_kind, &data.reference.kdist));
         let density = density_index(&exact, &data.reference.density_members);
         let folds = fold_indexes(&data.calibration);
         Ok(Model {
@@ -340,6 +376,25 @@ impl Model {
                 });
                 progress.finish();
                 Some(g?)
+            }
+            IndexKind::Graph => {
+                progress.start("building the search graph", data.reference.len() as u64);
+                let mut last = 0usize;
+                let g = HnswIndex::build_own_in(
+                    exact.points(),
+                    dims,
+                    data.params.hnsw,
+                    data.params.seed,
+                    graph_layout(&exact),
+                    |done| {
+                        progress.advance((done - last) as u64);
+                        last = done;
+                    },
+                );
+                progress.finish();
+                let mut g = g;
+                g.widen_beyond(graph_widening(data.index_kind, &data.reference.kdist));
+                Some(g)
             }
         };
         let density = density_index(&exact, &data.reference.density_members);

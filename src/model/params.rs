@@ -24,7 +24,7 @@ pub const DEFAULT_MIN_COVERAGE: f64 = 0.5;
 /// Default seed.
 pub const DEFAULT_SEED: u64 = 1;
 /// Reference size above which `IndexChoice::Auto` builds an HNSW graph.
-pub const DEFAULT_HNSW_THRESHOLD: usize = 2_000_000;
+pub const DEFAULT_HNSW_THRESHOLD: usize = 100_000;
 
 /// Which index to build.
 ///
@@ -32,10 +32,10 @@ pub const DEFAULT_HNSW_THRESHOLD: usize = 2_000_000;
 /// default); a model that stores one loads and assesses without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum IndexChoice {
-    /// Exact search (a k-d tree in low dimension), except for references
-    /// larger than the HNSW threshold whose search embedding has more than
-    /// [`crate::index::exact::KD_TREE_MAX_DIM`] components: an HNSW graph.
-    /// Without the `hnsw` feature, always exact.
+    /// Exact search, except for references larger than
+    /// [`Params::hnsw_threshold`] where one exact search, measured at fit,
+    /// looks at more than [`crate::model::fit::GRAPH_MIN_COST`] members: then
+    /// nof1's own graph ([`IndexChoice::Graph`]).
     #[default]
     Auto,
     /// Always exact.
@@ -44,6 +44,11 @@ pub enum IndexChoice {
     /// re-checked). Without the `hnsw` feature, fit returns
     /// [`crate::ErrorKind::FeatureDisabled`].
     Hnsw,
+    /// Always nof1's own graph, built in parallel (the same graph for any
+    /// number of threads): calibration members and patients are scored by
+    /// the same graph search, which keeps the conformal guarantee for that
+    /// score; recall against exact search is measured at fit.
+    Graph,
 }
 
 /// Everything `fit` needs to know. Build with [`Params::default`] and the setters;
@@ -67,7 +72,7 @@ pub struct Params {
     pub max_components: usize,
     /// Which index to build.
     pub index: IndexChoice,
-    /// Reference size above which `auto` builds an HNSW graph.
+    /// Reference size above which `auto` may build a graph.
     pub hnsw_threshold: usize,
     /// HNSW graph parameters (in a fitted model, `ef_search` is the beam
     /// width fit settled on, see [`crate::model::fit::EF_RAISE_LIMIT`]).
@@ -157,10 +162,9 @@ impl Params {
         index: IndexChoice
     );
     setter!(
-        /// Reference size above which `auto` builds an HNSW graph (when the
-        /// search embedding has more than
-        /// [`crate::index::exact::KD_TREE_MAX_DIM`] components and the `hnsw`
-        /// cargo feature is on; default 2,000,000).
+        /// Reference size above which `auto` may build a graph (when one
+        /// exact search, measured at fit, costs more than
+        /// [`crate::model::fit::GRAPH_MIN_COST`] members; default 100,000).
         hnsw_threshold: usize
     );
     setter!(

@@ -66,12 +66,17 @@ pub struct TableArgs {
 /// Index choice on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum IndexArg {
-    /// Exact below the size threshold, HNSW above.
+    /// Exact, unless the reference is large and one exact search, measured
+    /// at fit, looks at too many members: then the graph.
     Auto,
     /// Always exact search.
     Exact,
-    /// Always an HNSW graph (verdicts still exact).
+    /// Always an HNSW graph built by hnsw_rs (verdicts still exact:
+    /// non-supported patients are re-checked).
     Hnsw,
+    /// Always nof1's own graph, built in parallel; calibration and patients
+    /// scored by the same graph search (recall measured at fit).
+    Graph,
 }
 
 /// `nof1 fit`.

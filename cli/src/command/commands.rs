@@ -85,6 +85,7 @@ fn fit(a: FitArgs, quiet: bool) -> Result<ExitCode> {
             IndexArg::Auto => IndexChoice::Auto,
             IndexArg::Exact => IndexChoice::Exact,
             IndexArg::Hnsw => IndexChoice::Hnsw,
+            IndexArg::Graph => IndexChoice::Graph,
         })
         .folds(a.folds)
         .calibration_size(a.calibration_size)
@@ -863,6 +864,7 @@ fn bench(a: BenchArgs, threads: usize) -> Result<ExitCode> {
                 IndexArg::Auto => IndexChoice::Auto,
                 IndexArg::Exact => IndexChoice::Exact,
                 IndexArg::Hnsw => IndexChoice::Hnsw,
+                IndexArg::Graph => IndexChoice::Graph,
             });
             let options = crate::bench::BenchOptions {
                 threads,
