@@ -91,27 +91,40 @@ fn wide_params(index: IndexChoice) -> Params {
         .index(index)
 }
 
-/// With the feature, `auto` above the threshold builds the graph (the
-/// counterpart of the fallback below).
-#[cfg(feature = "hnsw")]
+/// `auto` never builds the `hnsw_rs` graph, with or without the feature: it
+/// chooses by a measured search cost, under split conformal only, and this
+/// small (cross-conformal) reference stays exact even above the threshold.
 #[test]
-fn auto_builds_a_graph_above_the_threshold() {
-    let model = wide_params(IndexChoice::Auto)
-        .fit(&wide_reference())
-        .expect("fit");
-    assert!(model.knn_components() > nof1::index::exact::KD_TREE_MAX_DIM);
-    assert_eq!(model.index_kind(), IndexKind::Hnsw);
-}
-
-/// Without the feature, `auto` falls back to the exact index.
-#[cfg(not(feature = "hnsw"))]
-#[test]
-fn auto_builds_the_exact_index_without_the_feature() {
+fn auto_keeps_a_small_reference_exact() {
     let model = wide_params(IndexChoice::Auto)
         .fit(&wide_reference())
         .expect("fit");
     assert!(model.knn_components() > nof1::index::exact::KD_TREE_MAX_DIM);
     assert_eq!(model.index_kind(), IndexKind::Exact);
+}
+
+/// `auto` builds nof1's own graph (no feature needed) where a large
+/// reference's exact search looks at many members (24 independent
+/// dimensions), and keeps the exact index where the tree prunes well (3).
+#[test]
+fn auto_builds_the_own_graph_where_exact_search_costs_most() {
+    let n = 60_000;
+    for (p, want) in [(3usize, IndexKind::Exact), (24, IndexKind::Graph)] {
+        let mut rng = SplitMix64::new(7);
+        let values = (0..n * p).map(|_| rng.normal()).collect();
+        let table = Table::from_rows(
+            (0..n).map(|i| format!("r{i}")).collect(),
+            (0..p).map(|j| format!("f{j}")).collect(),
+            values,
+        )
+        .expect("table");
+        let model = Params::default()
+            .components(ComponentRule::Fixed(p))
+            .hnsw_threshold(10_000)
+            .fit(&table)
+            .expect("fit");
+        assert_eq!(model.index_kind(), want, "{p} dimensions");
+    }
 }
 
 /// Without the feature, an explicit HNSW index, at fit or on a loaded model,

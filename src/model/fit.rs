@@ -1852,7 +1852,11 @@ mod tests {
             let plan = plan_of(n, 9);
             let cost = member_search_cost(&exact, 10, &plan);
             assert_eq!(cost, member_search_cost(&exact, 10, &plan), "dim {dim}");
-            assert_eq!(cost > DENSITY_MEMBER_COST, sampled, "dim {dim}: cost {cost}");
+            assert_eq!(
+                cost > DENSITY_MEMBER_COST,
+                sampled,
+                "dim {dim}: cost {cost}"
+            );
             let members = density_members(n, cost, &plan);
             if sampled {
                 let mut first: Vec<u32> = plan.train_by_id[..DENSITY_SAMPLE]

@@ -1016,6 +1016,52 @@ mod tests {
         assert_eq!(&loaded.to_bytes().expect("encode"), bytes);
     }
 
+    /// nof1's own graph under split conformal: the stored model (graph in
+    /// rows, laid out again on load) assesses exactly as the fitted one, and
+    /// patients drawn like the reference are called invisible at about the
+    /// level α (the calibration was scored by the same graph search).
+    #[test]
+    fn own_graph_model_reloads_identically_and_keeps_its_level() {
+        let (n, p, fresh) = (50_000, 5, 2_000);
+        let pts = crate::rng::clustered_points(n + fresh, p, 8, 21);
+        let table = |rows: std::ops::Range<usize>, tag: &str| {
+            Table::from_rows(
+                rows.clone().map(|i| format!("{tag}{i}")).collect(),
+                (0..p).map(|j| format!("f{j}")).collect(),
+                rows.flat_map(|i| pts[i * p..(i + 1) * p].iter().map(|&v| v as f64))
+                    .collect(),
+            )
+            .expect("table")
+        };
+        let model = Params::default()
+            .index(IndexChoice::Graph)
+            .fit(&table(0..n, "r"))
+            .expect("fit");
+        assert_eq!(model.data().index_kind, crate::index::IndexKind::Graph);
+        assert_eq!(
+            model.data().calibration.scheme,
+            crate::calibrate::Scheme::Split
+        );
+        let check = model.data().index_check.expect("recall measured");
+        assert!(check.recall_in >= 0.9, "{check:?}");
+        let bytes = model.to_bytes().expect("encode");
+        let loaded = Model::from_bytes(&bytes, Path::new(PATH)).expect("load");
+        assert_eq!(loaded.to_bytes().expect("encode"), bytes);
+        let patients = table(n..n + fresh, "p");
+        let a = model.assess(&patients).expect("assess");
+        let b = loaded.assess(&patients).expect("assess");
+        // Debug text: equal NaNs compare equal.
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let invisible = a
+            .iter()
+            .filter(|x| x.verdict == crate::Verdict::Invisible)
+            .count() as f64
+            / fresh as f64;
+        // α = 0.05; 2,000 patients and 10,000 calibration scores: a binomial
+        // spread of about 0.005 each.
+        assert!(invisible <= 0.05 + 0.025, "false invisible {invisible}");
+    }
+
     fn tree_len(model: &Model) -> usize {
         let mut section = Vec::new();
         write_tree_section(&mut section, model.exact.tree_layout().as_ref()).expect("section");
