@@ -132,7 +132,7 @@ impl HnswIndex {
     /// the stored section holds rows, as without a layout; the graph itself
     /// depends on the layout (the builder's seeded insertion order is over
     /// positions), so a model keeps the same layout when loaded
-    /// ([`HnswIndex::laid_out`]).
+    /// (the same layout, derived from the stored tree).
     ///
     /// # Panics
     /// As [`HnswIndex::build_own`], and if `order` is not a permutation of
