@@ -379,9 +379,9 @@ impl Graph {
         self.search_within(points, dim, query, k, ef, None).0
     }
 
-    /// [`Graph::search`], and how many of the points the beam ends with lie
-    /// within `radius` (a lower bound on the points within it, up to
-    /// [`super::exact::SUPPORT_CAP`]; 0 without a radius).
+    /// [`Graph::search`], and how many of the points it visited on layer 0
+    /// lie within `radius` (re-measured exactly: a lower bound on the points
+    /// within it, up to [`super::exact::SUPPORT_CAP`]; 0 without a radius).
     ///
     /// The walk compares distances summed in eight partial sums
     /// ([`super::build::fast_squared_distance`]); the points it ends with are
@@ -427,6 +427,7 @@ impl Graph {
                 generation,
                 candidates,
                 results,
+                near,
             } = &mut *s;
             start_generation(visited, generation, self.len());
             let g = *generation;
@@ -435,6 +436,15 @@ impl Graph {
             visited[row_of(best) as usize] = g;
             candidates.push(Reverse(best));
             results.push(best);
+            // Every visited point possibly within the radius (its walking
+            // distance within a relative 1e-4 of it: the two sums differ by
+            // a few ulps), re-measured exactly at the end for the support.
+            near.clear();
+            let loose = radius.map_or(f32::NEG_INFINITY, |r| r * r * (1.0 + 1e-4));
+            let cap = 2 * super::exact::SUPPORT_CAP as usize;
+            if f32::from_bits((best >> 32) as u32) <= loose {
+                near.push(row_of(best));
+            }
             while let Some(Reverse(c)) = candidates.pop() {
                 if results.len() >= ef && results.peek().is_some_and(|&w| c > w) {
                     break;
@@ -445,7 +455,11 @@ impl Graph {
                         continue;
                     }
                     *seen = g;
-                    let kn = key(dist_sq(nb), nb);
+                    let d = dist_sq(nb);
+                    if d <= loose && near.len() < cap {
+                        near.push(nb);
+                    }
+                    let kn = key(d, nb);
                     if results.len() < ef || results.peek().is_some_and(|&w| kn < w) {
                         candidates.push(Reverse(kn));
                         results.push(kn);
@@ -465,9 +479,8 @@ impl Graph {
             found.sort_unstable();
             let within = radius.map_or(0, |r| {
                 let r_sq = r * r;
-                found
-                    .iter()
-                    .filter(|&&kk| f32::from_bits((kk >> 32) as u32) <= r_sq)
+                near.iter()
+                    .filter(|&&row| super::squared_distance(point(row), query) <= r_sq)
                     .count()
                     .min(super::exact::SUPPORT_CAP as usize) as u32
             });
@@ -504,6 +517,8 @@ struct Scratch {
     generation: u32,
     candidates: BinaryHeap<Reverse<u64>>,
     results: BinaryHeap<u64>,
+    /// Visited points that may lie within the support radius.
+    near: Vec<u32>,
 }
 
 thread_local! {

@@ -251,7 +251,7 @@ impl HnswIndex {
         self.widen_beyond = distance;
     }
 
-    /// The search, with the count of points within `radius` its beam ends with.
+    /// The search, with the count of visited points within `radius`.
     fn search_radius(&self, query: &[f32], k: usize, radius: Option<f32>) -> (Vec<Neighbour>, u32) {
         let ef = self.params.ef_search.max(k);
         let first = self
@@ -265,7 +265,7 @@ impl HnswIndex {
         })
     }
 
-    /// [`HnswIndex::search`], and how many of the points its beam ends with
+    /// [`HnswIndex::search`], and how many of the points the search visited
     /// lie within `radius` (a lower bound on the reference members within
     /// it, up to [`super::exact::SUPPORT_CAP`]).
     pub fn search_within(&self, query: &[f32], k: usize, radius: f32) -> (Vec<Neighbour>, u32) {
