@@ -159,8 +159,9 @@ impl FoldScorer<'_> {
     }
 
     /// [`FoldScorer::score_rows_skipping`] with the neighbours found by
-    /// `graph` (built over this scorer's index points) instead of exact
-    /// search: the score an [`crate::index::IndexKind::Graph`] model gives.
+    /// `graph` (built over this scorer's index points; exact search for the
+    /// queries it finds far, [`HnswIndex::search_or_exact`]): the score an
+    /// [`crate::index::IndexKind::Graph`] model gives.
     pub fn score_rows_graph(
         &self,
         rows: &[(&[f64], Option<u32>)],
@@ -180,7 +181,9 @@ impl FoldScorer<'_> {
                 let nb = if n_obs == 0 || q.iter().any(|v| !v.is_finite()) {
                     Vec::new()
                 } else {
-                    graph.search_skipping(&q, self.k, skip)
+                    graph
+                        .search_or_exact(self.index, &q, self.k, skip, None)
+                        .neighbours
                 };
                 let view = self.view(raw, &z, &y, residual, n_obs, &nb, skip.is_some());
                 self.score_of(&view, value)

@@ -33,7 +33,8 @@ use super::graph::Graph;
 #[cfg(test)]
 use super::section;
 pub use super::section::{GRAPH_HEADER_LEN, GRAPH_MAGIC};
-use super::{HnswParams, Neighbour};
+use super::exact::ExactResult;
+use super::{ExactIndex, HnswParams, Neighbour};
 
 /// An HNSW graph over row-major `f32` points.
 pub struct HnswIndex {
@@ -42,10 +43,10 @@ pub struct HnswIndex {
     points: Vec<f32>,
     params: HnswParams,
     dim: usize,
-    /// A second, wider search for queries far from the points: when the
-    /// `k`-th distance found exceeds the first value, the search is run
-    /// again with a beam [`WIDE_BEAM`] times as wide.
-    widen_beyond: Option<f32>,
+    /// Queries far from the points are answered by exact search
+    /// ([`HnswIndex::search_or_exact`]): those whose `k`-th distance found
+    /// exceeds this.
+    exact_beyond: Option<f32>,
     /// When the graph and `points` are laid out in a locality order (nearby
     /// points next to each other in memory): the row of each position.
     /// `graph` and `points` are then in positions; reported neighbours and
@@ -53,9 +54,7 @@ pub struct HnswIndex {
     rows: Option<Vec<u32>>,
 }
 
-/// How many times wider the second search of a far query is
-/// ([`HnswIndex::widen_beyond`]).
-pub const WIDE_BEAM: usize = 8;
+
 
 impl std::fmt::Debug for HnswIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +93,7 @@ impl HnswIndex {
             points: points.to_vec(),
             params,
             dim,
-            widen_beyond: None,
+            exact_beyond: None,
             rows: None,
         }
     }
@@ -121,7 +120,7 @@ impl HnswIndex {
             points: points.to_vec(),
             params,
             dim,
-            widen_beyond: None,
+            exact_beyond: None,
             rows: None,
         }
     }
@@ -152,7 +151,7 @@ impl HnswIndex {
             points: laid,
             params,
             dim,
-            widen_beyond: None,
+            exact_beyond: None,
             rows: Some(order),
         }
     }
@@ -243,26 +242,21 @@ impl HnswIndex {
         self.search_radius(query, k, None).0
     }
 
-    /// Searches far queries twice: once the `k`-th distance found exceeds
-    /// `distance`, the search is run again with a beam [`WIDE_BEAM`] times
-    /// as wide (a deterministic function of the query, so calibration
-    /// members and patients are searched alike). `None`: one search.
-    pub fn widen_beyond(&mut self, distance: Option<f32>) {
-        self.widen_beyond = distance;
+    /// Answers far queries by exact search in [`HnswIndex::search_or_exact`]:
+    /// those whose `k`-th distance found by the graph exceeds `distance`
+    /// (`None`: never). A deterministic function of the query, so calibration
+    /// members and patients are searched alike.
+    pub fn exact_beyond(&mut self, distance: Option<f32>) {
+        self.exact_beyond = distance;
     }
 
-    /// The search, with the count of visited points within `radius`.
+    /// The graph's search, with the count of visited points within `radius`.
     fn search_radius(&self, query: &[f32], k: usize, radius: Option<f32>) -> (Vec<Neighbour>, u32) {
         let ef = self.params.ef_search.max(k);
-        let first = self
-            .graph
-            .search_within(&self.points, self.dim, query, k, ef, radius);
-        self.in_rows(match self.widen_beyond {
-            Some(t) if first.0.len() < k || first.0.last().is_some_and(|n| n.distance > t) => self
-                .graph
-                .search_within(&self.points, self.dim, query, k, ef * WIDE_BEAM, radius),
-            _ => first,
-        })
+        self.in_rows(
+            self.graph
+                .search_within(&self.points, self.dim, query, k, ef, radius),
+        )
     }
 
     /// [`HnswIndex::search`], and how many of the points the search visited
@@ -270,6 +264,32 @@ impl HnswIndex {
     /// it, up to [`super::exact::SUPPORT_CAP`]).
     pub fn search_within(&self, query: &[f32], k: usize, radius: f32) -> (Vec<Neighbour>, u32) {
         self.search_radius(query, k, Some(radius))
+    }
+
+    /// The graph's `k` neighbours of `query` (leaving out the point `skip`)
+    /// and its count of members within `radius`; or, for a query the graph
+    /// finds far from the points (see [`HnswIndex::exact_beyond`]), the
+    /// answer of `exact`, the exact index over the same points in rows.
+    pub fn search_or_exact(
+        &self,
+        exact: &ExactIndex,
+        query: &[f32],
+        k: usize,
+        skip: Option<u32>,
+        radius: Option<f32>,
+    ) -> ExactResult {
+        let (neighbours, within) = match skip {
+            None => self.search_radius(query, k, radius),
+            Some(_) => (self.search_skipping(query, k, skip), 0),
+        };
+        let far = self
+            .exact_beyond
+            .is_some_and(|t| neighbours.len() < k || neighbours.last().is_some_and(|n| n.distance > t));
+        if far {
+            exact.search(query, k, skip, radius)
+        } else {
+            ExactResult { neighbours, within }
+        }
     }
 
     /// [`HnswIndex::search`] leaving the point `skip` out (a member scored
@@ -335,7 +355,7 @@ impl HnswIndex {
             points: points.to_vec(),
             params,
             dim: stored.dim,
-            widen_beyond: None,
+            exact_beyond: None,
             rows: None,
         })
     }

@@ -668,9 +668,11 @@ impl Model {
             && finite_q
             && d.index_kind == IndexKind::Graph
         {
-            // nof1's own graph: the calibration members were scored by the
-            // same search, so its answer is final.
-            let (nb, support) = g.search_within(&x.q, k, radius);
+            // nof1's own graph (exact search for a far query): the
+            // calibration members were scored by the same search, so its
+            // answer is final.
+            let r = g.search_or_exact(&self.exact, &x.q, k, None, Some(radius));
+            let (nb, support) = (r.neighbours, r.within);
             let scores: Vec<PointScore> = if split {
                 vec![
                     self.fold_scorer(0)

@@ -135,6 +135,7 @@ impl Params {
         let own_graph = match kind {
             IndexKind::Graph => Some(index_params.build_graph(
                 &exact,
+                held_out_probes(&input, &projection, &plan, exact.dim()),
                 super::graph_widening(kind, &kdist),
                 &mut warnings,
                 progress,
@@ -1337,7 +1338,8 @@ impl IndexParams {
     fn build_graph(
         &self,
         exact: &ExactIndex,
-        widen_beyond: Option<f32>,
+        held_out: Option<Vec<f32>>,
+        exact_beyond: Option<f32>,
         warnings: &mut Vec<String>,
         progress: &dyn Progress,
     ) -> (HnswIndex, IndexCheck) {
@@ -1356,16 +1358,22 @@ impl IndexParams {
             },
         );
         progress.finish();
-        g.widen_beyond(widen_beyond);
+        g.exact_beyond(exact_beyond);
         progress.start("checking the graph's recall", 1);
         let probes = INDEX_CHECK_PROBES.min(n);
-        let (inside, outside) = check::probes(exact, k, probes, self.seed);
+        let (jittered, outside) = check::probes(exact, k, probes, self.seed);
+        // In distribution: held-out members (searched exactly like
+        // patients) where there are enough, else jittered members.
+        let inside = match held_out {
+            Some(q) if q.len() >= probes * exact.dim() => q,
+            _ => jittered,
+        };
         let truth_in = check::truths(exact, &inside, k);
         let truth_out = check::truths(exact, &outside, k);
         let measure = |g: &HnswIndex| {
             (
-                check::recall_given(&truth_in, g, &inside, k),
-                check::recall_given(&truth_out, g, &outside, k),
+                check::recall_given(&truth_in, g, Some(exact), &inside, k),
+                check::recall_given(&truth_out, g, Some(exact), &outside, k),
             )
         };
         let mut recall = measure(&g);
@@ -1627,6 +1635,39 @@ fn density_members(n: usize, search_cost: f64, plan: &Plan) -> Vec<u32> {
     let mut members: Vec<u32> = members_by_id(plan).take(DENSITY_SAMPLE).collect();
     members.sort_unstable();
     members
+}
+
+/// Search coordinates of the first [`INDEX_CHECK_PROBES`] calibration
+/// members under split conformal (held out of the index, so searched exactly
+/// as patients are), row-major; `None` under cross-conformal.
+fn held_out_probes(
+    input: &Input<'_>,
+    projection: &Projection,
+    plan: &Plan,
+    dims: usize,
+) -> Option<Vec<f32>> {
+    if plan.scheme != Scheme::Split {
+        return None;
+    }
+    let projector = &projection.projector;
+    let rows: Vec<usize> = plan.scored.iter().take(INDEX_CHECK_PROBES).copied().collect();
+    let q: Vec<Vec<f32>> = rows
+        .par_iter()
+        .map(|&r| {
+            let raw = input.row(r);
+            let mut z = vec![0.0; raw.len()];
+            let mut y = vec![0.0; projector.n_components];
+            projector.project(raw, &mut z, &mut y);
+            y[..dims].iter().map(|v| *v as f32).collect()
+        })
+        .collect();
+    // Rows whose projection is not finite (too few values) are left out.
+    Some(
+        q.into_iter()
+            .filter(|v| v.iter().all(|x| x.is_finite()))
+            .flatten()
+            .collect(),
+    )
 }
 
 /// The members in the seeded id order, as positions among the members.

@@ -279,11 +279,11 @@ pub(crate) fn shared_leading(
     }
 }
 
-/// The `k`-th neighbour distance beyond which nof1's own graph searches a
-/// query again with a wider beam ([`HnswIndex::widen_beyond`]): the
+/// The `k`-th neighbour distance beyond which a query of nof1's own graph
+/// is answered by exact search ([`HnswIndex::exact_beyond`]): the
 /// [`WIDEN_QUANTILE`] quantile of the density members' `k`-distances (so
 /// about 1 % of in-distribution queries, and the far ones, are searched
-/// twice). `None` for other indexes, and when no distance is finite.
+/// exactly). `None` for other indexes, and when no distance is finite.
 pub(crate) fn graph_widening(kind: IndexKind, kdist: &[f32]) -> Option<f32> {
     if kind != IndexKind::Graph {
         return None;
@@ -307,8 +307,8 @@ pub(crate) fn graph_layout(exact: &ExactIndex) -> Vec<u32> {
         .collect()
 }
 
-/// Quantile of the members' `k`-distances above which a graph search is
-/// widened (chosen on the biobank `bench synth` profile, docs/performance.md).
+/// Quantile of the members' `k`-distances above which a query is searched
+/// exactly instead of in the graph (chosen on the biobank `bench synth` profile, docs/performance.md).
 pub const WIDEN_QUANTILE: f64 = 0.99;
 
 impl Model {
@@ -329,7 +329,7 @@ impl Model {
         if data.index_kind == IndexKind::Graph {
             g = g.laid_out(graph_layout(&exact));
         }
-        g.widen_beyond(graph_widening(data.index_kind, &data.reference.kdist));
+        g.exact_beyond(graph_widening(data.index_kind, &data.reference.kdist));
         let density = density_index(&exact, &data.reference.density_members);
         let folds = fold_indexes(&data.calibration);
         Ok(Model {
@@ -393,7 +393,7 @@ impl Model {
                 );
                 progress.finish();
                 let mut g = g;
-                g.widen_beyond(graph_widening(data.index_kind, &data.reference.kdist));
+                g.exact_beyond(graph_widening(data.index_kind, &data.reference.kdist));
                 Some(g)
             }
         };
