@@ -29,11 +29,11 @@
 #[cfg(feature = "hnsw")]
 use hnsw_rs::prelude::{DistL2, Hnsw};
 
+use super::exact::ExactResult;
 use super::graph::Graph;
 #[cfg(test)]
 use super::section;
 pub use super::section::{GRAPH_HEADER_LEN, GRAPH_MAGIC};
-use super::exact::ExactResult;
 use super::{ExactIndex, HnswParams, Neighbour};
 
 /// An HNSW graph over row-major `f32` points.
@@ -53,8 +53,6 @@ pub struct HnswIndex {
     /// the stored section are in rows.
     rows: Option<Vec<u32>>,
 }
-
-
 
 impl std::fmt::Debug for HnswIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -282,9 +280,9 @@ impl HnswIndex {
             None => self.search_radius(query, k, radius),
             Some(_) => (self.search_skipping(query, k, skip), 0),
         };
-        let far = self
-            .exact_beyond
-            .is_some_and(|t| neighbours.len() < k || neighbours.last().is_some_and(|n| n.distance > t));
+        let far = self.exact_beyond.is_some_and(|t| {
+            neighbours.len() < k || neighbours.last().is_some_and(|n| n.distance > t)
+        });
         if far {
             exact.search(query, k, skip, radius)
         } else {

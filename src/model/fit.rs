@@ -1650,7 +1650,12 @@ fn held_out_probes(
         return None;
     }
     let projector = &projection.projector;
-    let rows: Vec<usize> = plan.scored.iter().take(INDEX_CHECK_PROBES).copied().collect();
+    let rows: Vec<usize> = plan
+        .scored
+        .iter()
+        .take(INDEX_CHECK_PROBES)
+        .copied()
+        .collect();
     let q: Vec<Vec<f32>> = rows
         .par_iter()
         .map(|&r| {
