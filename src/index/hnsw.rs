@@ -154,26 +154,6 @@ impl HnswIndex {
         }
     }
 
-    /// This index with its graph and points laid out in `order` (see
-    /// [`HnswIndex::build_own_in`]); the same searches, faster.
-    ///
-    /// # Panics
-    /// If the index is already laid out, or `order` is not a permutation of
-    /// its rows (caller bugs).
-    pub(crate) fn laid_out(self, order: Vec<u32>) -> Self {
-        assert!(self.rows.is_none(), "already laid out");
-        let mut position = vec![0u32; order.len()];
-        for (p, &r) in order.iter().enumerate() {
-            position[r as usize] = p as u32;
-        }
-        HnswIndex {
-            graph: self.graph.relabel(&position),
-            points: lay_out(&self.points, self.dim, &order),
-            rows: Some(order),
-            ..self
-        }
-    }
-
     /// Reported neighbours in rows.
     fn in_rows(&self, mut found: (Vec<Neighbour>, u32)) -> (Vec<Neighbour>, u32) {
         if let Some(rows) = &self.rows {
@@ -333,10 +313,29 @@ impl HnswIndex {
     /// # Errors
     /// [`GraphLoadError::Corrupt`] when `points` or `params` do not match the
     /// section.
+    #[cfg(test)]
     pub(crate) fn from_stored(
         stored: StoredGraph,
         points: &[f32],
         params: HnswParams,
+    ) -> std::result::Result<Self, GraphLoadError> {
+        Self::from_stored_in(stored, points, params, None)
+    }
+
+    /// [`HnswIndex::from_stored`] laid out in `order` when given (see
+    /// [`HnswIndex::build_own_in`]): the same searches as the index fit
+    /// built in that order.
+    ///
+    /// # Errors
+    /// As [`HnswIndex::from_stored`].
+    ///
+    /// # Panics
+    /// If `order` is not a permutation of the rows (caller bug).
+    pub(crate) fn from_stored_in(
+        stored: StoredGraph,
+        points: &[f32],
+        params: HnswParams,
+        order: Option<Vec<u32>>,
     ) -> std::result::Result<Self, GraphLoadError> {
         if stored.graph.len().checked_mul(stored.dim) != Some(points.len()) {
             return Err(GraphLoadError::Corrupt(
@@ -348,13 +347,30 @@ impl HnswIndex {
                 "the graph does not match the HNSW parameters".into(),
             ));
         }
+        let dim = stored.dim;
+        let Some(order) = order else {
+            return Ok(HnswIndex {
+                graph: stored.graph,
+                points: points.to_vec(),
+                params,
+                dim,
+                exact_beyond: None,
+                rows: None,
+            });
+        };
+        let mut position = vec![0u32; order.len()];
+        for (p, &r) in order.iter().enumerate() {
+            position[r as usize] = p as u32;
+        }
+        let graph = stored.graph.relabel(&position);
+        drop(stored);
         Ok(HnswIndex {
-            graph: stored.graph,
-            points: points.to_vec(),
+            graph,
+            points: lay_out(points, dim, &order),
             params,
-            dim: stored.dim,
+            dim,
             exact_beyond: None,
-            rows: None,
+            rows: Some(order),
         })
     }
 }

@@ -151,12 +151,28 @@ impl Model {
                         x.value = v;
                     }
                 }
-                batch
-                    .into_iter()
-                    .map(|(i, x)| (self.locality_key(&x), i, x))
+                // The raw values are gathered again, and standardised
+                // again (`Projector::project` standardises them exactly so),
+                // when the row is assessed: no copy of the whole table waits
+                // in memory.
+                batch.into_iter().map(|(i, mut x)| {
+                    x.raw = Vec::new();
+                    x.z = Vec::new();
+                    (self.locality_key(&x), i, x)
+                })
             })
             .collect();
         projected.sort_unstable_by_key(|(key, i, _)| (*key, *i));
+        let regather = |i: usize, mut x: Projected| -> Projected {
+            let mut raw = vec![f64::NAN; p];
+            map.gather(patients.row(i), &mut raw);
+            let mut z = vec![0.0; p];
+            self.data.projector.standardiser.transform(&raw, &mut z);
+            x.raw = raw;
+            x.z = z;
+            x
+        };
+
         let cache = MaskCache::default();
         let group_of = |i: usize| patients.groups.as_ref().map(|g| g[i].clone());
         let note_of = |i: usize| patients.notes.get(i).cloned().unwrap_or_default();
@@ -173,8 +189,13 @@ impl Model {
                     let begun: Vec<(usize, Begun<'_>)> = chunk
                         .into_iter()
                         .map(|(_, i, x)| {
-                            let b =
-                                self.begin(&patients.ids[i], group_of(i), x, note_of(i), &cache);
+                            let b = self.begin(
+                                &patients.ids[i],
+                                group_of(i),
+                                regather(i, x),
+                                note_of(i),
+                                &cache,
+                            );
                             (i, b)
                         })
                         .collect();
@@ -195,7 +216,7 @@ impl Model {
                                 let b = self.begin(
                                     &patients.ids[i],
                                     group_of(i),
-                                    x,
+                                    regather(i, x),
                                     note_of(i),
                                     &cache,
                                 );
@@ -212,7 +233,7 @@ impl Model {
                         let a = self.assess_projected(
                             &patients.ids[i],
                             group_of(i),
-                            x,
+                            regather(i, x),
                             note_of(i),
                             &cache,
                         );

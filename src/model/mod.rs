@@ -322,13 +322,12 @@ impl Model {
     ) -> std::result::Result<Model, GraphLoadError> {
         let n = data.reference.len() as u64;
         progress.start("loading HNSW graph", n);
-        let g = HnswIndex::from_stored(graph, exact.points(), data.params.hnsw);
+        // nof1's own graph is searched laid out as fit laid it out.
+        let order = (data.index_kind == IndexKind::Graph).then(|| graph_layout(&exact));
+        let g = HnswIndex::from_stored_in(graph, exact.points(), data.params.hnsw, order);
         progress.advance(n);
         progress.finish();
         let mut g = g?;
-        if data.index_kind == IndexKind::Graph {
-            g = g.laid_out(graph_layout(&exact));
-        }
         g.exact_beyond(graph_widening(data.index_kind, &data.reference.kdist));
         let density = density_index(&exact, &data.reference.density_members);
         let folds = fold_indexes(&data.calibration);
