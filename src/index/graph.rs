@@ -185,69 +185,6 @@ impl Graph {
         }
     }
 
-    /// The same graph with every point renamed: point `p` becomes
-    /// `new_of_old[p]` (a permutation of the points). Each list keeps its
-    /// order, so a search of the renamed graph visits the same points in the
-    /// same order.
-    ///
-    /// # Panics
-    /// If `new_of_old` is not a permutation of the points (caller bug).
-    pub(crate) fn relabel(&self, new_of_old: &[u32]) -> Graph {
-        let n = self.len();
-        assert_eq!(new_of_old.len(), n, "relabel: not a permutation");
-        let mut old_of_new = vec![u32::MAX; n];
-        for (old, &new) in new_of_old.iter().enumerate() {
-            old_of_new[new as usize] = old as u32;
-        }
-        assert!(
-            old_of_new.iter().all(|&o| o != u32::MAX),
-            "relabel: not a permutation"
-        );
-        let mut levels = vec![0u8; n];
-        for (old, &new) in new_of_old.iter().enumerate() {
-            levels[new as usize] = self.levels[old];
-        }
-        let rename = |list: &[u32], out: &mut Vec<u32>| {
-            out.extend(list.iter().map(|&r| new_of_old[r as usize]));
-        };
-        let mut layers = Vec::with_capacity(self.layers.len());
-        for (j, layer) in self.layers.iter().enumerate() {
-            let ranks: Vec<(u32, usize)> = if j == 0 {
-                old_of_new.iter().map(|&o| (0, o as usize)).collect()
-            } else {
-                let mut r: Vec<(u32, usize)> = layer
-                    .rows
-                    .iter()
-                    .enumerate()
-                    .map(|(rank, &row)| (new_of_old[row as usize], rank))
-                    .collect();
-                r.sort_unstable();
-                r
-            };
-            let mut offsets = Vec::with_capacity(ranks.len() + 1);
-            offsets.push(0);
-            let mut neighbours = Vec::with_capacity(layer.neighbours.len());
-            for &(_, rank) in &ranks {
-                rename(layer.list(rank), &mut neighbours);
-                offsets.push(neighbours.len());
-            }
-            layers.push(Layer {
-                rows: if j == 0 {
-                    Vec::new()
-                } else {
-                    ranks.iter().map(|&(r, _)| r).collect()
-                },
-                offsets,
-                neighbours,
-            });
-        }
-        Graph {
-            levels,
-            entry: new_of_old[self.entry as usize],
-            layers,
-        }
-    }
-
     /// Number of points.
     pub(crate) fn len(&self) -> usize {
         self.levels.len()

@@ -295,15 +295,9 @@ impl HnswIndex {
         if self.graph.len() == 0 {
             return Err("cannot store a graph of 0 points".into());
         }
-        match &self.rows {
-            None => super::section::write(&self.graph, self.dim, self.params.max_connections, out),
-            Some(rows) => super::section::write(
-                &self.graph.relabel(rows),
-                self.dim,
-                self.params.max_connections,
-                out,
-            ),
-        }
+        // A laid-out graph is stored as it is searched, in positions of its
+        // layout (which loading derives again from the stored k-d tree).
+        super::section::write(&self.graph, self.dim, self.params.max_connections, out)
     }
 
     /// The index of a checked graph section over `points`, the row-major
@@ -322,8 +316,9 @@ impl HnswIndex {
         Self::from_stored_in(stored, points, params, None)
     }
 
-    /// [`HnswIndex::from_stored`] laid out in `order` when given (see
-    /// [`HnswIndex::build_own_in`]): the same searches as the index fit
+    /// [`HnswIndex::from_stored`] for a section that stores a graph laid out
+    /// in `order` (see [`HnswIndex::build_own_in`]), when given: the points
+    /// are laid out alike, and the index searches exactly as the one fit
     /// built in that order.
     ///
     /// # Errors
@@ -358,14 +353,13 @@ impl HnswIndex {
                 rows: None,
             });
         };
-        let mut position = vec![0u32; order.len()];
-        for (p, &r) in order.iter().enumerate() {
-            position[r as usize] = p as u32;
+        if order.len() != stored.graph.len() {
+            return Err(GraphLoadError::Corrupt(
+                "the graph does not match the layout".into(),
+            ));
         }
-        let graph = stored.graph.relabel(&position);
-        drop(stored);
         Ok(HnswIndex {
-            graph,
+            graph: stored.graph,
             points: lay_out(points, dim, &order),
             params,
             dim,
