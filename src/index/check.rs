@@ -72,6 +72,69 @@ pub fn recall(exact: &ExactIndex, graph: &HnswIndex, queries: &[f32], k: usize) 
     }
 }
 
+/// recall@k of a graph's [`HnswIndex::search_or_exact`] against exact
+/// search on fixed queries, measured as often as the graph's beam changes.
+/// The exact neighbours of a query are found once, and only for queries the
+/// graph answers itself: those it hands to exact search get exactly the
+/// exact answer (all `k` hits).
+pub struct GraphRecall<'a> {
+    exact: &'a ExactIndex,
+    queries: &'a [f32],
+    k: usize,
+    truth: Vec<Option<Vec<Neighbour>>>,
+}
+
+impl<'a> GraphRecall<'a> {
+    /// The check of row-major `queries` in `exact`'s dimension.
+    pub fn new(exact: &'a ExactIndex, queries: &'a [f32], k: usize) -> Self {
+        let n = queries.len() / exact.dim().max(1);
+        GraphRecall {
+            exact,
+            queries,
+            k,
+            truth: vec![None; n],
+        }
+    }
+
+    /// recall@k of `graph` (built over `exact`'s points) on the queries.
+    pub fn measure(&mut self, graph: &HnswIndex) -> f64 {
+        let dim = self.exact.dim().max(1);
+        let k = self.k;
+        let answers: Vec<Option<Vec<Neighbour>>> = self
+            .queries
+            .par_chunks_exact(dim)
+            .map(|q| graph.graph_answer(q, k))
+            .collect();
+        let need: Vec<usize> = (0..answers.len())
+            .filter(|&i| answers[i].is_some() && self.truth[i].is_none())
+            .collect();
+        let found: Vec<(usize, Vec<Neighbour>)> = need
+            .par_iter()
+            .map(|&i| {
+                let q = &self.queries[i * dim..(i + 1) * dim];
+                (i, self.exact.search(q, k, None, None).neighbours)
+            })
+            .collect();
+        for (i, t) in found {
+            self.truth[i] = Some(t);
+        }
+        let exactly = k.min(self.exact.len());
+        let (hit, total) = answers
+            .iter()
+            .zip(&self.truth)
+            .map(|(a, t)| match (a, t) {
+                (Some(got), Some(t)) => (hits(t, got), t.len()),
+                _ => (exactly, exactly),
+            })
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        if total == 0 {
+            f64::NAN
+        } else {
+            hit as f64 / total as f64
+        }
+    }
+}
+
 /// The exact `k` nearest neighbours of each row-major query.
 pub fn truths(exact: &ExactIndex, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
     queries

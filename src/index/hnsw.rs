@@ -244,6 +244,20 @@ impl HnswIndex {
         self.search_radius(query, k, Some(radius))
     }
 
+    /// Whether a query whose graph neighbours are `found` is answered by
+    /// exact search ([`HnswIndex::exact_beyond`]).
+    fn is_far(&self, found: &[Neighbour], k: usize) -> bool {
+        self.exact_beyond
+            .is_some_and(|t| found.len() < k || found.last().is_some_and(|n| n.distance > t))
+    }
+
+    /// The graph's own answer to `query`, or `None` when
+    /// [`HnswIndex::search_or_exact`] answers it by exact search instead.
+    pub fn graph_answer(&self, query: &[f32], k: usize) -> Option<Vec<Neighbour>> {
+        let found = self.search_radius(query, k, None).0;
+        (!self.is_far(&found, k)).then_some(found)
+    }
+
     /// The graph's `k` neighbours of `query` (leaving out the point `skip`)
     /// and its count of members within `radius`; or, for a query the graph
     /// finds far from the points (see [`HnswIndex::exact_beyond`]), the
@@ -260,10 +274,7 @@ impl HnswIndex {
             None => self.search_radius(query, k, radius),
             Some(_) => (self.search_skipping(query, k, skip), 0),
         };
-        let far = self.exact_beyond.is_some_and(|t| {
-            neighbours.len() < k || neighbours.last().is_some_and(|n| n.distance > t)
-        });
-        if far {
+        if self.is_far(&neighbours, k) {
             exact.search(query, k, skip, radius)
         } else {
             ExactResult { neighbours, within }

@@ -1368,14 +1368,9 @@ impl IndexParams {
             Some(q) if q.len() >= probes * exact.dim() => q,
             _ => jittered,
         };
-        let truth_in = check::truths(exact, &inside, k);
-        let truth_out = check::truths(exact, &outside, k);
-        let measure = |g: &HnswIndex| {
-            (
-                check::recall_given(&truth_in, g, Some(exact), &inside, k),
-                check::recall_given(&truth_out, g, Some(exact), &outside, k),
-            )
-        };
+        let mut check_in = check::GraphRecall::new(exact, &inside, k);
+        let mut check_out = check::GraphRecall::new(exact, &outside, k);
+        let mut measure = |g: &HnswIndex| (check_in.measure(g), check_out.measure(g));
         let mut recall = measure(&g);
         let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
         while recall.0.min(recall.1) < MIN_RECALL && g.params().ef_search < limit {

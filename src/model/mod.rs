@@ -282,7 +282,7 @@ pub(crate) fn shared_leading(
 /// The `k`-th neighbour distance beyond which a query of nof1's own graph
 /// is answered by exact search ([`HnswIndex::exact_beyond`]): the
 /// [`WIDEN_QUANTILE`] quantile of the density members' `k`-distances (so
-/// about 1 % of in-distribution queries, and the far ones, are searched
+/// about 5 % of in-distribution queries, and the far ones, are searched
 /// exactly). `None` for other indexes, and when no distance is finite.
 pub(crate) fn graph_widening(kind: IndexKind, kdist: &[f32]) -> Option<f32> {
     if kind != IndexKind::Graph {
@@ -309,7 +309,7 @@ pub(crate) fn graph_layout(exact: &ExactIndex) -> Vec<u32> {
 
 /// Quantile of the members' `k`-distances above which a query is searched
 /// exactly instead of in the graph (chosen on the biobank `bench synth` profile, docs/performance.md).
-pub const WIDEN_QUANTILE: f64 = 0.99;
+pub const WIDEN_QUANTILE: f64 = 0.95;
 
 impl Model {
     /// Assembles a model from its stored contents, its exact index and the
