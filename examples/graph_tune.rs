@@ -56,8 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for ef in efs {
         graph = graph.with_ef_search(ef);
         let t = Instant::now();
-        let r_in = check::recall_given(&truth_in, &graph, None, &inside, k);
-        let r_out = check::recall_given(&truth_out, &graph, None, &outside, k);
+        let r_in = check::recall_given(&truth_in, &graph, &inside, k);
+        let r_out = check::recall_given(&truth_out, &graph, &outside, k);
         let secs = t.elapsed().as_secs_f64();
         println!(
             "  ef_search {ef:>4}: recall@{k} in {r_in:.4} out {r_out:.4}; {:.1} µs per search (wall, all threads)",

@@ -25,7 +25,7 @@ use std::collections::BinaryHeap;
 use rayon::prelude::*;
 
 use super::HnswParams;
-use super::graph::{Graph, LAYER_LIMIT, Layer, max_list_len};
+use super::graph::{Graph, LAYER_LIMIT, Layer, key, max_list_len, row_of};
 use crate::rng::SplitMix64;
 
 /// Largest batch of points inserted together.
@@ -57,18 +57,7 @@ pub(crate) fn fast_squared_distance(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// A search key ordering by squared distance, then row (distances are never
-/// negative, so their bits order like their values).
-#[inline]
-fn key(d_sq: f32, row: u32) -> u64 {
-    (u64::from(d_sq.to_bits()) << 32) | u64::from(row)
-}
-
-#[inline]
-fn row_of(key: u64) -> u32 {
-    key as u32
-}
-
+/// The squared distance of a search key ([`key`]).
 #[inline]
 fn dist_of(key: u64) -> f32 {
     f32::from_bits((key >> 32) as u32)

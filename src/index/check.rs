@@ -143,27 +143,13 @@ pub fn truths(exact: &ExactIndex, queries: &[f32], k: usize) -> Vec<Vec<Neighbou
         .collect()
 }
 
-/// [`recall`] against neighbours already found ([`truths`] of `queries`);
-/// with `exact` (the exact index over the graph's points), of the graph's
-/// [`HnswIndex::search_or_exact`], which answers far queries exactly.
-pub fn recall_given(
-    truth: &[Vec<Neighbour>],
-    graph: &HnswIndex,
-    exact: Option<&ExactIndex>,
-    queries: &[f32],
-    k: usize,
-) -> f64 {
+/// [`recall`] against neighbours already found ([`truths`] of `queries`).
+pub fn recall_given(truth: &[Vec<Neighbour>], graph: &HnswIndex, queries: &[f32], k: usize) -> f64 {
     let dim = queries.len() / truth.len().max(1);
     let (found, total) = queries
         .par_chunks_exact(dim.max(1))
         .zip(truth)
-        .map(|(q, t)| {
-            let got = match exact {
-                Some(e) => graph.search_or_exact(e, q, k, None, None).neighbours,
-                None => graph.search(q, k),
-            };
-            (hits(t, &got), t.len())
-        })
+        .map(|(q, t)| (hits(t, &graph.search(q, k)), t.len()))
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     if total == 0 {
         f64::NAN

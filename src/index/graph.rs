@@ -437,12 +437,12 @@ impl Graph {
 /// A search key ordering by squared distance, then row. A squared distance
 /// is never negative (nor `-0.0`), so its bits order like its value.
 #[inline]
-fn key(d_sq: f32, row: u32) -> u64 {
+pub(crate) fn key(d_sq: f32, row: u32) -> u64 {
     (u64::from(d_sq.to_bits()) << 32) | u64::from(row)
 }
 
 #[inline]
-fn row_of(key: u64) -> u32 {
+pub(crate) fn row_of(key: u64) -> u32 {
     key as u32
 }
 
