@@ -269,7 +269,7 @@ def fit(
     CLI's: ``k``, ``alpha`` (invisible at or below), ``warn_alpha``
     (low_support at or below), ``variance`` or ``components`` (the number of
     principal components), ``max_components``, ``index`` (``"auto"``,
-    ``"exact"``, ``"hnsw"``), ``folds``, ``calibration_size``,
+    ``"exact"``, ``"hnsw"``, ``"graph"``), ``folds``, ``calibration_size``,
     ``min_coverage`` and ``seed``.
 
     ``blocks`` gives the features' layers (multi-omic blocks, as

@@ -112,7 +112,7 @@ def fit(
     variance: Optional[float] = ...,
     components: Optional[int] = ...,
     max_components: int = ...,
-    index: Literal["auto", "exact", "hnsw"] = ...,
+    index: Literal["auto", "exact", "hnsw", "graph"] = ...,
     folds: int = ...,
     calibration_size: int = ...,
     min_coverage: float = ...,

@@ -275,6 +275,8 @@ def test_other_bad_tables_and_options_raise_value_errors(small, tmp_path):
         nof1.fit(reference, id_col="id", alpha=2.0)
     with pytest.raises(nof1.ParameterError, match="index"):
         nof1.fit(reference, id_col="id", index="bogus")
+    graph = nof1.fit(reference, id_col="id", k=5, index="graph")
+    assert graph.summary()["index"] == "graph"
     model = nof1.fit(reference, id_col="id", k=5)
     with pytest.raises(nof1.TableError, match="none of the model's 5 features"):
         model.assess(pd.DataFrame({"x": [1.0]}))

@@ -21,6 +21,8 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use rayon::prelude::*;
+
 use super::Neighbour;
 
 /// hnsw_rs's limit on the number of layers (its private `NB_LAYER_MAX`).
@@ -233,6 +235,14 @@ impl Graph {
                 "point {row} is in layer {l}, above the top layer {top}"
             ));
         }
+        // The rows above layer 0, with their levels (a few: about n / M).
+        let high: Vec<(u32, u8)> = self
+            .levels
+            .iter()
+            .enumerate()
+            .filter(|&(_, &l)| l > 0)
+            .map(|(row, &l)| (row as u32, l))
+            .collect();
         for (j, layer) in self.layers.iter().enumerate() {
             let members = if j == 0 {
                 if !layer.rows.is_empty() {
@@ -249,11 +259,8 @@ impl Graph {
                     return Err(format!("layer {j}: members are not in increasing order"));
                 }
                 let mut at = 0usize;
-                for (row, &l) in self.levels.iter().enumerate() {
-                    if (l as usize) < j {
-                        continue;
-                    }
-                    match layer.rows[at..].binary_search(&(row as u32)) {
+                for &(row, l) in high.iter().filter(|&&(_, l)| l as usize >= j) {
+                    match layer.rows[at..].binary_search(&row) {
                         Ok(i) => at += i + 1,
                         Err(_) => {
                             return Err(format!(
@@ -274,6 +281,21 @@ impl Graph {
                 ));
             }
             let most = max_list_len(j, max_connections);
+            // Checked in parallel first (layer 0 holds every row); the
+            // serial loops below then name the first violation.
+            let well_formed = layer
+                .offsets
+                .par_windows(2)
+                .all(|w| w[1] >= w[0] && w[1] - w[0] <= most)
+                && layer.neighbours.par_iter().all(|&nb| (nb as usize) < n)
+                && (j == 0
+                    || layer
+                        .neighbours
+                        .par_iter()
+                        .all(|nb| layer.rows.binary_search(nb).is_ok()));
+            if well_formed {
+                continue;
+            }
             for (rank, w) in layer.offsets.windows(2).enumerate() {
                 if w[1] < w[0] || w[1] - w[0] > most {
                     let row = layer.rows.get(rank).map_or(rank, |&r| r as usize);

@@ -318,7 +318,7 @@ impl HnswIndex {
     /// # Errors
     /// [`GraphLoadError::Corrupt`] when `points` or `params` do not match the
     /// section.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "hnsw"))]
     pub(crate) fn from_stored(
         stored: StoredGraph,
         points: &[f32],

@@ -548,6 +548,10 @@ impl ModelSummary {
         )?;
         let mut index_notes = Vec::new();
         match self.index_check {
+            Some(chk) if self.index_kind == IndexKind::Graph => index_notes.push(format!(
+                "at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; calibration and patients scored by the same search, far queries searched exactly",
+                chk.probes, p.k, chk.recall_in, chk.recall_out
+            )),
             Some(chk) => index_notes.push(format!(
                 "at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; {:.1}% of calibration members re-checked exactly",
                 chk.probes,
@@ -562,7 +566,7 @@ impl ModelSummary {
             None => index_notes.push("recall 1 by construction".to_string()),
         }
         index_notes.push(format!("exact search: {}", self.exact_search));
-        if self.index_kind == IndexKind::Hnsw {
+        if self.index_kind != IndexKind::Exact {
             let h = p.hnsw;
             index_notes.push(format!(
                 "M {}, ef_search {}",
