@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_layers: 16,
     };
     let t = Instant::now();
-    let mut graph = HnswIndex::build_own(&points, dims, params, 1, |_| {});
+    let mut graph = HnswIndex::build_own(&points, dims, params, 1, None, |_| {});
     let build = t.elapsed().as_secs_f64();
     let exact = ExactIndex::new(points, dims);
     let k = 10;

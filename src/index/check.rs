@@ -19,9 +19,8 @@ pub const PUSH_FACTOR: f32 = 3.0;
 /// (in distribution), and pushed [`PUSH_FACTOR`]× outward (out of
 /// distribution). Returns `(inside, outside)`, row-major.
 pub fn probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let (n, dim) = (exact.len(), exact.dim());
-    let mut rng = SplitMix64::new(seed ^ 0x2ec0);
-    let members: Vec<usize> = (0..m.min(n)).map(|_| rng.below(n)).collect();
+    let dim = exact.dim();
+    let (members, mut rng) = probe_members(exact, m, seed);
     let mut inside = Vec::with_capacity(members.len() * dim);
     for &i in &members {
         let x = exact.point(i);
@@ -38,11 +37,29 @@ pub fn probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> (Vec<f32>, V
                 .map(|(a, d)| a + JITTER_FRACTION * kdist * d / norm),
         );
     }
-    let outside = members
+    (inside, pushed(exact, &members))
+}
+
+/// The out-of-distribution probes of [`probes`] alone (the same members
+/// pushed outward), without the exact searches the jittered ones need.
+pub fn pushed_probes(exact: &ExactIndex, m: usize, seed: u64) -> Vec<f32> {
+    pushed(exact, &probe_members(exact, m, seed).0)
+}
+
+/// The seeded probe members, and the generator as it stands after drawing them.
+fn probe_members(exact: &ExactIndex, m: usize, seed: u64) -> (Vec<usize>, SplitMix64) {
+    let n = exact.len();
+    let mut rng = SplitMix64::new(seed ^ 0x2ec0);
+    let members = (0..m.min(n)).map(|_| rng.below(n)).collect();
+    (members, rng)
+}
+
+/// `members` pushed [`PUSH_FACTOR`] times outward from the origin.
+fn pushed(exact: &ExactIndex, members: &[usize]) -> Vec<f32> {
+    members
         .iter()
         .flat_map(|&i| exact.point(i).iter().map(|v| PUSH_FACTOR * v))
-        .collect();
-    (inside, outside)
+        .collect()
 }
 
 /// How many of the exact `k` nearest neighbours `got` finds (ties at the k-th
@@ -58,18 +75,7 @@ pub fn hits(truth: &[Neighbour], got: &[Neighbour]) -> usize {
 /// recall@k of `graph` over `queries` (row-major): found neighbours over
 /// exact neighbours, summed over the queries (NaN without queries).
 pub fn recall(exact: &ExactIndex, graph: &HnswIndex, queries: &[f32], k: usize) -> f64 {
-    let (found, total) = queries
-        .par_chunks_exact(exact.dim())
-        .map(|q| {
-            let truth = exact.search(q, k, None, None).neighbours;
-            (hits(&truth, &graph.search(q, k)), truth.len())
-        })
-        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    if total == 0 {
-        f64::NAN
-    } else {
-        found as f64 / total as f64
-    }
+    recall_given(&truths(exact, queries, k), graph, queries, k)
 }
 
 /// recall@k of a graph's [`HnswIndex::search_or_exact`] against exact
@@ -119,19 +125,16 @@ impl<'a> GraphRecall<'a> {
             self.truth[i] = Some(t);
         }
         let exactly = k.min(self.exact.len());
-        let (hit, total) = answers
-            .iter()
-            .zip(&self.truth)
-            .map(|(a, t)| match (a, t) {
-                (Some(got), Some(t)) => (hits(t, got), t.len()),
-                _ => (exactly, exactly),
-            })
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-        if total == 0 {
-            f64::NAN
-        } else {
-            hit as f64 / total as f64
-        }
+        share(
+            answers
+                .iter()
+                .zip(&self.truth)
+                .map(|(a, t)| match (a, t) {
+                    (Some(got), Some(t)) => (hits(t, got), t.len()),
+                    _ => (exactly, exactly),
+                })
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+        )
     }
 }
 
@@ -146,11 +149,17 @@ pub fn truths(exact: &ExactIndex, queries: &[f32], k: usize) -> Vec<Vec<Neighbou
 /// [`recall`] against neighbours already found ([`truths`] of `queries`).
 pub fn recall_given(truth: &[Vec<Neighbour>], graph: &HnswIndex, queries: &[f32], k: usize) -> f64 {
     let dim = queries.len() / truth.len().max(1);
-    let (found, total) = queries
-        .par_chunks_exact(dim.max(1))
-        .zip(truth)
-        .map(|(q, t)| (hits(t, &graph.search(q, k)), t.len()))
-        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    share(
+        queries
+            .par_chunks_exact(dim.max(1))
+            .zip(truth)
+            .map(|(q, t)| (hits(t, &graph.search(q, k)), t.len()))
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+    )
+}
+
+/// Hits over total (`NaN` for no total).
+fn share((found, total): (usize, usize)) -> f64 {
     if total == 0 {
         f64::NAN
     } else {

@@ -21,8 +21,6 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rayon::prelude::*;
-
 use super::Neighbour;
 
 /// hnsw_rs's limit on the number of layers (its private `NB_LAYER_MAX`).
@@ -281,21 +279,6 @@ impl Graph {
                 ));
             }
             let most = max_list_len(j, max_connections);
-            // Checked in parallel first (layer 0 holds every row); the
-            // serial loops below then name the first violation.
-            let well_formed = layer
-                .offsets
-                .par_windows(2)
-                .all(|w| w[1] >= w[0] && w[1] - w[0] <= most)
-                && layer.neighbours.par_iter().all(|&nb| (nb as usize) < n)
-                && (j == 0
-                    || layer
-                        .neighbours
-                        .par_iter()
-                        .all(|nb| layer.rows.binary_search(nb).is_ok()));
-            if well_formed {
-                continue;
-            }
             for (rank, w) in layer.offsets.windows(2).enumerate() {
                 if w[1] < w[0] || w[1] - w[0] > most {
                     let row = layer.rows.get(rank).map_or(rank, |&r| r as usize);

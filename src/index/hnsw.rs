@@ -98,59 +98,41 @@ impl HnswIndex {
 
     /// Builds the graph with nof1's own builder (`src/index/build.rs`):
     /// parallel batches, the same graph for any number of threads, given
-    /// the points, the parameters and `seed`.
+    /// the points, the parameters, `seed` and the layout.
+    ///
+    /// With `order` (a permutation of the rows, nearby points next to each
+    /// other), the graph and a copy of the points are laid out in it: fewer
+    /// cache misses while building and searching. Searches report rows
+    /// either way; the graph itself is in positions of the layout, and so is
+    /// its stored section, so a model must be loaded with the same layout
+    /// (nof1 derives it from the stored k-d tree). The builder's seeded
+    /// insertion order is over positions, so the layout changes the graph.
     ///
     /// `progress` is called with the number of points inserted so far.
     ///
     /// # Panics
-    /// If `points.len()` is not a multiple of `dim`, or `dim` is 0 (caller
-    /// bugs).
+    /// If `points.len()` is not a multiple of `dim`, `dim` is 0, or `order`
+    /// is not a permutation of the rows (caller bugs).
     pub fn build_own(
         points: &[f32],
         dim: usize,
         params: HnswParams,
         seed: u64,
+        order: Option<Vec<u32>>,
         mut progress: impl FnMut(usize),
     ) -> Self {
-        let graph = super::build::build(points, dim, &params, seed, &mut progress);
+        let points = match &order {
+            Some(order) => lay_out(points, dim, order),
+            None => points.to_vec(),
+        };
+        let graph = super::build::build(&points, dim, &params, seed, &mut progress);
         HnswIndex {
             graph,
-            points: points.to_vec(),
+            points,
             params,
             dim,
             exact_beyond: None,
-            rows: None,
-        }
-    }
-
-    /// [`HnswIndex::build_own`] over the points laid out in `order` (a
-    /// permutation of the rows, nearby points next to each other: fewer
-    /// cache misses while building and searching). Searches report rows and
-    /// the stored section holds rows, as without a layout; the graph itself
-    /// depends on the layout (the builder's seeded insertion order is over
-    /// positions), so a model keeps the same layout when loaded
-    /// (the same layout, derived from the stored tree).
-    ///
-    /// # Panics
-    /// As [`HnswIndex::build_own`], and if `order` is not a permutation of
-    /// the rows.
-    pub fn build_own_in(
-        points: &[f32],
-        dim: usize,
-        params: HnswParams,
-        seed: u64,
-        order: Vec<u32>,
-        mut progress: impl FnMut(usize),
-    ) -> Self {
-        let laid = lay_out(points, dim, &order);
-        let graph = super::build::build(&laid, dim, &params, seed, &mut progress);
-        HnswIndex {
-            graph,
-            points: laid,
-            params,
-            dim,
-            exact_beyond: None,
-            rows: Some(order),
+            rows: order,
         }
     }
 
@@ -328,7 +310,7 @@ impl HnswIndex {
     }
 
     /// [`HnswIndex::from_stored`] for a section that stores a graph laid out
-    /// in `order` (see [`HnswIndex::build_own_in`]), when given: the points
+    /// in `order` (see [`HnswIndex::build_own`]), when given: the points
     /// are laid out alike, and the index searches exactly as the one fit
     /// built in that order.
     ///

@@ -176,19 +176,23 @@ impl Model {
         let cache = MaskCache::default();
         let group_of = |i: usize| patients.groups.as_ref().map(|g| g[i].clone());
         let note_of = |i: usize| patients.notes.get(i).cloned().unwrap_or_default();
-        let graph_density = (self.data.index_kind == IndexKind::Graph)
-            .then(|| self.density_blocked())
-            .flatten();
-        let mut assessed: Vec<(usize, Assessment)> = if let Some(db) = graph_density {
-            // nof1's own graph answers each patient; the density sample is
-            // searched by blocks for batches of nearby patients.
-            projected
+        // Batches of nearby patients: searched together in the reference by
+        // blocked distance products where that is faster than the tree, or
+        // answered by nof1's own graph patient by patient; either way their
+        // density-sample neighbours are found by blocks.
+        let batched: Option<Option<&BlockedSearch>> = if self.data.index_kind == IndexKind::Graph {
+            self.density_blocked().map(|_| None)
+        } else {
+            self.blocked_for(&projected).map(Some)
+        };
+        let mut assessed: Vec<(usize, Assessment)> = match batched {
+            Some(reference) => projected
                 .into_par_iter()
                 .chunks(QUERY_BLOCK)
                 .flat_map_iter(|chunk| {
-                    let begun: Vec<(usize, Begun<'_>)> = chunk
+                    let begun: Vec<(usize, u32, Begun<'_>)> = chunk
                         .into_iter()
-                        .map(|(_, i, x)| {
+                        .map(|(key, i, x)| {
                             let b = self.begin(
                                 &patients.ids[i],
                                 group_of(i),
@@ -196,51 +200,26 @@ impl Model {
                                 note_of(i),
                                 &cache,
                             );
-                            (i, b)
+                            (i, key, b)
                         })
                         .collect();
-                    self.complete_with_density(db, begun)
+                    self.search_and_complete(reference, begun)
                 })
-                .collect()
-        } else {
-            match self.blocked_for(&projected) {
-                // Batches of nearby patients searched together by blocked
-                // distance products.
-                Some(blocked) => projected
-                    .into_par_iter()
-                    .chunks(QUERY_BLOCK)
-                    .flat_map_iter(|chunk| {
-                        let begun: Vec<(usize, u32, Begun<'_>)> = chunk
-                            .into_iter()
-                            .map(|(key, i, x)| {
-                                let b = self.begin(
-                                    &patients.ids[i],
-                                    group_of(i),
-                                    regather(i, x),
-                                    note_of(i),
-                                    &cache,
-                                );
-                                (i, key, b)
-                            })
-                            .collect();
-                        self.search_and_complete(blocked, begun)
-                    })
-                    .collect(),
-                None => projected
-                    .into_par_iter()
-                    .with_min_len(64)
-                    .map(|(_, i, x)| {
-                        let a = self.assess_projected(
-                            &patients.ids[i],
-                            group_of(i),
-                            regather(i, x),
-                            note_of(i),
-                            &cache,
-                        );
-                        (i, a)
-                    })
-                    .collect(),
-            }
+                .collect(),
+            None => projected
+                .into_par_iter()
+                .with_min_len(64)
+                .map(|(_, i, x)| {
+                    let a = self.assess_projected(
+                        &patients.ids[i],
+                        group_of(i),
+                        regather(i, x),
+                        note_of(i),
+                        &cache,
+                    );
+                    (i, a)
+                })
+                .collect(),
         };
         assessed.sort_unstable_by_key(|(i, _)| *i);
         Ok(assessed.into_iter().map(|(_, a)| a).collect())
@@ -258,10 +237,7 @@ impl Model {
         if let Some(chosen) = self.blocked.get() {
             return chosen.as_ref();
         }
-        if self.exact.len() < BLOCKED_PROBE_MIN
-            || !self.exact.has_tree()
-            || self.data.index_kind == IndexKind::Graph
-        {
+        if self.exact.len() < BLOCKED_PROBE_MIN || !self.exact.has_tree() {
             return None;
         }
         // The patients with a search (their key and projection).
@@ -320,101 +296,76 @@ impl Model {
             .as_ref()
     }
 
-    /// Completes a batch of begun patients (nearby ones, in locality order)
-    /// whose search is done, with their neighbours in the density sample
-    /// found by `density` (its blocked search: the same neighbours as the
-    /// sample's own index gives).
-    fn complete_with_density(
-        &self,
-        density: &BlockedSearch,
-        begun: Vec<(usize, Begun<'_>)>,
-    ) -> Vec<(usize, Assessment)> {
-        let k = self.data.params.k;
-        let Some(sample) = &self.density else {
-            return begun
-                .into_iter()
-                .map(|(i, b)| match b {
-                    Begun::Done(a) => (i, a),
-                    Begun::Pending(p) => (i, self.complete(p, None, None)),
-                })
-                .collect();
-        };
-        let waiting = begun.iter().filter_map(|(_, b)| match b {
-            Begun::Pending(p) if p.finite_q => Some(p),
-            _ => None,
-        });
-        let queries: Vec<f32> = waiting.flat_map(|p| p.x.q.iter().copied()).collect();
-        let anchors: Vec<usize> = queries
-            .chunks_exact(self.exact.dim().max(1))
-            .map(|q| density.anchor(sample.locality_key(q)))
-            .collect();
-        let mut found = density.search(&queries, &anchors, k, None).into_iter();
-        begun
-            .into_iter()
-            .map(|(i, b)| match b {
-                Begun::Done(a) => (i, a),
-                Begun::Pending(p) => {
-                    let d = if p.finite_q {
-                        found.next().map(|r| r.neighbours)
-                    } else {
-                        None
-                    };
-                    (i, self.complete(p, None, d))
-                }
-            })
-            .collect()
-    }
-
-    /// Searches a batch of begun patients (nearby ones, in locality order)
-    /// with `blocked` and completes them.
+    /// Completes a batch of begun patients (nearby ones, in locality order).
+    /// Those still needing a search in the reference are searched together
+    /// with `reference` (its blocked search; `None` when nof1's own graph
+    /// has answered them), and every one with finite search coordinates gets
+    /// its neighbours in the density sample by the sample's blocked search:
+    /// the same results, bit for bit, as the indexes' own searches.
     fn search_and_complete(
         &self,
-        blocked: &BlockedSearch,
+        reference: Option<&BlockedSearch>,
         begun: Vec<(usize, u32, Begun<'_>)>,
     ) -> Vec<(usize, Assessment)> {
         let k = self.data.params.k;
-        let waiting = begun.iter().filter_map(|(_, key, b)| match b {
-            Begun::Pending(p) if p.needs_search() => Some((key, p)),
-            _ => None,
-        });
-        let queries: Vec<f32> = waiting
-            .clone()
+        let pending = || {
+            begun.iter().filter_map(|(_, key, b)| match b {
+                Begun::Pending(p) => Some((key, p)),
+                Begun::Done(_) => None,
+            })
+        };
+        let mut found = match reference {
+            Some(blocked) => {
+                let waiting = pending().filter(|(_, p)| p.needs_search());
+                let queries: Vec<f32> = waiting
+                    .clone()
+                    .flat_map(|(_, p)| p.x.q.iter().copied())
+                    .collect();
+                let anchors: Vec<usize> = waiting
+                    .clone()
+                    .map(|(&key, _)| blocked.anchor(key))
+                    .collect();
+                let radii: Vec<f32> = waiting.map(|(_, p)| p.radius).collect();
+                blocked.search(&queries, &anchors, k, Some(&radii))
+            }
+            None => Vec::new(),
+        }
+        .into_iter();
+        let searched: Vec<f32> = pending()
+            .filter(|(_, p)| p.finite_q)
             .flat_map(|(_, p)| p.x.q.iter().copied())
             .collect();
-        let anchors: Vec<usize> = waiting
-            .clone()
-            .map(|(&key, _)| blocked.anchor(key))
-            .collect();
-        let radii: Vec<f32> = waiting.map(|(_, p)| p.radius).collect();
-        let mut found = blocked
-            .search(&queries, &anchors, k, Some(&radii))
-            .into_iter();
-        // A sampled density's neighbours by blocks too (the same results as
-        // the sample's own index gives).
-        let mut density_found = match (&self.density, self.density_blocked()) {
-            (Some(sample), Some(db)) => {
-                let anchors: Vec<usize> = queries
-                    .chunks_exact(self.exact.dim().max(1))
-                    .map(|q| db.anchor(sample.locality_key(q)))
-                    .collect();
-                Some(db.search(&queries, &anchors, k, None).into_iter())
-            }
-            _ => None,
-        };
+        let mut density_found = self.density_search(&searched);
         begun
             .into_iter()
             .map(|(i, _, b)| match b {
                 Begun::Done(a) => (i, a),
                 Begun::Pending(p) => {
-                    let (r, density) = if p.needs_search() {
-                        (found.next(), density_found.as_mut().and_then(|d| d.next()))
+                    let r = if p.needs_search() { found.next() } else { None };
+                    let density = if p.finite_q {
+                        density_found.as_mut().and_then(|d| d.next())
                     } else {
-                        (None, None)
+                        None
                     };
                     (i, self.complete(p, r, density.map(|d| d.neighbours)))
                 }
             })
             .collect()
+    }
+
+    /// The neighbours in the density sample of the row-major `queries`, by
+    /// the sample's blocked search (`None` without a sample).
+    fn density_search(&self, queries: &[f32]) -> Option<std::vec::IntoIter<ExactResult>> {
+        let (sample, blocked) = (self.density.as_ref()?, self.density_blocked()?);
+        let anchors: Vec<usize> = queries
+            .chunks_exact(self.exact.dim().max(1))
+            .map(|q| blocked.anchor(sample.locality_key(q)))
+            .collect();
+        Some(
+            blocked
+                .search(queries, &anchors, self.data.params.k, None)
+                .into_iter(),
+        )
     }
 
     /// The blocked search of the density sample (built at its first use).

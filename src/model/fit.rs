@@ -136,7 +136,7 @@ impl Params {
             IndexKind::Graph => Some(index_params.build_graph(
                 &exact,
                 held_out_probes(&input, &projection, &plan, exact.dim()),
-                super::graph_widening(kind, &kdist),
+                super::far_beyond(kind, &kdist),
                 &mut warnings,
                 progress,
             )),
@@ -858,12 +858,7 @@ impl CalibrationParams {
             k: self.k,
             statistic: self.statistic,
         };
-        // Chunks of PROGRESS_EVERY (of BLOCKED_CHUNK searched together by
-        // blocks), each a point where the work can stop.
-        let chunk_len = match (graph, blocked) {
-            (None, Some(_)) => BLOCKED_CHUNK,
-            _ => PROGRESS_EVERY,
-        };
+        let chunk_len = members_per_chunk(graph, blocked);
         let scores: Vec<Vec<f64>> = tune
             .par_chunks(chunk_len)
             .flat_map_iter(|chunk| {
@@ -875,13 +870,9 @@ impl CalibrationParams {
                         (input.row(r), at)
                     })
                     .collect();
-                match (graph, blocked) {
-                    (Some(g), _) => scorer.score_rows_graph(&rows, g),
-                    (None, Some(b)) => scorer.score_rows_blocked(&rows, b),
-                    (None, None) => scorer.score_rows_skipping(&rows),
-                }
-                .into_iter()
-                .map(|s| s.scores)
+                score_members(&scorer, &rows, graph, blocked)
+                    .into_iter()
+                    .map(|s| s.scores)
             })
             .collect();
         Scorer::fit(fold.state.channels(), &scores)
@@ -977,10 +968,7 @@ impl CalibrationParams {
                     graph,
                     progress,
                 );
-                let chunk_len = match (graph, blocked) {
-                    (None, Some(_)) => BLOCKED_CHUNK,
-                    _ => PROGRESS_EVERY,
-                };
+                let chunk_len = members_per_chunk(graph, blocked);
                 let members: Vec<CalibrationMember> = plan
                     .scored
                     .par_chunks(chunk_len)
@@ -989,11 +977,7 @@ impl CalibrationParams {
                         let rows: Vec<(&[f64], Option<u32>)> =
                             chunk.iter().map(|&r| (input.row(r), None)).collect();
                         let scorer = scorer_of(&fold, exact);
-                        let scored = match (graph, blocked) {
-                            (Some(g), _) => scorer.score_rows_graph(&rows, g),
-                            (None, Some(b)) => scorer.score_rows_blocked(&rows, b),
-                            (None, None) => scorer.score_rows_skipping(&rows),
-                        };
+                        let scored = score_members(&scorer, &rows, graph, blocked);
                         chunk.iter().zip(scored).map(|(&r, s)| CalibrationMember {
                             row: r as u32,
                             fold: 0,
@@ -1346,12 +1330,12 @@ impl IndexParams {
         let (n, k) = (exact.len(), self.k);
         progress.start("building the search graph", n as u64);
         let mut last = 0usize;
-        let mut g = HnswIndex::build_own_in(
+        let mut g = HnswIndex::build_own(
             exact.points(),
             exact.dim(),
             self.hnsw,
             self.seed,
-            super::graph_layout(exact),
+            Some(super::graph_layout(exact)),
             |done| {
                 progress.advance((done - last) as u64);
                 last = done;
@@ -1361,12 +1345,13 @@ impl IndexParams {
         g.exact_beyond(exact_beyond);
         progress.start("checking the graph's recall", 1);
         let probes = INDEX_CHECK_PROBES.min(n);
-        let (jittered, outside) = check::probes(exact, k, probes, self.seed);
         // In distribution: held-out members (searched exactly like
         // patients) where there are enough, else jittered members.
-        let inside = match held_out {
-            Some(q) if q.len() >= probes * exact.dim() => q,
-            _ => jittered,
+        let (inside, outside) = match held_out {
+            Some(q) if q.len() >= probes * exact.dim() => {
+                (q, check::pushed_probes(exact, probes, self.seed))
+            }
+            _ => check::probes(exact, k, probes, self.seed),
         };
         let mut check_in = check::GraphRecall::new(exact, &inside, k);
         let mut check_out = check::GraphRecall::new(exact, &outside, k);
@@ -1592,6 +1577,33 @@ pub const EF_RAISE_LIMIT: usize = 8;
 /// a [`Progress`] that cancels can stop the work (the Python package does):
 /// every thread stops within its current chunk.
 pub const PROGRESS_EVERY: usize = 64;
+
+/// Scores rows (each with the member to leave out of its search) by the
+/// search the model's scores use: nof1's own graph when the model has one,
+/// else the members' blocked search when it is faster than the tree, else
+/// the tree.
+fn score_members(
+    scorer: &FoldScorer<'_>,
+    rows: &[(&[f64], Option<u32>)],
+    graph: Option<&HnswIndex>,
+    blocked: Option<&BlockedSearch>,
+) -> Vec<crate::calibrate::PointScore> {
+    match (graph, blocked) {
+        (Some(g), _) => scorer.score_rows_graph(rows, g),
+        (None, Some(b)) => scorer.score_rows_blocked(rows, b),
+        (None, None) => scorer.score_rows_skipping(rows),
+    }
+}
+
+/// Members scored together by [`score_members`]: [`BLOCKED_CHUNK`] when
+/// they are searched by blocks (nearby ones share the products), else
+/// [`PROGRESS_EVERY`]; each chunk is a point where the work can stop.
+fn members_per_chunk(graph: Option<&HnswIndex>, blocked: Option<&BlockedSearch>) -> usize {
+    match (graph, blocked) {
+        (None, Some(_)) => BLOCKED_CHUNK,
+        _ => PROGRESS_EVERY,
+    }
+}
 
 /// Members whose searches fit measures to estimate what each member's
 /// search for the densities costs.

@@ -281,10 +281,10 @@ pub(crate) fn shared_leading(
 
 /// The `k`-th neighbour distance beyond which a query of nof1's own graph
 /// is answered by exact search ([`HnswIndex::exact_beyond`]): the
-/// [`WIDEN_QUANTILE`] quantile of the density members' `k`-distances (so
+/// [`FAR_QUANTILE`] quantile of the density members' `k`-distances (so
 /// about 5 % of in-distribution queries, and the far ones, are searched
 /// exactly). `None` for other indexes, and when no distance is finite.
-pub(crate) fn graph_widening(kind: IndexKind, kdist: &[f32]) -> Option<f32> {
+pub(crate) fn far_beyond(kind: IndexKind, kdist: &[f32]) -> Option<f32> {
     if kind != IndexKind::Graph {
         return None;
     }
@@ -293,7 +293,7 @@ pub(crate) fn graph_widening(kind: IndexKind, kdist: &[f32]) -> Option<f32> {
         return None;
     }
     d.sort_unstable_by(f32::total_cmp);
-    let at = ((d.len() as f64 * WIDEN_QUANTILE).ceil() as usize).clamp(1, d.len()) - 1;
+    let at = ((d.len() as f64 * FAR_QUANTILE).ceil() as usize).clamp(1, d.len()) - 1;
     Some(d[at])
 }
 
@@ -309,7 +309,7 @@ pub(crate) fn graph_layout(exact: &ExactIndex) -> Vec<u32> {
 
 /// Quantile of the members' `k`-distances above which a query is searched
 /// exactly instead of in the graph (chosen on the biobank `bench synth` profile, docs/performance.md).
-pub const WIDEN_QUANTILE: f64 = 0.95;
+pub const FAR_QUANTILE: f64 = 0.95;
 
 impl Model {
     /// Assembles a model from its stored contents, its exact index and the
@@ -328,7 +328,7 @@ impl Model {
         progress.advance(n);
         progress.finish();
         let mut g = g?;
-        g.exact_beyond(graph_widening(data.index_kind, &data.reference.kdist));
+        g.exact_beyond(far_beyond(data.index_kind, &data.reference.kdist));
         let density = density_index(&exact, &data.reference.density_members);
         let folds = fold_indexes(&data.calibration);
         Ok(Model {
@@ -379,20 +379,19 @@ impl Model {
             IndexKind::Graph => {
                 progress.start("building the search graph", data.reference.len() as u64);
                 let mut last = 0usize;
-                let g = HnswIndex::build_own_in(
+                let mut g = HnswIndex::build_own(
                     exact.points(),
                     dims,
                     data.params.hnsw,
                     data.params.seed,
-                    graph_layout(&exact),
+                    Some(graph_layout(&exact)),
                     |done| {
                         progress.advance((done - last) as u64);
                         last = done;
                     },
                 );
                 progress.finish();
-                let mut g = g;
-                g.exact_beyond(graph_widening(data.index_kind, &data.reference.kdist));
+                g.exact_beyond(far_beyond(data.index_kind, &data.reference.kdist));
                 Some(g)
             }
         };
