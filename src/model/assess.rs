@@ -298,8 +298,9 @@ impl Model {
 
     /// Completes a batch of begun patients (nearby ones, in locality order).
     /// Those still needing a search in the reference are searched together
-    /// with `reference` (its blocked search; `None` when nof1's own graph
-    /// has answered them), and every one with finite search coordinates gets
+    /// with `reference` (its blocked search), or one by one by the exact
+    /// index when it is `None` (nof1's own graph answers the others), and
+    /// every one with finite search coordinates gets
     /// its neighbours in the density sample by the sample's blocked search:
     /// the same results, bit for bit, as the indexes' own searches.
     fn search_and_complete(
@@ -341,7 +342,13 @@ impl Model {
             .map(|(i, _, b)| match b {
                 Begun::Done(a) => (i, a),
                 Begun::Pending(p) => {
-                    let r = if p.needs_search() { found.next() } else { None };
+                    let r = match (p.needs_search(), reference) {
+                        (false, _) => None,
+                        (true, Some(_)) => found.next(),
+                        // With nof1's own graph, a patient whose calibration
+                        // set was rescored by exact search (missing features).
+                        (true, None) => Some(self.exact.search(&p.x.q, k, None, Some(p.radius))),
+                    };
                     let density = if p.finite_q {
                         density_found.as_mut().and_then(|d| d.next())
                     } else {
@@ -636,9 +643,13 @@ impl Model {
         // `supported` is final.
         let finite_q = x.q.iter().all(|v| v.is_finite());
         let mut found = None;
+        // A set rescored for the patient's missing features was scored by
+        // exact search: the patient is searched exactly too (below).
+        let graph_scored_set = matches!(set, SetRef::Model(_));
         if let Some(g) = &self.hnsw
             && finite_q
             && d.index_kind == IndexKind::Graph
+            && graph_scored_set
         {
             // nof1's own graph (exact search for a far query): the
             // calibration members were scored by the same search, so its
@@ -659,6 +670,7 @@ impl Model {
             found = Some((nb, scores, p, verdict, support));
         } else if let Some(g) = &self.hnsw
             && finite_q
+            && d.index_kind == IndexKind::Hnsw
         {
             let nb = g.search(&x.q, k);
             if nb.len() == k {

@@ -1060,6 +1060,34 @@ mod tests {
         // α = 0.05; 2,000 patients and 10,000 calibration scores: a binomial
         // spread of about 0.005 each.
         assert!(invisible <= 0.05 + 0.025, "false invisible {invisible}");
+        // A patient with a missing feature is calibrated on members rescored
+        // under its mask, by exact search: it is searched exactly too, so it
+        // gets the exact-index model's assessment (same calibration data).
+        let holed = Table::from_rows(
+            (n..n + 300).map(|i| format!("h{i}")).collect(),
+            (0..p).map(|j| format!("f{j}")).collect(),
+            (n..n + 300)
+                .flat_map(|i| (0..p).map(move |j| (i, j)))
+                .map(|(i, j)| {
+                    if j == i % p {
+                        f64::NAN
+                    } else {
+                        f64::from(pts[i * p + j])
+                    }
+                })
+                .collect(),
+        )
+        .expect("table");
+        let exact = model
+            .with_index_kind(crate::index::IndexKind::Exact, &crate::model::NoProgress)
+            .expect("exact model");
+        let g = model.assess(&holed).expect("assess");
+        let e = exact.assess(&holed).expect("assess");
+        assert!(
+            g.iter()
+                .all(|a| a.verdict != crate::Verdict::InsufficientData)
+        );
+        assert_eq!(format!("{g:?}"), format!("{e:?}"));
     }
 
     fn tree_len(model: &Model) -> usize {
