@@ -63,7 +63,7 @@ impl Default for HnswParams {
         HnswParams {
             max_connections: 16,
             ef_construction: 100,
-            ef_search: 48,
+            ef_search: 32,
             max_layers: 16,
         }
     }

@@ -1360,7 +1360,7 @@ impl IndexParams {
         let limit = self.hnsw.ef_search.max(k) * EF_RAISE_LIMIT;
         while recall.0.min(recall.1) < MIN_RECALL && g.params().ef_search < limit {
             progress.advance(0);
-            g.set_ef_search((2 * g.params().ef_search.max(k)).min(limit));
+            g.set_ef_search(wider_beam(g.params().ef_search.max(k)).min(limit));
             recall = measure(&g);
         }
         progress.advance(1);
@@ -1566,9 +1566,18 @@ pub const INDEX_CHECK_PROBES: usize = 1000;
 /// recall@k that fit widens the graph's search beam to reach, and below
 /// which it warns (verdicts stay exact).
 pub const MIN_RECALL: f64 = 0.95;
-/// Most times fit widens the requested HNSW search beam (`ef_search`, at
-/// least `k`), doubling it, to reach [`MIN_RECALL`].
+/// How many times the requested HNSW search beam (`ef_search`, at least
+/// `k`) fit may widen it to reach [`MIN_RECALL`]: doubling it each time for
+/// `hnsw_rs` graphs, by a quarter for nof1's own.
 pub const EF_RAISE_LIMIT: usize = 8;
+
+/// The next search beam fit tries on its own graph when recall falls short:
+/// a quarter wider (at least 8 more), since a search costs about in
+/// proportion to its beam, doubling would overshoot the width needed by up
+/// to half of it.
+fn wider_beam(ef: usize) -> usize {
+    ef + (ef / 4).max(8)
+}
 
 /// Members searched between two progress reports in the steps that search
 /// for every member (calibration, its tail fits, reference densities): they
@@ -1875,6 +1884,25 @@ mod tests {
             if p <= q {
                 prop_assert!(t_p >= t_q);
             }
+        }
+
+        /// Each widening of the graph's beam adds a quarter (at least 8):
+        /// never more than doubling would from 8 up, and the widest beam
+        /// allowed ([`EF_RAISE_LIMIT`] times the start) is reached within a
+        /// bounded number of checks.
+        #[test]
+        fn beam_widens_by_a_quarter_and_reaches_the_limit(start in 1usize..5_000) {
+            let next = wider_beam(start);
+            prop_assert!(next >= start + 8);
+            prop_assert!(next <= start + start / 4 + 8);
+            prop_assert!(start < 8 || next <= 2 * start);
+            let limit = start * EF_RAISE_LIMIT;
+            let (mut ef, mut checks) = (start, 0);
+            while ef < limit {
+                ef = wider_beam(ef).min(limit);
+                checks += 1;
+            }
+            prop_assert!(checks <= 12, "{} checks from {}", checks, start);
         }
     }
     /// A plan whose members are rows `0..n`, in a seeded id order.
