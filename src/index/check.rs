@@ -14,6 +14,52 @@ pub const JITTER_FRACTION: f32 = 0.25;
 /// the origin of the embedding (the reference centroid: embeddings are centred).
 pub const PUSH_FACTOR: f32 = 3.0;
 
+/// Spread probes (the out-of-distribution probes of nof1's own graph): a
+/// member moved, in a random direction, by between [`SPREAD_MIN`] and
+/// [`SPREAD_MAX`] times its exact k-distance (uniformly).
+pub const SPREAD_MIN: f32 = 0.5;
+/// See [`SPREAD_MIN`].
+pub const SPREAD_MAX: f32 = 3.0;
+
+/// `m` seeded members (at most all of them) moved off the reference, from
+/// just beside it to beyond its edge: each by a seeded multiple, between
+/// [`SPREAD_MIN`] and [`SPREAD_MAX`], of its exact k-distance in a random
+/// direction. Members pushed [`PUSH_FACTOR`]× outward all land where a
+/// graph that hands far queries to exact search ([`HnswIndex::exact_beyond`])
+/// never searches; these probes range over where it does, sparse places
+/// near the reference, which is where out-of-distribution patients the
+/// graph answers lie. Row-major; deterministic (the exact searches run in
+/// parallel, the draws do not).
+pub fn spread_probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> Vec<f32> {
+    let dim = exact.dim();
+    let (members, _) = probe_members(exact, m, seed);
+    let mut rng = SplitMix64::new(seed ^ 0x5a7e_ad00);
+    let moves: Vec<(usize, f32, Vec<f32>)> = members
+        .iter()
+        .map(|&i| {
+            let f = SPREAD_MIN + (SPREAD_MAX - SPREAD_MIN) * rng.next_f64() as f32;
+            let dir: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+            (i, f, dir)
+        })
+        .collect();
+    moves
+        .par_iter()
+        .flat_map_iter(|(i, f, dir)| {
+            let x = exact.point(*i);
+            let kdist = exact
+                .search(x, k, Some(*i as u32), None)
+                .neighbours
+                .last()
+                .map_or(0.0, |nb| nb.distance);
+            let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
+            x.iter()
+                .zip(dir)
+                .map(move |(a, d)| a + f * kdist * d / norm)
+                .collect::<Vec<f32>>()
+        })
+        .collect()
+}
+
 /// `m` seeded reference members (at most all of them), each probed twice:
 /// moved by [`JITTER_FRACTION`] of its exact k-distance in a random direction
 /// (in distribution), and pushed [`PUSH_FACTOR`]× outward (out of
@@ -88,6 +134,8 @@ pub struct GraphRecall<'a> {
     queries: &'a [f32],
     k: usize,
     truth: Vec<Option<Vec<Neighbour>>>,
+    /// Count only the queries the graph answers itself.
+    graph_answered_only: bool,
 }
 
 impl<'a> GraphRecall<'a> {
@@ -99,11 +147,32 @@ impl<'a> GraphRecall<'a> {
             queries,
             k,
             truth: vec![None; n],
+            graph_answered_only: false,
+        }
+    }
+
+    /// The check of `queries` counting only those the graph answers itself
+    /// (not those it hands to exact search): its recall is a floor on the
+    /// recall of any mixture of such queries with far ones, whatever the
+    /// share of far ones. 1 when the graph answers none.
+    pub fn graph_answered(exact: &'a ExactIndex, queries: &'a [f32], k: usize) -> Self {
+        GraphRecall {
+            graph_answered_only: true,
+            ..Self::new(exact, queries, k)
         }
     }
 
     /// recall@k of `graph` (built over `exact`'s points) on the queries.
     pub fn measure(&mut self, graph: &HnswIndex) -> f64 {
+        self.measure_bounded(graph).0
+    }
+
+    /// recall@k of `graph` on the queries, and a lower confidence bound on
+    /// it: the mean of the queries' recalls less twice its standard error
+    /// (`NaN`s without queries). A beam widened until the measured recall
+    /// first reaches a target would otherwise stop, about half the time,
+    /// where the recall of patients is just under it.
+    pub fn measure_bounded(&mut self, graph: &HnswIndex) -> (f64, f64) {
         let dim = self.exact.dim().max(1);
         let k = self.k;
         let answers: Vec<Option<Vec<Neighbour>>> = self
@@ -125,16 +194,32 @@ impl<'a> GraphRecall<'a> {
             self.truth[i] = Some(t);
         }
         let exactly = k.min(self.exact.len());
-        share(
-            answers
-                .iter()
-                .zip(&self.truth)
-                .map(|(a, t)| match (a, t) {
-                    (Some(got), Some(t)) => (hits(t, got), t.len()),
-                    _ => (exactly, exactly),
-                })
-                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
-        )
+        let per_query: Vec<(usize, usize)> = answers
+            .iter()
+            .zip(&self.truth)
+            .filter(|(a, _)| a.is_some() || !self.graph_answered_only)
+            .map(|(a, t)| match (a, t) {
+                (Some(got), Some(t)) => (hits(t, got), t.len()),
+                _ => (exactly, exactly),
+            })
+            .collect();
+        if per_query.is_empty() && self.graph_answered_only {
+            return (1.0, 1.0);
+        }
+        let mean = share(per_query.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)));
+        let recalls: Vec<f64> = per_query
+            .iter()
+            .filter(|q| q.1 > 0)
+            .map(|&(h, t)| h as f64 / t as f64)
+            .collect();
+        let nq = recalls.len() as f64;
+        let se = if recalls.len() > 1 {
+            let m = recalls.iter().sum::<f64>() / nq;
+            (recalls.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / (nq - 1.0) / nq).sqrt()
+        } else {
+            0.0
+        };
+        (mean, mean - 2.0 * se)
     }
 }
 
@@ -170,6 +255,67 @@ fn share((found, total): (usize, usize)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::HnswParams;
+
+    /// Spread probes lie between `SPREAD_MIN` and `SPREAD_MAX` of their
+    /// member's exact k-distance from it, and the same seed gives the same
+    /// probes.
+    #[test]
+    fn spread_probes_lie_within_their_band() {
+        let (n, dim, k, m) = (3000, 6, 10, 200);
+        let points = crate::rng::clustered_points(n, dim, 5, 3);
+        let exact = ExactIndex::new(points, dim);
+        let probes = spread_probes(&exact, k, m, 7);
+        assert_eq!(probes, spread_probes(&exact, k, m, 7));
+        let (members, _) = probe_members(&exact, m, 7);
+        for (q, &i) in probes.chunks_exact(dim).zip(&members) {
+            let kdist = exact
+                .search(exact.point(i), k, Some(i as u32), None)
+                .neighbours[k - 1]
+                .distance;
+            let moved = super::super::squared_distance(exact.point(i), q).sqrt();
+            assert!(moved >= SPREAD_MIN * kdist * 0.999, "{moved} {kdist}");
+            assert!(moved <= SPREAD_MAX * kdist * 1.001, "{moved} {kdist}");
+        }
+    }
+
+    /// Counting only the queries the graph answers: equal to the plain
+    /// recall when the graph answers all, 1 when it answers none, and never
+    /// above the plain recall (which counts exact answers as found).
+    #[test]
+    fn graph_answered_recall_is_a_floor() {
+        let (n, dim, k) = (4000, 8, 10);
+        let points = crate::rng::clustered_points(n, dim, 6, 5);
+        let exact = ExactIndex::new(points.clone(), dim);
+        let weak = HnswParams {
+            max_connections: 4,
+            ef_construction: 8,
+            ef_search: 10,
+            max_layers: 4,
+        };
+        let mut g = HnswIndex::build_own(&points, dim, weak, 1, None, |_| {});
+        let queries = spread_probes(&exact, k, 300, 2);
+        let both = |g: &HnswIndex| {
+            (
+                GraphRecall::new(&exact, &queries, k).measure_bounded(g),
+                GraphRecall::graph_answered(&exact, &queries, k).measure_bounded(g),
+            )
+        };
+        let (all, answered) = both(&g);
+        assert_eq!(all, answered);
+        assert!(all.0 < 1.0 && all.1 < all.0, "{all:?}");
+        g.exact_beyond(Some(0.0));
+        assert_eq!(both(&g).1, (1.0, 1.0));
+        // Far queries (beyond the median k-th distance found) answered exactly.
+        let mut kth: Vec<f32> = queries
+            .chunks_exact(dim)
+            .map(|q| exact.search(q, k, None, None).neighbours[k - 1].distance)
+            .collect();
+        kth.sort_by(f32::total_cmp);
+        g.exact_beyond(Some(kth[kth.len() / 2]));
+        let (all, answered) = both(&g);
+        assert!(answered.0 < all.0, "{answered:?} {all:?}");
+    }
 
     #[test]
     fn hits_count_ties_at_the_kth_distance() {

@@ -170,11 +170,14 @@ pub struct ModelData {
 /// seeded probes (see docs/method.md, "Index").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct IndexCheck {
-    /// recall@k on reference members moved by a quarter of their k-distance
-    /// in a random direction (in distribution).
+    /// recall@k in distribution: on held-out calibration members (nof1's
+    /// own graph under split conformal), else on reference members moved by
+    /// a quarter of their k-distance in a random direction.
     pub recall_in: f64,
-    /// recall@k on reference members pushed 3× outward from the centroid
-    /// (out of distribution).
+    /// recall@k out of distribution: for nof1's own graph, on the members
+    /// moved off the reference by 0.5–3 k-distances that the graph searches
+    /// itself (far ones are searched exactly); for `hnsw_rs` graphs, on
+    /// members pushed 3× outward from the centroid.
     pub recall_out: f64,
     /// Fraction of calibration members the graph alone would not call
     /// `supported`: about the share of exchangeable patients that assess

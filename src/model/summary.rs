@@ -549,7 +549,7 @@ impl ModelSummary {
         let mut index_notes = Vec::new();
         match self.index_check {
             Some(chk) if self.index_kind == IndexKind::Graph => index_notes.push(format!(
-                "at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it; calibration and patients scored by the same search, far queries searched exactly",
+                "at fit, {} probes each: recall@{} {:.3} in distribution, {:.3} out of it (on the probes the graph searches itself); calibration and patients scored by the same search, far queries searched exactly",
                 chk.probes, p.k, chk.recall_in, chk.recall_out
             )),
             Some(chk) => index_notes.push(format!(
