@@ -23,14 +23,20 @@ pub const SPREAD_MAX: f32 = 3.0;
 
 /// `m` seeded members (at most all of them) moved off the reference, from
 /// just beside it to beyond its edge: each by a seeded multiple, between
-/// [`SPREAD_MIN`] and [`SPREAD_MAX`], of its exact k-distance in a random
-/// direction. Members pushed [`PUSH_FACTOR`]× outward all land where a
+/// [`SPREAD_MIN`] and [`SPREAD_MAX`], of its k-distance (`kdist` of its
+/// row: exact, or a graph's, which is as good a scale and costs less) in a
+/// random direction. Members pushed [`PUSH_FACTOR`]× outward all land where a
 /// graph that hands far queries to exact search ([`HnswIndex::exact_beyond`])
 /// never searches; these probes range over where it does, sparse places
 /// near the reference, which is where out-of-distribution patients the
 /// graph answers lie. Row-major; deterministic (the exact searches run in
 /// parallel, the draws do not).
-pub fn spread_probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> Vec<f32> {
+pub fn spread_probes(
+    exact: &ExactIndex,
+    kdist: impl Fn(usize) -> f32 + Sync,
+    m: usize,
+    seed: u64,
+) -> Vec<f32> {
     let dim = exact.dim();
     let (members, _) = probe_members(exact, m, seed);
     let mut rng = SplitMix64::new(seed ^ 0x5a7e_ad00);
@@ -46,11 +52,7 @@ pub fn spread_probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> Vec<f
         .par_iter()
         .flat_map_iter(|(i, f, dir)| {
             let x = exact.point(*i);
-            let kdist = exact
-                .search(x, k, Some(*i as u32), None)
-                .neighbours
-                .last()
-                .map_or(0.0, |nb| nb.distance);
+            let kdist = kdist(*i);
             let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
             x.iter()
                 .zip(dir)
@@ -257,6 +259,14 @@ mod tests {
     use super::*;
     use crate::index::HnswParams;
 
+    fn exact_kdist(exact: &ExactIndex, k: usize, i: usize) -> f32 {
+        exact
+            .search(exact.point(i), k, Some(i as u32), None)
+            .neighbours
+            .last()
+            .map_or(0.0, |nb| nb.distance)
+    }
+
     /// Spread probes lie between `SPREAD_MIN` and `SPREAD_MAX` of their
     /// member's exact k-distance from it, and the same seed gives the same
     /// probes.
@@ -265,8 +275,11 @@ mod tests {
         let (n, dim, k, m) = (3000, 6, 10, 200);
         let points = crate::rng::clustered_points(n, dim, 5, 3);
         let exact = ExactIndex::new(points, dim);
-        let probes = spread_probes(&exact, k, m, 7);
-        assert_eq!(probes, spread_probes(&exact, k, m, 7));
+        let probes = spread_probes(&exact, |i| exact_kdist(&exact, k, i), m, 7);
+        assert_eq!(
+            probes,
+            spread_probes(&exact, |i| exact_kdist(&exact, k, i), m, 7)
+        );
         let (members, _) = probe_members(&exact, m, 7);
         for (q, &i) in probes.chunks_exact(dim).zip(&members) {
             let kdist = exact
@@ -294,7 +307,7 @@ mod tests {
             max_layers: 4,
         };
         let mut g = HnswIndex::build_own(&points, dim, weak, 1, None, |_| {});
-        let queries = spread_probes(&exact, k, 300, 2);
+        let queries = spread_probes(&exact, |i| exact_kdist(&exact, k, i), 300, 2);
         let both = |g: &HnswIndex| {
             (
                 GraphRecall::new(&exact, &queries, k).measure_bounded(g),
