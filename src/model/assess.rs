@@ -448,7 +448,7 @@ impl Model {
             let (set, fallback) = from_model();
             return (set, fallback, None);
         };
-        let masked = cache.get(mask, || {
+        let masked = self.masks.get_or(cache, mask, || {
             // Kept once per loaded model, built sequentially (see
             // KeptMembers::build): never from inside its own initialiser.
             let kept = self
@@ -958,27 +958,52 @@ impl SetRef<'_> {
     }
 }
 
-/// Calibration sets recomputed for the missingness patterns of one batch.
+/// Most missingness patterns whose calibration sets a loaded model keeps
+/// from batch to batch (and call to call): a few megabytes at most (a set
+/// holds the scores of at most [`crate::calibrate::MASK_MEMBERS`] members).
+/// Patterns met once it is full are kept for their batch only.
+pub const MASK_CACHE_PATTERNS: usize = 64;
+
+/// Calibration sets recomputed for missingness patterns: those of one
+/// batch, or (a model's, [`MASK_CACHE_PATTERNS`] at most) of every batch.
 #[derive(Debug, Default)]
 pub(crate) struct MaskCache {
     sets: Mutex<HashMap<Vec<bool>, Arc<MaskedCalibration>>>,
 }
 
 impl MaskCache {
-    fn get(
+    fn lookup(&self, mask: &[bool]) -> Option<Arc<MaskedCalibration>> {
+        self.sets.lock().ok()?.get(mask).map(Arc::clone)
+    }
+
+    /// Keeps `set` for `mask` unless the cache holds `limit` patterns
+    /// already; whether it is (now) kept.
+    fn keep(&self, mask: &[bool], set: &Arc<MaskedCalibration>, limit: usize) -> bool {
+        let Ok(mut sets) = self.sets.lock() else {
+            return false;
+        };
+        if !sets.contains_key(mask) && sets.len() >= limit {
+            return false;
+        }
+        sets.entry(mask.to_vec()).or_insert_with(|| Arc::clone(set));
+        true
+    }
+
+    /// The set for `mask`: from this (the model's) cache, else from the
+    /// batch's, else made and kept here while there is room, else in the
+    /// batch's.
+    fn get_or(
         &self,
+        batch: &MaskCache,
         mask: &[bool],
         make: impl FnOnce() -> MaskedCalibration,
     ) -> Arc<MaskedCalibration> {
-        if let Ok(sets) = self.sets.lock()
-            && let Some(s) = sets.get(mask)
-        {
-            return Arc::clone(s);
+        if let Some(s) = self.lookup(mask).or_else(|| batch.lookup(mask)) {
+            return s;
         }
         let made = Arc::new(make());
-        if let Ok(mut sets) = self.sets.lock() {
-            sets.entry(mask.to_vec())
-                .or_insert_with(|| Arc::clone(&made));
+        if !self.keep(mask, &made, MASK_CACHE_PATTERNS) {
+            batch.keep(mask, &made, usize::MAX);
         }
         made
     }
@@ -1007,6 +1032,53 @@ mod tests {
         let ids = (0..n).map(|i| format!("r{i}")).collect();
         let names = (0..9).map(|j| format!("f{j}")).collect();
         Table::from_rows(ids, names, values).expect("a valid table")
+    }
+
+    /// The model keeps the calibration sets of the first
+    /// `MASK_CACHE_PATTERNS` missingness patterns across calls, and
+    /// patterns beyond them per batch: assessments are the same as a fresh
+    /// model's, patient by patient, whatever the cache held before.
+    #[test]
+    fn kept_mask_sets_do_not_change_assessments() {
+        let model = Params::default().k(7).fit(&cohort(900, 21)).expect("fit");
+        let mut patients = cohort(260, 22);
+        let p = patients.n_features();
+        // Three missing features out of nine per patient, a pattern per
+        // patient (84 distinct: more than the model keeps), some twice.
+        let triples: Vec<[usize; 3]> = (0..p)
+            .flat_map(|a| (a + 1..p).flat_map(move |b| (b + 1..p).map(move |c| [a, b, c])))
+            .collect();
+        assert!(triples.len() > super::MASK_CACHE_PATTERNS);
+        for i in 0..patients.n_rows() {
+            for &j in &triples[i % triples.len()] {
+                patients.values[i * p + j] = f64::NAN;
+            }
+        }
+        let first = model.assess(&patients).expect("assess");
+        let kept = model.masks.sets.lock().map(|s| s.len()).unwrap_or(0);
+        assert_eq!(kept, super::MASK_CACHE_PATTERNS);
+        let again = model.assess(&patients).expect("assess");
+        // A fresh model, its cache filled by other patterns first.
+        let fresh = Params::default().k(7).fit(&cohort(900, 21)).expect("fit");
+        let mut others = patients.clone();
+        others.values.iter_mut().for_each(|v| {
+            if v.is_nan() {
+                *v = 0.5;
+            }
+        });
+        for i in 0..others.n_rows() {
+            others.values[i * p + i % p] = f64::NAN;
+            others.values[i * p + (i + 4) % p] = f64::NAN;
+        }
+        fresh.assess(&others).expect("assess");
+        for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "row {i}");
+            let row = &patients.values[i * p..(i + 1) * p];
+            let one = fresh
+                .assess_one(&patients.ids[i], None, row, String::new())
+                .expect("assess");
+            assert_eq!(format!("{a:?}"), format!("{one:?}"), "row {i}");
+        }
     }
 
     /// Patients searched in batches by blocked distance products get the

@@ -224,6 +224,7 @@ impl Params {
             folds,
             blocked: std::sync::OnceLock::new(),
             density_blocked: std::sync::OnceLock::new(),
+            masks: super::assess::MaskCache::default(),
         })
     }
 }

@@ -207,6 +207,9 @@ pub struct Model {
     /// search of the reference (`None` inside: no sample, or its points do
     /// not qualify).
     density_blocked: std::sync::OnceLock<Option<crate::index::blocked::BlockedSearch>>,
+    /// Calibration sets rescored for missingness patterns met so far (at
+    /// most [`assess::MASK_CACHE_PATTERNS`]).
+    masks: assess::MaskCache,
 }
 
 /// Under cross-conformal calibration, each fold model's index over its
@@ -342,6 +345,7 @@ impl Model {
             folds,
             blocked: std::sync::OnceLock::new(),
             density_blocked: std::sync::OnceLock::new(),
+            masks: assess::MaskCache::default(),
         })
     }
 
@@ -408,6 +412,7 @@ impl Model {
             folds,
             blocked: std::sync::OnceLock::new(),
             density_blocked: std::sync::OnceLock::new(),
+            masks: assess::MaskCache::default(),
         })
     }
 

@@ -10,7 +10,7 @@ use crate::table::{FeatureMap, TableReader, preview_names};
 use crate::verdict::{Assessment, VerdictCounts};
 
 /// Rows read and assessed per batch by [`Model::assess_stream`].
-pub const CHUNK_ROWS: usize = 4_096;
+pub const CHUNK_ROWS: usize = 2_048;
 
 /// A patient file opened for [`Model::assess_stream`], its columns matched to
 /// the model's features by name. Build with [`Model::patient_stream`].
