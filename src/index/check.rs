@@ -16,7 +16,7 @@ pub const PUSH_FACTOR: f32 = 3.0;
 
 /// Spread probes (the out-of-distribution probes of nof1's own graph): a
 /// member moved, in a random direction, by between [`SPREAD_MIN`] and
-/// [`SPREAD_MAX`] times its exact k-distance (uniformly).
+/// [`SPREAD_MAX`] times its k-distance (uniformly).
 pub const SPREAD_MIN: f32 = 0.5;
 /// See [`SPREAD_MIN`].
 pub const SPREAD_MAX: f32 = 3.0;
@@ -29,8 +29,8 @@ pub const SPREAD_MAX: f32 = 3.0;
 /// graph that hands far queries to exact search ([`HnswIndex::exact_beyond`])
 /// never searches; these probes range over where it does, sparse places
 /// near the reference, which is where out-of-distribution patients the
-/// graph answers lie. Row-major; deterministic (the exact searches run in
-/// parallel, the draws do not).
+/// graph answers lie. Row-major; deterministic (the k-distances are found
+/// in parallel, the draws are not).
 pub fn spread_probes(
     exact: &ExactIndex,
     kdist: impl Fn(usize) -> f32 + Sync,
@@ -86,12 +86,6 @@ pub fn probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> (Vec<f32>, V
         );
     }
     (inside, pushed(exact, &members))
-}
-
-/// The out-of-distribution probes of [`probes`] alone (the same members
-/// pushed outward), without the exact searches the jittered ones need.
-pub fn pushed_probes(exact: &ExactIndex, m: usize, seed: u64) -> Vec<f32> {
-    pushed(exact, &probe_members(exact, m, seed).0)
 }
 
 /// The seeded probe members, and the generator as it stands after drawing them.

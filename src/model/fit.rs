@@ -1348,11 +1348,11 @@ impl IndexParams {
         let probes = INDEX_CHECK_PROBES.min(n);
         // In distribution: held-out members (searched exactly like
         // patients; up to INDEX_CHECK_PROBES) under split conformal, else
-        // jittered members. Out of
-        // it: members moved off the reference by up to a few k-distances,
-        // counting those the graph searches itself (members pushed far out
-        // would all be handed to exact search, and say nothing of the
-        // graph): a floor on the recall of any out-of-distribution patients.
+        // jittered members. Out of it: members moved off the reference by
+        // up to a few k-distances, counting those the graph searches itself
+        // (members pushed far out would all be handed to exact search, and
+        // say nothing of the graph): a floor on the recall of any
+        // out-of-distribution patients.
         let inside = match held_out {
             Some(q) if !q.is_empty() => q,
             _ => check::probes(exact, k, probes, self.seed).0,
