@@ -51,15 +51,25 @@ pub fn spread_probes(
     moves
         .par_iter()
         .flat_map_iter(|(i, f, dir)| {
-            let x = exact.point(*i);
-            let kdist = kdist(*i);
-            let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
-            x.iter()
-                .zip(dir)
-                .map(move |(a, d)| a + f * kdist * d / norm)
-                .collect::<Vec<f32>>()
+            moved(exact.point(*i), dir, f * kdist(*i)).collect::<Vec<f32>>()
         })
         .collect()
+}
+
+/// `x` moved by `by` along the direction of `dir`.
+fn moved<'a>(x: &'a [f32], dir: &'a [f32], by: f32) -> impl Iterator<Item = f32> + 'a {
+    let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
+    x.iter().zip(dir).map(move |(a, d)| a + by * d / norm)
+}
+
+/// The exact distance from member `i` to its `k`-th nearest other member
+/// (0 without one).
+fn exact_kdist(exact: &ExactIndex, k: usize, i: usize) -> f32 {
+    exact
+        .search(exact.point(i), k, Some(i as u32), None)
+        .neighbours
+        .last()
+        .map_or(0.0, |nb| nb.distance)
 }
 
 /// `m` seeded reference members (at most all of them), each probed twice:
@@ -71,19 +81,9 @@ pub fn probes(exact: &ExactIndex, k: usize, m: usize, seed: u64) -> (Vec<f32>, V
     let (members, mut rng) = probe_members(exact, m, seed);
     let mut inside = Vec::with_capacity(members.len() * dim);
     for &i in &members {
-        let x = exact.point(i);
-        let kdist = exact
-            .search(x, k, Some(i as u32), None)
-            .neighbours
-            .last()
-            .map_or(0.0, |nb| nb.distance);
+        let kdist = exact_kdist(exact, k, i);
         let dir: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-        let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-30);
-        inside.extend(
-            x.iter()
-                .zip(&dir)
-                .map(|(a, d)| a + JITTER_FRACTION * kdist * d / norm),
-        );
+        inside.extend(moved(exact.point(i), &dir, JITTER_FRACTION * kdist));
     }
     (inside, pushed(exact, &members))
 }
@@ -253,14 +253,6 @@ mod tests {
     use super::*;
     use crate::index::HnswParams;
 
-    fn exact_kdist(exact: &ExactIndex, k: usize, i: usize) -> f32 {
-        exact
-            .search(exact.point(i), k, Some(i as u32), None)
-            .neighbours
-            .last()
-            .map_or(0.0, |nb| nb.distance)
-    }
-
     /// Spread probes lie between `SPREAD_MIN` and `SPREAD_MAX` of their
     /// member's exact k-distance from it, and the same seed gives the same
     /// probes.
@@ -276,10 +268,7 @@ mod tests {
         );
         let (members, _) = probe_members(&exact, m, 7);
         for (q, &i) in probes.chunks_exact(dim).zip(&members) {
-            let kdist = exact
-                .search(exact.point(i), k, Some(i as u32), None)
-                .neighbours[k - 1]
-                .distance;
+            let kdist = exact_kdist(&exact, k, i);
             let moved = super::super::squared_distance(exact.point(i), q).sqrt();
             assert!(moved >= SPREAD_MIN * kdist * 0.999, "{moved} {kdist}");
             assert!(moved <= SPREAD_MAX * kdist * 1.001, "{moved} {kdist}");

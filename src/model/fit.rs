@@ -1579,11 +1579,13 @@ pub const BLOCKED_CHUNK: usize = 8 * QUERY_BLOCK;
 /// Probes of each kind in the HNSW check at fit.
 pub const INDEX_CHECK_PROBES: usize = 2000;
 /// recall@k that fit widens the graph's search beam to reach, and below
-/// which it warns (verdicts stay exact).
+/// which it warns: the measured recall for `hnsw_rs` graphs (verdicts stay
+/// exact), its lower confidence bound for nof1's own graph.
 pub const MIN_RECALL: f64 = 0.95;
-/// How many times the requested HNSW search beam (`ef_search`, at least
-/// `k`) fit may widen it to reach [`MIN_RECALL`]: doubling it each time for
-/// `hnsw_rs` graphs, by a quarter for nof1's own.
+/// The widest search beam fit may give an HNSW graph to reach
+/// [`MIN_RECALL`], as a multiple of the requested one (`ef_search`, at
+/// least `k`): widened by doubling for `hnsw_rs` graphs, by a quarter for
+/// nof1's own.
 pub const EF_RAISE_LIMIT: usize = 16;
 
 /// The next search beam fit tries on its own graph when recall falls short:
